@@ -9,11 +9,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str = ""):
-    """Yield a temporary path next to `target`; on success it replaces `target` in one rename."""
+def atomic_path(target: str | os.PathLike):
+    """Yield a temporary path next to `target` (same extension, for libraries that check it); on success it
+    replaces `target` in one rename, on failure it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -68,12 +68,18 @@ def _layer_macs(layer) -> int:
     return 0
 
 
+def _producer_name(tensor, index: int) -> str:
+    """Keras 3 names output tensors 'keras_tensor_NN'; the layer that makes them has the name a user chose."""
+    history = getattr(tensor, "_keras_history", None)
+    op = getattr(history, "operation", None)
+    return getattr(op, "name", None) or getattr(tensor, "name", None) or f"output{index}"
+
+
 def inspect_keras_model(model, path: Path, fmt: str) -> ModelInfo:
     import keras
 
     inputs = [TensorInfo(t.name, _dims(t.shape), str(t.dtype)) for t in model.inputs]
-    outputs = [TensorInfo(getattr(t, "name", f"output{i}"), _dims(t.shape), str(t.dtype))
-               for i, t in enumerate(model.outputs)]
+    outputs = [TensorInfo(_producer_name(t, i), _dims(t.shape), str(t.dtype)) for i, t in enumerate(model.outputs)]
     weights: dict[str, int] = {}
     for w in model.weights:
         dt = str(w.dtype)

@@ -68,6 +68,8 @@ def _macs(model) -> tuple[int | None, dict[str, list]]:
         dims = inp.type.tensor_type.shape.dim
         if len(dims) and not dims[0].HasField("dim_value"):
             dims[0].dim_value = 1
+    for out in model.graph.output:  # declared symbolic output shapes would mask the inferred concrete ones
+        out.type.tensor_type.ClearField("shape")
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is best effort
@@ -137,7 +139,11 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     params = sum(sizes.values())
     ops = histogram((f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type) for n in graph.node)
     report(0.6, "inferring shapes")
-    macs, shapes = _macs(model)
+    macs, shapes = None, {}
+    if sum(os.path.getsize(f) for f in files) < 1_500_000_000:  # protobuf cannot hold 2 GB in memory
+        # shape inference reads small constants (Reshape targets), which may live in the external file
+        onnx.load_external_data_for_model(model, str(p.parent))
+        macs, shapes = _macs(model)
     layers = [LayerInfo(n.name or f"{n.op_type}_{i}", n.op_type, sum(sizes.get(x, 0) for x in n.input),
                         shapes.get(n.output[0]) if n.output else None) for i, n in enumerate(graph.node)]
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}

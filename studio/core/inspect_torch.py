@@ -33,7 +33,8 @@ def _dim(d):
 
 
 def _meta_tensor(name: str, val) -> TensorInfo:
-    shape = [_dim(d) for d in getattr(val, "shape", [])]
+    # torch names symbolic sizes s0, s31...: the leading one of a model input is its batch
+    shape = [_dim(d) if i or isinstance(_dim(d), int) else "batch" for i, d in enumerate(getattr(val, "shape", []))]
     return TensorInfo(name, shape, _dt(getattr(val, "dtype", "unknown")))
 
 

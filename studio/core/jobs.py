@@ -1,53 +1,55 @@
 """Run heavy framework work in a fresh worker process, so a crash in a converter never takes the caller down.
 
-`run_job(fn, *args, report=..., cancel=..., timeout=...)` calls `fn(*args, report=child_report, **kwargs)` in a
-spawned process. Progress comes back as it happens; the return value or a StudioError comes back at the end; a
-segfault, an out-of-memory kill or a hang becomes a JobCrashed with a plain message; cancel kills the worker.
+`run_job(fn, *args, report=..., cancel=..., timeout=...)` calls `fn(*args, report=child_report, **kwargs)` in
+`python -m studio.core.worker`. Progress comes back as it happens; the return value or a StudioError comes back
+at the end; a segfault, an out-of-memory kill or a hang becomes a JobCrashed with a plain message; cancel kills
+the worker. The worker is a plain subprocess (not multiprocessing), so the caller's __main__ is never re-run.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+import pickle
+import select
 import signal
+import struct
+import subprocess
+import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
-from .errors import Cancelled, JobCrashed, StudioError
+from .errors import Cancelled, JobCrashed
 from .progress import CancelToken, Report, ignore
 
-# Quiet the frameworks' C++ logging in workers; these are read when TensorFlow / absl load.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums: keep results repeatable
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# Quiet the frameworks' C++ logging and keep TensorFlow's float sums in a repeatable order.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
+              "PYTHONWARNINGS": "ignore"}
 
 
-def _child(conn, log_path: str, fn, args, kwargs) -> None:
-    # Library chatter (TensorFlow banners, warnings) goes to a log file, not the user's terminal.
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    last = [0.0]
+def read_message(fd: int):
+    header = _read_exact(fd, 4)
+    if header is None:
+        return None
+    body = _read_exact(fd, struct.unpack("!I", header)[0])
+    return None if body is None else pickle.loads(body)
 
-    def report(fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if fraction >= 1.0 or now - last[0] > 0.05:  # keep the pipe calm: at most ~20 updates a second
-            last[0] = now
-            conn.send(("progress", float(fraction), str(message)))
 
-    try:
-        result = fn(*args, report=report, **kwargs)
-        conn.send(("ok", result))
-    except StudioError as exc:
-        conn.send(("error", exc))
-    except BaseException as exc:  # noqa: BLE001 - everything else becomes a one-line StudioError
-        traceback.print_exc()
-        text = str(exc).strip().splitlines()
-        summary = f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")
-        conn.send(("error", StudioError(f"{summary} (details in {log_path})")))
-    finally:
-        conn.close()
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_message(fd: int, obj) -> None:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = struct.pack("!I", len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _describe_exit(code: int | None) -> str:
@@ -62,26 +64,34 @@ def _describe_exit(code: int | None) -> str:
     return f"exited unexpectedly with code {code}"
 
 
-def _stop(proc) -> None:
+def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
-    proc.join(3)
-    if proc.is_alive():
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        proc.join()
+        proc.wait()
 
 
 def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = None, timeout: float | None = None,
             what: str = "worker", **kwargs):
-    """Call fn(*args, report=..., **kwargs) in a spawned process and return its result."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    log = tempfile.NamedTemporaryFile(prefix="studio-job-", suffix=".log", delete=False)
-    log.close()
-    proc = ctx.Process(target=_child, args=(child, log.name, fn, args, kwargs), daemon=True)
-    proc.start()
-    child.close()
-    deadline = None if timeout is None else time.monotonic() + timeout
+    """Call fn(*args, report=..., **kwargs) in a worker process and return its result."""
+    log_fd, log_path = tempfile.mkstemp(prefix="studio-job-", suffix=".log")
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ, **WORKER_ENV)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "studio.core.worker", str(write_fd), log_path],
+                                stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=(write_fd,), env=env)
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
     outcome = None
+    try:
+        proc.stdin.write(pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the worker died at start; the loop below reports how
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while outcome is None:
             if cancel is not None and cancel.cancelled:
@@ -90,27 +100,26 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
             if deadline is not None and time.monotonic() > deadline:
                 _stop(proc)
                 raise JobCrashed(f"{what} did not finish within {timeout:.0f} s and was stopped")
-            if parent.poll(0.05):
-                try:
-                    msg = parent.recv()
-                except EOFError:
-                    proc.join(5)
-                    raise JobCrashed(f"{what} {_describe_exit(proc.exitcode)}; details in {log.name}") from None
-                if msg[0] == "progress":
-                    report(msg[1], msg[2])
-                else:
-                    outcome = msg
-            elif not proc.is_alive() and not parent.poll(0):
-                raise JobCrashed(f"{what} {_describe_exit(proc.exitcode)}; details in {log.name}")
+            ready, _, _ = select.select([read_fd], [], [], 0.05)
+            if not ready:
+                continue
+            msg = read_message(read_fd)
+            if msg is None:  # pipe closed without a result: the worker died
+                proc.wait()
+                raise JobCrashed(f"{what} {_describe_exit(proc.returncode)}; details in {log_path}")
+            if msg[0] == "progress":
+                report(msg[1], msg[2])
+            else:
+                outcome = msg
     finally:
-        parent.close()
-        if proc.is_alive():
-            proc.join(5)
-            if proc.is_alive():
-                _stop(proc)
+        os.close(read_fd)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+    keep_log = outcome[0] == "error" and log_path in str(outcome[1])
+    if not keep_log:
+        Path(log_path).unlink(missing_ok=True)
     if outcome[0] == "error":
-        if log.name not in str(outcome[1]):
-            Path(log.name).unlink(missing_ok=True)
         raise outcome[1]
-    Path(log.name).unlink(missing_ok=True)
     return outcome[1]

@@ -79,16 +79,19 @@ def _macs(model) -> tuple[int | None, dict[str, list]]:
     shapes.update({t.name: list(t.dims) for t in inferred.graph.initializer})
     known = lambda s: bool(s) and all(isinstance(d, int) for d in s)  # noqa: E731
     total = 0
+    # where the data and weight inputs sit; quantized kernels (dynamic and QOperator formats) count like float ones
+    operands = {"Conv": (0, 1), "ConvTranspose": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0, 1),
+                "MatMulInteger": (0, 1), "QLinearConv": (0, 3), "QLinearMatMul": (0, 3)}
     for node in inferred.graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+        if node.op_type not in operands:
             continue
-        ins = [shapes.get(n) for n in node.input[:2]]
+        ins = [shapes.get(node.input[i]) if i < len(node.input) else None for i in operands[node.op_type]]
         out = shapes.get(node.output[0])
         if not all(known(s) for s in ins) or not known(out):
             return None, shapes
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         x, w = ins
-        if node.op_type == "Conv":
+        if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
             total += math.prod(out) * math.prod(w[1:])
         elif node.op_type == "ConvTranspose":
             total += math.prod(x) * math.prod(w[1:])
@@ -129,9 +132,10 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     outputs = [_tensor(v) for v in graph.output]
     weights: dict[str, int] = {}
     sizes: dict[str, int] = {}
+    qparams = {x for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") for x in n.input[1:]}
     for t in graph.initializer:
         dt = _dtype_name(t.data_type)
-        if dt == "int64":  # shape and index constants, not weights
+        if dt == "int64" or t.name in qparams:  # shape constants and quantization scales are not weights
             continue
         n = math.prod(t.dims)
         sizes[t.name] = n

@@ -47,10 +47,24 @@ def explain_tflite_error(exc: BaseException) -> str:
 @dataclass(frozen=True)
 class IOSpec:
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # dynamic dimensions read as 1
     dtype: np.dtype
     scale: float = 0.0
     zero_point: int = 0
+    dynamic_batch: bool = False
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Float data in the float model's domain -> this input's dtype (quantizing with scale/zero point)."""
+        if self.dtype.kind in "iu" and self.scale:
+            info = np.iinfo(self.dtype)
+            return np.clip(np.round(x / self.scale + self.zero_point), info.min, info.max).astype(self.dtype)
+        return x.astype(self.dtype, copy=False)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """This output's values as float32 (dequantizing integer outputs)."""
+        if self.dtype.kind in "iu" and self.scale:
+            return (y.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return y.astype(np.float32, copy=False)
 
 
 class OnnxRunner:
@@ -75,7 +89,8 @@ class OnnxRunner:
 
         def spec(arg):
             shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in arg.shape)  # batch 1 for dynamic dims
-            return IOSpec(arg.name, shape, np.dtype(type_map.get(arg.type, np.float32)))
+            dynamic = bool(arg.shape) and not (isinstance(arg.shape[0], int) and arg.shape[0] > 0)
+            return IOSpec(arg.name, shape, np.dtype(type_map.get(arg.type, np.float32)), dynamic_batch=dynamic)
 
         self.inputs = [spec(a) for a in self.session.get_inputs()]
         self.outputs = [spec(a) for a in self.session.get_outputs()]
@@ -100,7 +115,10 @@ class TfliteRunner:
 
         def spec(d):
             scale, zp = d["quantization"]
-            return IOSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp))
+            sig = d.get("shape_signature")
+            dynamic = sig is not None and len(sig) > 0 and int(sig[0]) == -1
+            return IOSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp),
+                          dynamic)
 
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
@@ -119,6 +137,18 @@ class TfliteRunner:
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(explain_tflite_error(exc), self.path) from None
         return [it.get_tensor(d["index"]) for d in self._out]
+
+
+def predict(runner, batches: list[np.ndarray], max_batch: int = 64) -> list[np.ndarray]:
+    """Run float batches [N, ...] (one per input) through a runner; returns float outputs [N, ...]."""
+    n = len(batches[0])
+    step = max_batch if all(i.dynamic_batch for i in runner.inputs) else 1
+    chunks: list[list[np.ndarray]] = [[] for _ in runner.outputs]
+    for start in range(0, n, step):
+        feeds = [spec.encode(b[start:start + step]) for spec, b in zip(runner.inputs, batches)]
+        for out, spec, y in zip(chunks, runner.outputs, runner.run(feeds)):
+            out.append(spec.decode(y))
+    return [np.concatenate(c) for c in chunks]
 
 
 def open_runner(path: str, threads: int = 1):

@@ -79,6 +79,8 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
     log_fd, log_path = tempfile.mkstemp(prefix="studio-job-", suffix=".log")
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, **WORKER_ENV)
+    # the worker must import whatever the caller can (fn is pickled by reference to its module)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "studio.core.worker", str(write_fd), log_path],
                                 stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=(write_fd,), env=env)

@@ -1,0 +1,165 @@
+"""The optimization engine on real models and real MNIST: accuracy kept, conversions agree, pruning shrinks."""
+import json
+
+import numpy as np
+import pytest
+
+from studio.core.errors import ConversionError, RecipeError
+from studio.core.evaluate import evaluate
+from studio.core.inspector import inspect_model
+from studio.core.jobs import run_job
+from studio.core.optimize import optimize
+from studio.core.recipe import Preprocess, Pruning, Quantization, Recipe
+from studio.core.verify import check_float
+from tests.core.test_data import write_digit_folder
+
+
+def accuracy(path, dataset, preprocess=Preprocess(), reference=None):
+    result = run_job(evaluate, str(path), dataset, preprocess, reference)
+    return result
+
+
+def torch_outputs(path, dataset, report=None):
+    """The PyTorch sample's own outputs on the dataset (runs in a torch worker)."""
+    from studio.core.convert_torch import forward, load_module
+    from studio.core.data import load_dataset, prepare
+
+    module, _, shape = load_module(path, "torch_export", None, False)
+    x = prepare(load_dataset(dataset).x, shape, Preprocess())
+    return forward(module, x)
+
+
+def test_mnist_onnx_static_int8_keeps_top1_within_one_point(shared_models, samples, tmp_path):
+    src = shared_models / "onnx" / "mnist.onnx"
+    doc = optimize(src, Recipe(quantization=Quantization("int8")), tmp_path, calib=samples["dataset"])
+    out = tmp_path / "model.onnx"
+    assert json.loads((tmp_path / "report.json").read_text()) == doc
+    fp32 = accuracy(src, samples["dataset"])["top1"]
+    int8 = accuracy(out, samples["dataset"])["top1"]
+    assert fp32 > 98 and abs(fp32 - int8) <= 1.0
+    info = inspect_model(out)
+    assert info.ops.get("QuantizeLinear", 0) > 0 and info.details["opset"] >= 13  # opset 8 raised for QDQ
+    assert doc["output"]["size_bytes"] < doc["source"]["size_bytes"]
+    assert doc["calibration"] == {"source": samples["dataset"], "samples": 100}
+    for key in ("steps", "warnings", "time_s", "versions", "params_before", "params_after", "macs_before"):
+        assert key in doc
+    assert doc["versions"]["onnxruntime"] and doc["conversion"]["check"]["passed"]
+
+
+def test_old_opset_dynamic_and_fp16(shared_models, samples, tmp_path):
+    src = shared_models / "onnx" / "mnist.onnx"
+    fp32 = accuracy(src, samples["dataset"])["top1"]
+    for mode in ("dynamic", "fp16"):
+        optimize(src, Recipe(quantization=Quantization(mode)), tmp_path / mode)
+        info = inspect_model(tmp_path / mode / "model.onnx")
+        assert info.runnable
+        assert abs(accuracy(tmp_path / mode / "model.onnx", samples["dataset"])["top1"] - fp32) <= 1.0
+    assert "float16" in inspect_model(tmp_path / "fp16" / "model.onnx").weight_dtypes
+
+
+def test_calibration_from_an_image_folder_and_without_data(shared_models, samples, tmp_path):
+    folder = write_digit_folder(tmp_path / "digits", samples, per_class=5)
+    src = shared_models / "onnx" / "mnist.onnx"
+    doc = optimize(src, Recipe(quantization=Quantization("int8", calibration="percentile")), tmp_path / "a",
+                   calib=str(folder))
+    assert doc["calibration"]["samples"] == 50 and doc["warnings"] == []
+    assert accuracy(tmp_path / "a" / "model.onnx", samples["dataset"])["top1"] > 97
+    doc = optimize(src, Recipe(quantization=Quantization("int8")), tmp_path / "b")
+    assert doc["calibration"]["source"] == "synthetic"
+    assert any("synthetic random inputs" in w for w in doc["warnings"])
+
+
+def test_keras_sample_to_full_int8_tflite_within_two_points(samples, tmp_path):
+    doc = optimize(samples["keras_model"], Recipe(target="tflite", quantization=Quantization("int8", io="int8")),
+                   tmp_path, calib=samples["train_dataset"])
+    out = tmp_path / "model.tflite"
+    info = inspect_model(out)
+    assert info.inputs[0].dtype == "int8" and info.outputs[0].dtype == "int8"
+    assert info.inputs[0].quantization.scale[0] > 0 and info.weight_dtypes.get("float32", 0) == 0
+    int8 = accuracy(out, samples["dataset"])["top1"]
+    assert abs(int8 - samples["keras_accuracy"]) <= 2.0
+    assert doc["conversion"]["route"] == "Keras -> TFLite" and doc["conversion"]["check"]["passed"]
+
+
+def test_pytorch_sample_converts_to_onnx_and_tflite_that_agree_with_it(samples, tmp_path):
+    ref = run_job(torch_outputs, samples["torch_model"], samples["dataset"])
+    for target in ("onnx", "tflite"):
+        doc = optimize(samples["torch_model"], Recipe(target=target), tmp_path / target)
+        assert doc["conversion"]["check"]["relative_error"] < 1e-4
+        result = accuracy(tmp_path / target / f"model.{target}", samples["dataset"], reference=ref)
+        assert result["agreement"]["top1_agreement"] == 100.0
+        assert result["agreement"]["relative_error"] < 1e-4
+        assert result["top1"] == pytest.approx(samples["torch_accuracy"], abs=0.01)
+
+
+def test_structured_pruning_halves_macs_runs_in_both_targets_and_finetune_recovers(samples, tmp_path):
+    plain = optimize(samples["torch_model"], Recipe(pruning=Pruning("structured", 0.5)), tmp_path / "onnx",
+                     calib=samples["dataset"])
+    assert plain["output"]["macs"] <= 0.5 * plain["macs_before"]
+    assert plain["params_after"] < 0.5 * plain["params_before"]
+    assert plain["output"]["size_bytes"] < 0.5 * plain["source"]["size_bytes"]
+    assert any("fine-tuning" in w for w in plain["warnings"])
+    layers = plain["steps"][0]["layers"]
+    assert layers and all(layer["channels_after"] < layer["channels_before"] for layer in layers)
+    tuned = optimize(samples["torch_model"], Recipe(target="tflite", pruning=Pruning("structured", 0.5,
+                                                                                  finetune_epochs=2)),
+                     tmp_path / "tflite", calib=samples["dataset"], finetune=samples["train_dataset"])
+    assert tuned["output"]["macs"] <= 0.5 * tuned["macs_before"]
+    acc_plain = accuracy(tmp_path / "onnx" / "model.onnx", samples["dataset"])["top1"]
+    acc_tuned = accuracy(tmp_path / "tflite" / "model.tflite", samples["dataset"])["top1"]
+    assert acc_tuned > 90 and acc_tuned > acc_plain  # recovery training earns back what pruning lost
+    assert any(s["name"].startswith("fine-tuning") for s in tuned["steps"])
+
+
+def test_unstructured_pruning_is_honest_for_onnx_and_tflite(shared_models, tmp_path):
+    for src, target in ((shared_models / "onnx" / "mnist.onnx", "onnx"),
+                        (shared_models / "tflite" / "trained_lstm.tflite", "tflite")):
+        doc = optimize(src, Recipe(target=target, pruning=Pruning("unstructured", 0.5)), tmp_path / target)
+        step = next(s for s in doc["steps"] if s["name"].startswith("unstructured"))
+        assert 0.49 < step["sparsity"] < 0.51
+        assert doc["output"]["compressed_size_bytes"] < doc["source"]["compressed_size_bytes"]
+        assert any("no faster" in w for w in doc["warnings"])
+        assert doc["pruning_effect"]["cosine"] < 1.0
+
+
+def conv_flatten_onnx(path):
+    """Conv (explicit pads), Relu, Flatten, Gemm: a graph onnx2torch and litert-torch both handle."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32) * 0.1, n)
+             for n, s in (("w", (4, 1, 3, 3)), ("b", (4,)), ("fw", (10, 4 * 28 * 28)), ("fb", (10,)))]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+         helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Flatten", ["r"], ["f"]),
+         helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 28, 28])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    return path
+
+
+def test_onnx_to_tflite_works_or_says_why(shared_models, tmp_path):
+    small = conv_flatten_onnx(tmp_path / "small.onnx")
+    doc = optimize(small, Recipe(target="tflite"), tmp_path / "ok")
+    assert doc["conversion"]["check"]["passed"] and inspect_model(tmp_path / "ok" / "model.tflite").runnable
+    with pytest.raises(ConversionError, match="ONNX -> TFLite is not supported for this model because"):
+        optimize(shared_models / "onnx" / "mnist.onnx", Recipe(target="tflite"), tmp_path / "no")
+    assert not (tmp_path / "no" / "model.tflite").exists()
+
+
+def test_refusals_name_the_model(shared_models, tmp_path):
+    src = shared_models / "tflite" / "hello_world_int8.tflite"
+    with pytest.raises(RecipeError) as err:
+        optimize(src, Recipe(target="tflite", quantization=Quantization("int8")), tmp_path)
+    assert str(src) in str(err.value) and "already quantized" in str(err.value)
+    with pytest.raises(ConversionError, match="runtime refuses"):
+        optimize(shared_models / "tflite" / "person_detect.tflite", Recipe(target="onnx"), tmp_path)
+
+
+def test_float_check_fails_loudly_above_tolerance():
+    ref = [np.array([[1.0, 2.0, 3.0]])]
+    assert check_float(ref, [ref[0] + 1e-6], "X -> Y")["passed"]
+    with pytest.raises(ConversionError, match="X -> Y changed the model's outputs"):
+        check_float(ref, [ref[0] * 1.01], "X -> Y")

@@ -41,3 +41,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout,
                           env=full_env, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def sample_bundles(samples, tmp_path_factory) -> dict:
+    """Signed ONNX and TFLite bundles of the PyTorch sample (int8), and the key that signed them."""
+    from studio.core.bundle import build_bundle, read_labels, resolve_source
+    from studio.core.optimize import optimize
+    from studio.core.recipe import Quantization, Recipe
+    from studio.core.signing import new_keypair
+
+    root = tmp_path_factory.mktemp("bundles")
+    key, pub = new_keypair(root / "signing.key")
+    out = {"key": str(key), "pub": str(pub), "root": root}
+    for target in ("onnx", "tflite"):
+        optimize(samples["torch_model"], Recipe(target=target, quantization=Quantization("int8")), root / target,
+                 calib=samples["dataset"])
+        path = root / f"mnist-{target}.bundle.zip"
+        build_bundle(resolve_source(root / target), path, name=f"mnist-{target}", version="1.0.0",
+                     labels=read_labels(samples["labels"]), sign_key=str(key))
+        out[target] = path
+        out[f"{target}_dir"] = root / target
+    return out

@@ -80,7 +80,9 @@ def run(args) -> int:
         doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
                        trust_pickle=args.trust_pickle, input_shape=args.input_shape, report=bar)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        from studio.core.atomic import json_safe
+
+        print(json.dumps(json_safe(doc), indent=2))
         return 0
     print_summary(doc, args.out)
     return 0

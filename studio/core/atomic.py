@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,5 +37,16 @@ def write_text(target: str | os.PathLike, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 
 
+def json_safe(obj):
+    """Standard JSON has no NaN or Infinity: write them as null (e.g. the SQNR of an exact copy)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(target: str | os.PathLike, obj, **kw) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False, **kw) + "\n")
+    write_text(target, json.dumps(json_safe(obj), indent=2, allow_nan=False, **kw) + "\n")

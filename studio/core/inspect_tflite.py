@@ -60,6 +60,17 @@ def _macs_of(op: str, ins: list, outs: list, options_adj_x: bool = False) -> int
     return None
 
 
+def _metadata_text(model, key: str, nbuf: int) -> str | None:
+    """A string entry of the model's metadata table (the converter records min_runtime_version there)."""
+    for i in range(min(model.MetadataLength(), 64)):
+        m = model.Metadata(i)
+        if (m.Name() or b"").decode("utf-8", "replace") == key and 0 < m.Buffer() < nbuf:
+            raw = model.Buffers(m.Buffer()).DataAsNumpy()
+            if hasattr(raw, "tobytes"):
+                return raw.tobytes().split(b"\0", 1)[0].decode("ascii", "replace") or None
+    return None
+
+
 def inspect_tflite(path: str, report=ignore) -> ModelInfo:
     from ai_edge_litert import schema_py_generated as schema
 
@@ -151,6 +162,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
     inputs = [_tensor_info(main.Tensors(i), types) for i in in_idx]
     outputs = [_tensor_info(main.Tensors(i), types) for i in out_idx]
     details = {"schema_version": int(model.Version()), "subgraphs": nsub,
+               "min_runtime_version": _metadata_text(model, "min_runtime_version", nbuf),
                "description": (model.Description() or b"").decode("utf-8", "replace"),
                "custom_ops": sorted(set(custom_ops)), "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
     return ModelInfo(str(p), "tflite", "tflite", inputs, outputs, params, len(buf), [str(p)], weights,

@@ -195,7 +195,8 @@ def _report(model, info, recipe, out_info, stages, warnings, calib, calib_ds, fi
     out_size = out_info.size_bytes
     doc = {
         "schema_version": REPORT_VERSION,
-        "source": {"path": str(model), "format": info.format, "size_bytes": info.size_bytes, "params": info.params,
+        "source": {"path": str(model), "format": info.format, "sha256": _source_digest(info),
+                   "size_bytes": info.size_bytes, "params": info.params,
                    "macs": info.macs, "compressed_size_bytes": _dir_or_file_compressed(info)},
         "output": {"path": final_name, "format": out_info.format, "size_bytes": out_size, "params": out_info.params,
                    "macs": first.get("macs_after") if first.get("macs_after") is not None else out_info.macs,
@@ -222,6 +223,14 @@ def _report(model, info, recipe, out_info, stages, warnings, calib, calib_ds, fi
     }
     doc["size_ratio"] = round(out_size / info.size_bytes, 4) if info.size_bytes else None
     return doc
+
+
+def _source_digest(info: ModelInfo) -> str:
+    """sha256 of the source file, or of its files' hashes in order (SavedModel folders, external weights)."""
+    from .bundle import sha256_bytes, sha256_file
+
+    hashes = [sha256_file(f) for f in info.files if os.path.isfile(f)]
+    return hashes[0] if len(hashes) == 1 else sha256_bytes("".join(hashes).encode())
 
 
 def _dir_or_file_compressed(info: ModelInfo) -> int | None:

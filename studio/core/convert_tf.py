@@ -56,8 +56,9 @@ def _converter(model, fn, src):
 
 
 def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.ndarray, float_out: str,
-                final_out: str | None, report=ignore) -> dict:
-    """Prune (unstructured) and convert a Keras model; quantize with TFLiteConverter for TFLite targets."""
+                quantized: dict[str, str] | None = None, report=ignore) -> dict:
+    """Prune (unstructured) and convert a Keras model; for TFLite targets also quantize with TFLiteConverter into
+    `quantized` ({mode: path}), so one loaded model serves every quantization mode."""
     import tensorflow as tf
 
     from .recipe import PruneMethod, QuantMode, Target
@@ -84,14 +85,16 @@ def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.nd
             fh.write(_converter(model, fn, src).convert())
         result["steps"].append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
         q = recipe.quantization
-        if q.mode != QuantMode.NONE and final_out:
-            report(0.6, f"quantizing ({q.mode.value}) with TFLiteConverter")
+        result["quantized"] = {}
+        for mode_name, final_out in (quantized or {}).items():
+            mode = QuantMode(mode_name)
+            report(0.6, f"quantizing ({mode.value}) with TFLiteConverter")
             t = time.monotonic()
             conv = _converter(model, fn, src)
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            if q.mode == QuantMode.FP16:
+            if mode == QuantMode.FP16:
                 conv.target_spec.supported_types = [tf.float16]
-            elif q.mode == QuantMode.INT8:
+            elif mode == QuantMode.INT8:
                 def representative():
                     for i in range(min(len(calib_x), q.calib_samples)):
                         yield [calib_x[i:i + 1]]
@@ -104,13 +107,13 @@ def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.nd
             try:
                 data = conv.convert()
             except Exception as exc:  # noqa: BLE001
-                raise ConversionError(f"TFLiteConverter could not quantize the model ({q.mode.value}):"
+                raise ConversionError(f"TFLiteConverter could not quantize the model ({mode.value}):"
                                       f" {' '.join(str(exc).split())[:200]}", src) from None
             with open(final_out, "wb") as fh:
                 fh.write(data)
-            result["steps"].append({"name": f"TFLiteConverter quantization ({q.mode.value})",
+            result["steps"].append({"name": f"TFLiteConverter quantization ({mode.value})",
                                     "seconds": round(time.monotonic() - t, 2)})
-            result["quantized"] = True
+            result["quantized"][mode.value] = final_out
     else:
         import tf2onnx
 

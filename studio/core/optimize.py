@@ -129,54 +129,64 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     return doc
 
 
-def _run_stages(model, info, recipe, shape, verify_x, calib_x, train, work: Path, final_name, arch, trust_pickle,
-                report, cancel) -> dict:
+def float_stage(model, info, recipe, shape, verify_x, calib_x, train, work: Path, arch, trust_pickle, report=ignore,
+                cancel=None, quant_modes=()) -> dict:
+    """Convert (and prune) the source to a float model of the recipe's target: the part every quantization mode of
+    the same target and pruning shares. Returns the float path, reference outputs on verify_x, and (for Keras to
+    TFLite) models already quantized by TFLiteConverter for `quant_modes`."""
     from .convert_tf import keras_stage, tflite_to_onnx
     from .convert_torch import onnx_to_tflite, torch_stage
-    from .quantize_onnx import finish_onnx
-    from .quantize_tflite import finish_tflite
 
     fw, target = info.framework, recipe.target
-    unstructured = recipe.pruning.method == PruneMethod.UNSTRUCTURED
-    final = str(work / final_name)
     floated = str(work / ("converted.onnx" if target == Target.ONNX else "converted.tflite"))
-    what = f"{NAMES[fw]} -> {NAMES[target.value]}"
-    first: dict = {"steps": []}
-    ref, prune_in_finish, quantized = None, unstructured, None
-    source_float = floated
-    job = lambda fn, *a, rep=ignore, name="worker": run_job(fn, *a, report=rep, cancel=cancel, what=name)  # noqa
+    stage = {"what": f"{NAMES[fw]} -> {NAMES[target.value]}", "float": floated, "ref": None, "first": {"steps": []},
+             "prune_in_finish": recipe.pruning.method == PruneMethod.UNSTRUCTURED, "quantized": {}}
+
+    def job(fn, *args, name, rep=ignore):
+        return run_job(fn, *args, report=rep, cancel=cancel, what=name)
 
     if fw == "pytorch":
         first = job(torch_stage, model, info.format, recipe, arch, trust_pickle, shape, verify_x, floated, train,
-                    rep=scaled(report, 0.0, 0.6), name="the PyTorch converter")
-        ref, prune_in_finish = first["ref"], bool(first.get("prune_later"))
+                    rep=report, name="the PyTorch converter")
+        stage.update(first=first, ref=first["ref"], prune_in_finish=bool(first.get("prune_later")))
     elif fw in ("keras", "tensorflow"):
-        quant_out = str(work / "quantized.tflite") if target == Target.TFLITE and \
-            recipe.quantization.mode != QuantMode.NONE else None
-        first = job(keras_stage, model, info.format, recipe, verify_x, calib_x, floated, quant_out,
-                    rep=scaled(report, 0.0, 0.6), name="the TensorFlow converter")
-        ref, prune_in_finish, quantized = first["ref"], False, quant_out
-    elif fw == "onnx" and target == Target.ONNX:
-        source_float = model
-    elif fw == "tflite" and target == Target.TFLITE:
-        source_float = model
+        quantized = {m: str(work / f"quantized-{m}.tflite") for m in quant_modes if m != QuantMode.NONE.value} \
+            if target == Target.TFLITE else {}
+        first = job(keras_stage, model, info.format, recipe, verify_x, calib_x, floated, quantized, rep=report,
+                    name="the TensorFlow converter")
+        stage.update(first=first, ref=first["ref"], prune_in_finish=False, quantized=first.get("quantized", {}))
+    elif fw == target.value:  # ONNX -> ONNX or TFLite -> TFLite: the finishing step works on the source itself
+        stage["float"] = model
     elif fw == "onnx":  # -> TFLite
-        ref = job(reference_outputs, model, verify_x, name="onnxruntime")
-        first = job(onnx_to_tflite, model, shape, floated, rep=scaled(report, 0.1, 0.6), name="the ONNX -> TFLite"
-                    " converter")
+        stage["ref"] = job(reference_outputs, model, verify_x, name="onnxruntime")
+        stage["first"] = job(onnx_to_tflite, model, shape, floated, rep=report, name="the ONNX -> TFLite converter")
     else:  # TFLite -> ONNX
-        ref = job(reference_outputs, model, verify_x, name="ai-edge-litert")
-        first = job(tflite_to_onnx, model, recipe.runtime.opset, floated, rep=scaled(report, 0.1, 0.6),
-                    name="tf2onnx")
-    first.setdefault("ref_before", ref)
-    rep = scaled(report, 0.6, 1.0)
-    if target == Target.ONNX:
-        second = job(finish_onnx, source_float, final, recipe, ref, verify_x, calib_x, prune_in_finish,
-                     fw == "onnx", what, rep=rep, name="onnxruntime")
-    else:
-        second = job(finish_tflite, source_float, final, recipe, ref, verify_x, calib_x, prune_in_finish, quantized,
-                     what, rep=rep, name="ai-edge-litert")
-    return {"first": first, "second": second, "what": what}
+        stage["ref"] = job(reference_outputs, model, verify_x, name="ai-edge-litert")
+        stage["first"] = job(tflite_to_onnx, model, recipe.runtime.opset, floated, rep=report, name="tf2onnx")
+    stage["first"].setdefault("ref_before", stage["ref"])
+    return stage
+
+
+def finish(stage: dict, info, recipe, verify_x, calib_x, out: str, report=ignore, cancel=None) -> dict:
+    """Check the float model against the source, prune weights if due, quantize: the per-candidate step."""
+    from .quantize_onnx import finish_onnx
+    from .quantize_tflite import finish_tflite
+
+    if recipe.target == Target.ONNX:
+        return run_job(finish_onnx, stage["float"], out, recipe, stage["ref"], verify_x, calib_x,
+                       stage["prune_in_finish"], info.framework == "onnx", stage["what"], report=report,
+                       cancel=cancel, what="onnxruntime")
+    return run_job(finish_tflite, stage["float"], out, recipe, stage["ref"], verify_x, calib_x,
+                   stage["prune_in_finish"], stage["quantized"].get(recipe.quantization.mode.value), stage["what"],
+                   report=report, cancel=cancel, what="ai-edge-litert")
+
+
+def _run_stages(model, info, recipe, shape, verify_x, calib_x, train, work: Path, final_name, arch, trust_pickle,
+                report, cancel) -> dict:
+    stage = float_stage(model, info, recipe, shape, verify_x, calib_x, train, work, arch, trust_pickle,
+                        scaled(report, 0.0, 0.6), cancel, quant_modes=(recipe.quantization.mode.value,))
+    second = finish(stage, info, recipe, verify_x, calib_x, str(work / final_name), scaled(report, 0.6, 1.0), cancel)
+    return {"first": stage["first"], "second": second, "what": stage["what"]}
 
 
 def _report(model, info, recipe, out_info, stages, warnings, calib, calib_ds, final_name, started, final_path) -> dict:

@@ -89,7 +89,9 @@ class _Reader:
         return next(self._it, None)
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, work: Path, notes: list[str]):
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, work: Path, notes: list[str],
+             exclude: list[str] = (), only: list[str] | None = None):
+    """Quantize with onnxruntime; `exclude` keeps those nodes in float, `only` quantizes just those nodes."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -113,13 +115,25 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str,
     flatten_gemm_biases(model)
     onnx.save(model, pre)
     if q.mode == QuantMode.DYNAMIC:
-        quantize_dynamic(pre, out, per_channel=q.per_channel, weight_type=QuantType.QInt8)
+        quantize_dynamic(pre, out, per_channel=q.per_channel, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=list(exclude), nodes_to_quantize=only)
         return
     method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
               CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[q.calibration]
     quantize_static(pre, out, _Reader(input_name, calib_x[:q.calib_samples]), quant_format=QuantFormat.QDQ,
                     per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+                    weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=only)
+
+
+WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def weighted_layers(path: str) -> list[tuple[str, str]]:
+    """(name, op) of the nodes that carry weights: the layers a user can keep in float."""
+    import onnx
+
+    return [(n.name, n.op_type) for n in onnx.load(path, load_external_data=False).graph.node
+            if n.op_type in WEIGHTED_NODES and n.name]
 
 
 def finish_onnx(float_path: str, out: str, recipe, ref: list | None, verify_x: np.ndarray, calib_x: np.ndarray,
@@ -159,6 +173,7 @@ def finish_onnx(float_path: str, out: str, recipe, ref: list | None, verify_x: n
         result["conversion_check"] = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
     else:
         result["conversion_check"] = check_float(ref, got, check_what, float_path)
+    result["float_path"] = normalized
     if q.mode == QuantMode.NONE:
         shutil.copy(normalized, out)
     else:

@@ -43,7 +43,17 @@ def prune_tflite(src: str, out: str, sparsity: float) -> dict:
     return stats
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray) -> None:
+def weighted_layers(path: str) -> list[tuple[str, str]]:
+    """(scope name, op) of the ops with weights; ai-edge-quantizer matches its regexes against these names."""
+    from .inspect_tflite import inspect_tflite
+
+    return [(layer.name, layer.op) for layer in inspect_tflite(path).layers if layer.op in WEIGHT_OPS]
+
+
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: list[str] = (),
+             only: list[str] | None = None) -> None:
+    """Quantize with ai-edge-quantizer; `exclude` keeps those layers in float, `only` quantizes just those."""
+    import re
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -60,8 +70,13 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray) -> None:
                                        algorithm_key=AlgorithmName.FLOAT_CASTING)
         rec = manager.get_quantization_recipe()
     else:
-        manager.add_static_config(regex=".*", operation_name=ops, activation_num_bits=8, weight_num_bits=8,
-                                  weight_granularity=granularity)
+        # ai-edge-quantizer matches against the op scope: its output tensor names, each followed by ";"
+        for scope in ([f"^{re.escape(n)};" for n in only] if only is not None else [".*"]):
+            manager.add_static_config(regex=scope, operation_name=ops, activation_num_bits=8, weight_num_bits=8,
+                                      weight_granularity=granularity)
+        for name in exclude:  # the latest matching scope wins: these layers stay float
+            manager.add_quantization_config(regex=f"^{re.escape(name)};", operation_name=ops,
+                                            algorithm_key=AlgorithmName.NO_QUANTIZE)
         rec = manager.get_quantization_recipe()
     qt = quantizer.Quantizer(float_path, rec)
     calibration = None
@@ -102,6 +117,7 @@ def finish_tflite(float_path: str, out: str, recipe, ref: list | None, verify_x:
     else:
         result["conversion_check"] = check_float(ref, got, check_what, float_path)
     q = recipe.quantization
+    result["float_path"] = checked
     if quantized_path:  # quantized by TFLiteConverter already (Keras sources)
         shutil.copy(quantized_path, out)
     elif q.mode == QuantMode.NONE:

@@ -1,0 +1,69 @@
+"""Wall time of `run_sweep` divided by a plain sequential script that converts, quantizes, evaluates and times the
+same candidates with the same libraries (studio.core.optimize per candidate), measured in one run.
+Goal: below 1.0 (shared conversions and two workers should beat the naive loop).
+
+Run: .venv/bin/python benchmarks/sweep.py [--quick]"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from studio.core.evaluate import evaluate, measure_latency
+from studio.core.grid import Grid
+from studio.core.jobs import run_job
+from studio.core.optimize import optimize
+from studio.core.samples import ensure_samples
+from studio.core.sweep import SweepOptions, run_sweep
+
+
+def naive(model: str, grid: Grid, data: str, out: Path) -> list[tuple[str, float, float]]:
+    rows = []
+    for c in grid.candidates():
+        try:
+            doc = optimize(model, c.recipe, out / c.id, calib=data)
+        except Exception as exc:  # noqa: BLE001 - count the time spent like the sweep does
+            rows.append((c.id, float("nan"), float("nan")))
+            print(f"  naive {c.id}: failed ({exc})", flush=True)
+            continue
+        path = str(out / c.id / doc["output"]["path"])
+        acc = run_job(evaluate, path, data)["top1"]
+        lat = run_job(measure_latency, path)["median_ms"]
+        rows.append((c.id, acc, lat))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="ONNX only (6 candidates instead of 12)")
+    args = parser.parse_args()
+    s = ensure_samples()
+    targets = ("onnx",) if args.quick else ("onnx", "tflite")
+    grid = Grid(targets=targets, quant=("none", "dynamic", "int8"), prune=(0.0, 0.5))
+    n = len(grid.candidates())
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.monotonic()
+        doc = run_sweep(s["torch_model"], grid, s["dataset"], Path(tmp) / "sweep", options=SweepOptions(workers=2))
+        sweep_s = time.monotonic() - t
+        print(f"sweep : {n} candidates in {sweep_s:6.1f} s (2 workers, one float conversion per target and ratio)",
+              flush=True)
+        t = time.monotonic()
+        rows = naive(s["torch_model"], grid, s["dataset"], Path(tmp) / "naive")
+        naive_s = time.monotonic() - t
+        print(f"naive : {n} candidates in {naive_s:6.1f} s (sequential optimize + evaluate + time per candidate)")
+    ours = {c["id"]: c for c in doc["candidates"]}
+    same = sum(1 for cid, acc, _ in rows if ours.get(cid, {}).get("accuracy") is not None
+               and abs(ours[cid]["accuracy"] - acc) < 1e-6)
+    print(f"accuracy identical for {same} of {n} candidates")
+    for cid, acc, _ in rows:
+        mine = ours.get(cid, {}).get("accuracy")
+        if mine is None or abs(mine - acc) >= 1e-6:
+            print(f"  {cid}: sweep {mine}, naive {acc}")
+    print(f"ratio sweep / naive = {sweep_s / naive_s:.2f} (goal < 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

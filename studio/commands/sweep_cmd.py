@@ -1,0 +1,149 @@
+"""`studio sweep MODEL --data D ... -o RUN`: measure many candidate recipes and show the real trade-offs."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import threading
+
+
+def add_parser(sub) -> None:
+    from studio.commands.inspect_cmd import parse_shape
+
+    p = sub.add_parser("sweep", help="measure accuracy, latency and size of many candidate recipes",
+                       description="Writes RUN/results.json, RUN/results.csv and RUN/tradeoff.png. Running it again"
+                                   " with the same -o resumes without redoing finished candidates.")
+    p.add_argument("model")
+    p.add_argument("--data", help="evaluation data: .npz with x (and y), or an image folder")
+    p.add_argument("-o", "--out", required=True, metavar="RUN")
+    p.add_argument("--grid", metavar="G.toml", help="grid file (the options below override it)")
+    p.add_argument("--prune", type=_floats, help="pruning ratios, e.g. 0,0.25,0.5")
+    p.add_argument("--prune-method", choices=["structured", "unstructured"])
+    p.add_argument("--quant", type=_words, help="quantization modes, e.g. none,dynamic,int8,fp16")
+    p.add_argument("--target", type=_words, help="targets, e.g. onnx,tflite")
+    p.add_argument("--max-drop", type=float, metavar="PTS", help="accuracy-aware mode: keep sensitive layers in"
+                                                                " float until int8 loses at most PTS points")
+    p.add_argument("--budget", type=parse_duration, metavar="15m", help="time budget (s, m or h)")
+    p.add_argument("--device", metavar="NAME", help="also measure latency on this device")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--limit", type=int, default=1000, help="evaluation samples (default 1000)")
+    p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
+    p.add_argument("--sensitivity", action="store_true", help="also measure per-layer sensitivity")
+    p.add_argument("--finetune", metavar="DATA", help="training data for recovery after structured pruning")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2 with --finetune)")
+    p.add_argument("--arch")
+    p.add_argument("--trust-pickle", action="store_true")
+    p.add_argument("--input-shape", type=parse_shape)
+    p.add_argument("--json", action="store_true", help="stream one JSON line per finished candidate")
+    p.set_defaults(run=run)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    import argparse
+
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of numbers like 0,0.25,0.5") from None
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def parse_duration(text: str) -> float:
+    import argparse
+
+    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not m or not any(m.groups()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration like 90s, 15m or 1h30m")
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def build_grid(args):
+    import dataclasses
+
+    from studio.core.grid import Grid
+
+    grid = Grid.load(args.grid) if args.grid else Grid()
+    changes = {}
+    if args.prune is not None:
+        changes["prune"] = args.prune
+    if args.prune_method:
+        changes["prune_method"] = args.prune_method
+    if args.quant:
+        changes["quant"] = args.quant
+    if args.target:
+        changes["targets"] = args.target
+    if args.finetune:
+        changes["finetune_epochs"] = args.epochs if args.epochs is not None else (grid.finetune_epochs or 2)
+    return dataclasses.replace(grid, **changes) if changes else grid
+
+
+def run(args) -> int:
+    from studio.commands.progressbar import ProgressBar
+    from studio.core.atomic import json_safe
+    from studio.core.errors import Cancelled
+    from studio.core.progress import CancelToken
+    from studio.core.sweep import SweepOptions, run_sweep
+
+    grid = build_grid(args)
+    options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
+                           threads=args.threads, sensitivity=args.sensitivity, arch=args.arch,
+                           trust_pickle=args.trust_pickle, input_shape=args.input_shape, finetune=args.finetune,
+                           device=args.device)
+    device_bench = None
+    if args.device:
+        from studio.core.deploy.bench import sweep_bench
+
+        device_bench = sweep_bench(args.device, threads=args.threads)
+    token = CancelToken()
+    lock = threading.Lock()
+
+    def on_event(event):
+        if args.json and event["type"] == "candidate":
+            with lock:
+                print(json.dumps(json_safe(event["candidate"])), flush=True)
+
+    previous = signal.signal(signal.SIGINT, lambda *a: token.cancel())  # finish cleanly, keep the journal
+    try:
+        with ProgressBar(enabled=not args.json) as bar:
+            doc = run_sweep(args.model, grid, args.data, args.out, options=options, report=bar, cancel=token,
+                            on_event=on_event, device_bench=device_bench)
+    except Cancelled as exc:
+        print(f"studio: {exc.one_line()}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not args.json:
+        print_table(doc, args.out)
+    return 0
+
+
+def print_table(doc: dict, out: str) -> None:
+    from studio.core.modelinfo import human_bytes
+
+    device = any(c.get("device_latency_ms_median") is not None for c in doc["candidates"])
+    head = f"{'candidate':<22} {'status':<7} {'accuracy':>8} {'agree':>6} {'ms p50':>8} {'ms p90':>8}" + \
+           (f" {'device ms':>9}" if device else "") + f" {'size':>9}  pareto"
+    print(head)
+    print("-" * len(head))
+    for c in doc["candidates"]:
+        if c["status"] != "ok":
+            print(f"{c['id']:<22} failed  {c['error']}")
+            continue
+        acc = f"{c['accuracy']:.1f}" if c["accuracy"] is not None else "-"
+        dev = f" {c['device_latency_ms_median']:>9.3f}" if device and c.get("device_latency_ms_median") else \
+            (f" {'-':>9}" if device else "")
+        mark = "*" if c["pareto"] else ""
+        star = "  best" if c["id"] == doc["best"] else ""
+        print(f"{c['id']:<22} ok      {acc:>8} {c['agreement']:>6.1f} {c['latency_ms_median']:>8.4f}"
+              f" {c['latency_ms_p90']:>8.4f}{dev} {human_bytes(c['size_bytes']):>9}  {mark}{star}")
+    ref = doc["reference"].get("accuracy")
+    print(f"original model: {ref:.1f}% on {doc['data']['samples']} samples" if ref is not None else
+          f"no labels: 'agree' is top-1 agreement with the original on {doc['data']['samples']} samples")
+    if doc["skipped"]:
+        print(f"not run (time budget): {', '.join(doc['skipped'])}; run again with the same -o to continue")
+    print(f"results in {out}/results.json, {out}/results.csv and {out}/tradeoff.png")

@@ -15,10 +15,12 @@ SHARED_MODELS = Path(os.environ.get("STUDIO_SHARED_MODELS", ROOT.parent / "share
 
 def pytest_configure(config):
     # Every test session gets its own data/config/cache dirs, so tests never touch a user's real studio files.
-    # STUDIO_TEST_HOME lets a developer keep the trained samples between runs.
-    home = Path(os.environ.get("STUDIO_TEST_HOME") or tempfile.mkdtemp(prefix="studio-test-home-"))
-    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-        os.environ[var] = str(home / var.lower())
+    # STUDIO_TEST_HOME lets a developer keep the trained samples (the data dir) between runs.
+    fresh = Path(tempfile.mkdtemp(prefix="studio-test-home-"))
+    kept = Path(os.environ["STUDIO_TEST_HOME"]) if os.environ.get("STUDIO_TEST_HOME") else fresh
+    os.environ["XDG_DATA_HOME"] = str(kept / "xdg_data_home")
+    os.environ["XDG_CONFIG_HOME"] = str(fresh / "xdg_config_home")
+    os.environ["XDG_CACHE_HOME"] = str(fresh / "xdg_cache_home")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

@@ -1,0 +1,1 @@
+"""Devices: inventory, host-key trust, transports (SSH and a local demo folder), push, rollback, fleet, bench."""

@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Studio device agent: the device-side half of a push. Standard library only (Python 3.6+), uploaded by Studio
+to DIR/.studio/agent.py and run as `python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
+
+Layout on the device:
+    DIR/current -> releases/<bundle id>     switched atomically (new symlink, then rename over the old one)
+    DIR/releases/<bundle id>/               an unpacked, verified bundle
+    DIR/.studio/incoming/<sha256>.part      an upload in progress (kept, so an interrupted upload resumes)
+    DIR/.studio/state.json                  {"current": id, "previous": id}
+    DIR/.studio/journal.json                the push in progress; resolved by `recover` on the next connect
+    DIR/.studio/lock                        flock held by `lock` for the duration of one push
+"""
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import zipfile
+
+
+def python():
+    """This interpreter as it was started (a device may run Python with -S or -I): the runner gets the same."""
+    return [sys.executable] + (["-S"] if sys.flags.no_site else []) + (["-I"] if sys.flags.isolated else [])
+
+
+class Fail(Exception):
+    """A command that cannot be done; its message goes back to Studio as {"ok": false, "error": ...}."""
+
+
+def fail(message):
+    raise Fail(message)
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class Device:
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        self.meta = os.path.join(self.root, ".studio")
+        self.releases = os.path.join(self.root, "releases")
+        self.incoming = os.path.join(self.meta, "incoming")
+        for d in (self.root, self.meta, self.releases, self.incoming):
+            if not os.path.isdir(d):
+                os.makedirs(d)
+
+    # --- state ------------------------------------------------------------------------------------------
+    def _read(self, name, default):
+        try:
+            with open(os.path.join(self.meta, name)) as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return default
+
+    def _write(self, name, obj):
+        path = os.path.join(self.meta, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        self._sync_dir(self.meta)
+
+    def _sync_dir(self, path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def current(self):
+        link = os.path.join(self.root, "current")
+        if os.path.islink(link):
+            target = os.readlink(link)
+            rid = os.path.basename(target.rstrip("/"))
+            if os.path.isdir(os.path.join(self.releases, rid)):
+                return rid
+        return None
+
+    def state(self):
+        st = self._read("state.json", {})
+        st["current"] = self.current()  # the symlink is the truth; state.json only adds "previous"
+        if st.get("previous") and not os.path.isdir(os.path.join(self.releases, st["previous"])):
+            st["previous"] = None
+        return st
+
+    def describe(self, rid):
+        if not rid:
+            return None
+        try:
+            with open(os.path.join(self.releases, rid, "manifest.json")) as fh:
+                m = json.load(fh)
+            return {"id": rid, "name": m.get("name"), "version": m.get("version")}
+        except (OSError, ValueError):
+            return {"id": rid, "name": None, "version": None}
+
+    def journal(self, **entry):
+        entry["time"] = time.time()
+        self._write("journal.json", entry)
+
+    def clear_journal(self):
+        try:
+            os.unlink(os.path.join(self.meta, "journal.json"))
+        except OSError:
+            pass
+
+    # --- commands ---------------------------------------------------------------------------------------
+    def cmd_probe(self):
+        runtimes = {}
+        for mod, label in (("onnxruntime", "onnxruntime"), ("ai_edge_litert", "ai-edge-litert"),
+                           ("tflite_runtime", "tflite-runtime"), ("numpy", "numpy")):
+            try:
+                m = __import__(mod)
+                runtimes[label] = getattr(m, "__version__", "unknown")
+            except Exception:
+                pass
+        os_name = platform.system()
+        try:
+            with open("/etc/os-release") as fh:
+                for line in fh:
+                    if line.startswith("PRETTY_NAME="):
+                        os_name = line.split("=", 1)[1].strip().strip('"')
+        except OSError:
+            pass
+        st = self.state()
+        usage = shutil.disk_usage(self.root)
+        return ({"ok": True, "arch": platform.machine(), "os": os_name, "kernel": platform.release(),
+             "python": platform.python_version(), "python_path": sys.executable, "runtimes": runtimes,
+             "free_bytes": usage.free, "total_bytes": usage.total, "dir": self.root,
+             "current": self.describe(st.get("current")), "previous": self.describe(st.get("previous"))})
+
+    def cmd_status(self):
+        st = self.state()
+        releases = sorted(d for d in os.listdir(self.releases) if not d.endswith(".tmp"))
+        return ({"ok": True, "current": self.describe(st.get("current")), "previous": self.describe(st.get("previous")),
+             "releases": releases, "journal": self._read("journal.json", None)})
+
+    def cmd_recover(self):
+        return (dict(ok=True, **self._recover()))
+
+    def _recover(self):
+        entry = self._read("journal.json", None)
+        link_new = os.path.join(self.root, "current.new")
+        if os.path.lexists(link_new):
+            os.unlink(link_new)
+        for d in os.listdir(self.releases):
+            if d.endswith(".tmp"):
+                shutil.rmtree(os.path.join(self.releases, d), ignore_errors=True)
+        if not entry:
+            return {"recovered": False}
+        st = self.state()
+        rid, phase = entry.get("bundle"), entry.get("state")
+        if rid and rid not in (st.get("current"), st.get("previous")) and phase in ("unpacking", "testing"):
+            shutil.rmtree(os.path.join(self.releases, rid), ignore_errors=True)
+        if phase == "switching" and st.get("current") == rid and entry.get("previous") != rid:
+            st["previous"] = entry.get("previous")  # the switch happened before the interruption
+        self._write("state.json", {"current": st.get("current"), "previous": st.get("previous")})
+        self.clear_journal()
+        return {"recovered": True, "bundle": rid, "phase": phase, "current": st.get("current")}
+
+    def cmd_prepare(self, rid, sha, size):
+        """One round trip before an upload: resolve an interrupted push, report what runs, the free space and how
+        much of this bundle is already here; start the journal unless the device already runs it."""
+        recovered = self._recover()
+        st = self.state()
+        if st.get("current") == rid:
+            return ({"ok": True, "unchanged": True, "current": self.describe(rid), "recovered": recovered})
+        part = self._part_info(sha)
+        self.journal(state="uploading", bundle=rid, sha256=sha, size=int(size), previous=st.get("current"))
+        return ({"ok": True, "unchanged": False, "current": self.describe(st.get("current")), "recovered": recovered,
+             "free_bytes": shutil.disk_usage(self.root).free, "part": part})
+
+    def _part(self, sha):
+        return os.path.join(self.incoming, sha + ".part")
+
+    def _part_info(self, sha):
+        part = self._part(sha)
+        h = hashlib.sha256()
+        size = 0
+        if os.path.exists(part):
+            with open(part, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+                    size += len(chunk)
+        return {"size": size, "sha256": h.hexdigest()}
+
+    def cmd_install(self, sha, rid):
+        """Check the uploaded file's sha256, then unpack it into releases/<id> (verifying every member)."""
+        part = self._part(sha)
+        if os.path.exists(part):
+            if self._part_info(sha)["sha256"] != sha:
+                os.unlink(part)
+                fail("uploaded bundle is damaged (its sha256 does not match); it was deleted")
+            os.replace(part, os.path.join(self.incoming, sha + ".zip"))
+        entry = self._read("journal.json", {}) or {}
+        self.journal(state="unpacking", bundle=rid, sha256=sha, previous=entry.get("previous", self.current()))
+        final = os.path.join(self.releases, rid)
+        if os.path.isdir(final):
+            if self._intact(final):  # installed before (e.g. the previous release) and still whole: reuse it
+                return ({"ok": True, "path": final, "reused": True})
+            shutil.rmtree(final)
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            with zipfile.ZipFile(os.path.join(self.incoming, sha + ".zip")) as zf:
+                manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
+                names = set(manifest["files"]) | {"manifest.json"}
+                for zi in zf.infolist():
+                    name = zi.filename
+                    if name not in names and name != "manifest.sig":
+                        raise ValueError("unexpected member %r" % name)
+                    if "/" in name or "\\" in name or name.startswith(".") or stat.S_ISLNK(zi.external_attr >> 16):
+                        raise ValueError("unsafe member %r" % name)
+                    data = zf.read(zi)
+                    if name in manifest["files"] and hashlib.sha256(data).hexdigest() != \
+                            manifest["files"][name]["sha256"]:
+                        raise ValueError("%s: sha256 mismatch" % name)
+                    with open(os.path.join(tmp, name), "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.chmod(os.path.join(tmp, name), 0o755 if name == "runner.py" else 0o644)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno == 28:
+                fail("device disk is full while unpacking")
+            fail("cannot unpack the bundle: %s" % exc)
+        os.rename(tmp, final)
+        self._sync_dir(self.releases)
+        return ({"ok": True, "path": final})
+
+    def _intact(self, folder):
+        try:
+            with open(os.path.join(folder, "manifest.json")) as fh:
+                manifest = json.load(fh)
+            for name, want in manifest["files"].items():
+                with open(os.path.join(folder, name), "rb") as fh:
+                    if hashlib.sha256(fh.read()).hexdigest() != want["sha256"]:
+                        return False
+            return True
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def cmd_smoke(self, rid, timeout):
+        entry = self._read("journal.json", {}) or {}
+        self.journal(state="testing", bundle=rid, previous=entry.get("previous", self.current()))
+        runner = os.path.join(self.releases, rid, "runner.py")
+        try:
+            proc = subprocess.run(python() + [runner, "--runs", "5"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=float(timeout), cwd=os.path.dirname(runner))
+        except subprocess.TimeoutExpired:
+            fail("the model check did not finish within %s s" % timeout)
+        text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+        try:
+            result = json.loads(text[-1]) if text else {}
+        except ValueError:
+            result = {}
+        if proc.returncode != 0 or not result.get("ok"):
+            err = result.get("error") or proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or \
+                ["exit code %d" % proc.returncode]
+            fail("the model check failed on the device: %s" % (err if isinstance(err, str) else err[0]))
+        return ({"ok": True, "check": result})
+
+    def cmd_activate(self, rid, keep):
+        entry = self._read("journal.json", {}) or {}
+        old = self.current()
+        self.journal(state="switching", bundle=rid, previous=old)
+        link_new = os.path.join(self.root, "current.new")
+        if os.path.lexists(link_new):
+            os.unlink(link_new)
+        os.symlink(os.path.join("releases", rid), link_new)
+        os.replace(link_new, os.path.join(self.root, "current"))  # the atomic switch
+        self._sync_dir(self.root)
+        previous = old if old != rid else entry.get("previous")
+        self._write("state.json", {"current": rid, "previous": previous})
+        self.clear_journal()
+        self._cleanup(int(keep), rid, previous)
+        return ({"ok": True, "current": rid, "previous": previous})
+
+    def _cleanup(self, keep, current, previous):
+        for name in os.listdir(self.incoming):
+            if name.endswith(".zip"):
+                os.unlink(os.path.join(self.incoming, name))
+        releases = [d for d in os.listdir(self.releases) if not d.endswith(".tmp")]
+        releases.sort(key=lambda d: os.path.getmtime(os.path.join(self.releases, d)), reverse=True)
+        kept = 0
+        for d in releases:
+            if d in (current, previous):
+                kept += 1
+                continue
+            if kept < keep:
+                kept += 1
+                continue
+            shutil.rmtree(os.path.join(self.releases, d), ignore_errors=True)
+
+    def cmd_abort(self, rid):
+        st = self.state()
+        if rid not in (st.get("current"), st.get("previous")):
+            shutil.rmtree(os.path.join(self.releases, rid), ignore_errors=True)
+        self.clear_journal()
+        return ({"ok": True, "current": st.get("current")})
+
+    def cmd_rollback(self):
+        st = self.state()
+        prev = st.get("previous")
+        if not prev:
+            fail("there is no previous release to roll back to")
+        link_new = os.path.join(self.root, "current.new")
+        if os.path.lexists(link_new):
+            os.unlink(link_new)
+        os.symlink(os.path.join("releases", prev), link_new)
+        os.replace(link_new, os.path.join(self.root, "current"))
+        self._sync_dir(self.root)
+        self._write("state.json", {"current": prev, "previous": st.get("current")})
+        return ({"ok": True, "current": prev, "previous": st.get("current")})
+
+
+def dispatch(device, name, args):
+    method = getattr(device, "cmd_" + str(name).replace("-", "_"), None)
+    if method is None:
+        fail("unknown command %r" % name)
+    try:
+        return method(*args)
+    except TypeError as exc:
+        fail("bad arguments for %s: %s" % (name, exc))
+    except OSError as exc:
+        if exc.errno == 28:
+            fail("device disk is full (%s)" % exc)
+        fail("%s: %s" % (type(exc).__name__, exc))
+
+
+def own_hash():
+    with open(os.path.abspath(__file__), "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def session(device, lock):
+    """One process per push: hold the device lock (when asked) and answer one JSON command per stdin line until
+    Studio closes stdin or its connection drops; either way the lock is released with the process."""
+    if lock:
+        fd = os.open(os.path.join(device.meta, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            emit({"ok": False, "busy": True, "error": "another push to this device is in progress"})
+            return 3
+    emit({"ok": True, "agent": own_hash(), "locked": lock})
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            result = dispatch(device, request["cmd"], request.get("args", []))
+        except Fail as exc:
+            result = {"ok": False, "error": str(exc)}
+        except Exception as exc:  # keep the session alive: Studio decides what a failed step means
+            result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+        emit(result)
+    return 0
+
+
+def main():
+    if len(sys.argv) < 3:
+        emit({"ok": False, "error": "usage: agent.py DIR (session [--no-lock] | COMMAND [ARGS])"})
+        return 2
+    device = Device(sys.argv[1])
+    if sys.argv[2] == "session":
+        return session(device, "--no-lock" not in sys.argv[3:])
+    try:
+        emit(dispatch(device, sys.argv[2], sys.argv[3:]))
+        return 0
+    except Fail as exc:
+        emit({"ok": False, "error": str(exc)})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""On-device latency for the sweep: `studio sweep --device NAME`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .inventory import get
+from .ops import bench_model
+
+
+def sweep_bench(name: str, threads: int = 1):
+    device = get(name)
+
+    def measure(model: Path, row: dict) -> dict:
+        return bench_model(device, model, threads=threads)
+    return measure

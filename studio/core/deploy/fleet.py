@@ -1,0 +1,71 @@
+"""Push one bundle to many devices: bounded concurrency, canaries first, stop when failures pass --max-fail."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bundle import sha256_file, verify_bundle
+from ..progress import CancelToken
+from .inventory import Device
+from .push import DeviceProgress, PushResult, push_one
+
+
+@dataclass
+class FleetResult:
+    bundle: str
+    results: list[PushResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+def push(bundle: str | Path, devices: list[Device], *, concurrency: int = 4, canary: int = 0,
+         max_fail: float | None = None, smoke: bool = True, pubkey: str | None = None,
+         progress: DeviceProgress | None = None, cancel: CancelToken | None = None, on_upload=None) -> FleetResult:
+    """Verify the bundle locally (a corrupt bundle never leaves this machine), then push it device by device."""
+    bundle = Path(bundle)
+    manifest = verify_bundle(bundle, pubkey).manifest
+    sha = sha256_file(bundle)
+    results = asyncio.run(_fleet(bundle, manifest, sha, devices, concurrency, canary, max_fail, smoke, progress,
+                                 cancel, on_upload))
+    return FleetResult(manifest["id"], results)
+
+
+async def _fleet(bundle, manifest, sha, devices, concurrency, canary, max_fail, smoke, progress, cancel,
+                 on_upload) -> list[PushResult]:
+    done: dict[str, PushResult] = {}
+    stop_reason: list[str] = []
+
+    async def one(device: Device) -> None:
+        if stop_reason or (cancel is not None and cancel.cancelled):
+            reason = stop_reason[0] if stop_reason else "stopped by the user"
+            done[device.name] = PushResult(device.name, "skipped", f"Not attempted: {reason}", bundle=manifest["id"])
+            return
+        done[device.name] = await push_one(device, bundle, manifest, sha, smoke=smoke, progress=progress,
+                                           cancel=cancel, on_upload=on_upload)
+        attempted = [r for r in done.values() if r.status != "skipped"]
+        failed = sum(1 for r in attempted if not r.ok)
+        if max_fail is not None and attempted and failed * 100 / len(devices) > max_fail and not stop_reason:
+            stop_reason.append(f"the failure rate passed --max-fail {max_fail:g}%")
+
+    canaries, rest = devices[:canary], devices[canary:]
+    if canaries:
+        await asyncio.gather(*(one(d) for d in canaries))
+        if any(not done[d.name].ok for d in canaries) and not stop_reason:
+            stop_reason.append("a canary device failed")
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def bounded(device: Device) -> None:
+        async with sem:
+            await one(device)
+
+    await asyncio.gather(*(bounded(d) for d in rest))
+    return [done[d.name] for d in devices]

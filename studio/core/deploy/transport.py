@@ -1,0 +1,315 @@
+"""How Studio reaches a device: SSH (asyncssh, Studio's own known_hosts, keepalives) or a local folder (the demo
+device). Both expose the same few async operations, so push, rollback, status and bench are written once."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Callable, Protocol
+
+from . import known_hosts
+from .inventory import Device, DeviceError, get
+
+AGENT = Path(__file__).with_name("agent.py")
+CONNECT_TIMEOUT = 10.0
+KEEPALIVE_S, KEEPALIVE_COUNT = 5, 3  # a frozen device is given up after about 15 s of silence
+COMMAND_TIMEOUT = 60.0
+CHUNK = 1 << 20
+
+
+class Process(Protocol):
+    """A running remote (or local) process with line-based stdin/stdout."""
+
+    def send(self, line: str) -> None: ...
+
+    async def readline(self, timeout: float) -> str: ...
+
+    async def stderr(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class DeviceTransport(Protocol):
+    device: Device
+
+    async def run(self, argv: list[str], timeout: float = COMMAND_TIMEOUT) -> tuple[int, str, str]: ...
+
+    async def start(self, argv: list[str]) -> Process: ...
+
+    async def put(self, local: Path, remote: str, offset: int, progress: Callable[[int], None]) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def agent_argv(device: Device, *args: str) -> list[str]:
+    return shlex.split(device.python) + [f"{device.dir}/.studio/agent.py", device.dir, *args]
+
+
+class AgentSession:
+    """The device agent in session mode: one remote process per push, holding the device lock, answering one
+    JSON command per line. Closing it (or losing the connection) ends the process and releases the lock."""
+
+    def __init__(self, device: Device, proc: Process):
+        self.device = device
+        self.proc = proc
+
+    async def call(self, cmd: str, *args, timeout: float = COMMAND_TIMEOUT) -> dict:
+        self.proc.send(json.dumps({"cmd": cmd, "args": [str(a) for a in args]}) + "\n")
+        line = await self.proc.readline(timeout)
+        if not line:
+            raise DeviceError(f"lost the connection to {self.device.name} during '{cmd}'")
+        doc = json.loads(line)
+        if not doc.get("ok"):
+            raise DeviceError(doc.get("error", f"the device refused '{cmd}'"))
+        return doc
+
+    async def close(self) -> None:
+        await self.proc.close()
+
+
+async def open_session(t: DeviceTransport, lock: bool = True) -> AgentSession:
+    """Start the agent (uploading it first when the device lacks this version) and, with `lock`, take the lock."""
+    want = hashlib.sha256(AGENT.read_bytes()).hexdigest()
+    argv = agent_argv(t.device, "session", *([] if lock else ["--no-lock"]))
+    for attempt in range(2):
+        proc = await t.start(argv)
+        line = await proc.readline(COMMAND_TIMEOUT)
+        try:
+            doc = json.loads(line) if line else None
+        except ValueError:
+            doc = None
+        if doc is not None and not doc.get("ok"):
+            await proc.close()
+            raise DeviceError(doc.get("error", "the device refused"))
+        if doc is not None and doc.get("agent") == want:
+            return AgentSession(t.device, proc)
+        reason = (await proc.stderr()).strip().splitlines()
+        await proc.close()
+        if attempt == 0:
+            await t.put(AGENT, f"{t.device.dir}/.studio/agent.py", 0, lambda n: None)
+    raise DeviceError(f"the device could not run Studio's agent with '{t.device.python}'"
+                      f" ({reason[-1] if reason else 'no output'}); is Python 3 installed there?")
+
+
+# --- local folder ----------------------------------------------------------------------------------------------
+
+class _LocalProcess:
+    def __init__(self, proc):
+        self.proc = proc
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line.encode())
+
+    async def readline(self, timeout: float) -> str:
+        try:
+            return (await asyncio.wait_for(self.proc.stdout.readline(), timeout)).decode()
+        except asyncio.TimeoutError:
+            raise DeviceError(f"the device did not answer within {timeout:.0f} s") from None
+
+    async def stderr(self) -> str:
+        try:
+            return (await asyncio.wait_for(self.proc.stderr.read(), 5)).decode(errors="replace")
+        except asyncio.TimeoutError:
+            return ""
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+
+
+class LocalTransport:
+    """A folder on this machine with the same layout and steps as a board: the demo device."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        Path(device.dir, ".studio").mkdir(parents=True, exist_ok=True)
+
+    async def run(self, argv, timeout=COMMAND_TIMEOUT):
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            raise DeviceError(f"the device did not answer within {timeout:.0f} s") from None
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+    async def start(self, argv):
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        return _LocalProcess(proc)
+
+    async def put(self, local, remote, offset, progress):
+        sent = 0
+        Path(remote).parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "rb") as src, open(remote, "r+b" if offset else "wb") as dst:
+            src.seek(offset)
+            dst.seek(offset)
+            dst.truncate()
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                dst.write(chunk)
+                sent += len(chunk)
+                progress(offset + sent)
+                await asyncio.sleep(0)
+        return sent
+
+    async def close(self):
+        pass
+
+
+# --- SSH -------------------------------------------------------------------------------------------------------
+
+class _SSHProcess:
+    def __init__(self, proc, device: Device):
+        self.proc = proc
+        self.device = device
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line)
+
+    async def readline(self, timeout: float) -> str:
+        import asyncssh
+
+        try:
+            return await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except asyncio.TimeoutError:
+            raise DeviceError(f"{self.device.name} did not answer within {timeout:.0f} s") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+
+    async def stderr(self) -> str:
+        try:
+            return await asyncio.wait_for(self.proc.stderr.read(), 5)
+        except Exception:  # noqa: BLE001 - only used to explain another failure
+            return ""
+
+    async def close(self) -> None:
+        try:
+            self.proc.stdin.write_eof()
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except Exception:  # noqa: BLE001 - the connection may already be gone, which ends the process too
+            pass
+
+
+async def _server_key(device: Device, tunnel=None):
+    import asyncssh
+
+    try:
+        return await asyncio.wait_for(asyncssh.get_server_host_key(device.host, device.port, tunnel=tunnel),
+                                      CONNECT_TIMEOUT)
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port}"
+                          f" ({_why(exc)})") from None
+
+
+def _why(exc) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer in time"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:160]
+
+
+class SSHTransport:
+    def __init__(self, device: Device, conn, tunnel_conn=None):
+        self.device = device
+        self.conn = conn
+        self.tunnel = tunnel_conn
+        self._sftp = None
+
+    @classmethod
+    async def connect(cls, device: Device) -> "SSHTransport":
+        import asyncssh
+
+        tunnel = None
+        if device.jump:
+            tunnel = (await cls.connect(get(device.jump))).conn
+        trusted = known_hosts.lookup(device.host, device.port)
+        if trusted is None:
+            key = await _server_key(device, tunnel)
+            raise DeviceError(f"unknown host key for {device.name} ({device.host}:{device.port}): its fingerprint is"
+                              f" {known_hosts.fingerprint(key)}. Check it, then run `studio devices trust"
+                              f" {device.name}`")
+        options = dict(port=device.port, username=device.user, known_hosts=([asyncssh.import_public_key(trusted)],
+                                                                            [], []),
+                       connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
+                       keepalive_interval=KEEPALIVE_S, keepalive_count_max=KEEPALIVE_COUNT, tunnel=tunnel)
+        if device.key:
+            options["client_keys"] = [os.path.expanduser(device.key)]
+            options["agent_path"] = None
+        try:
+            conn = await asyncssh.connect(device.host, **options)
+        except asyncssh.HostKeyNotVerifiable:
+            key = await _server_key(device, tunnel)
+            raise DeviceError(f"HOST KEY HAS CHANGED for {device.name} ({device.host}:{device.port}): Studio trusts"
+                              f" {known_hosts.fingerprint(asyncssh.import_public_key(trusted))} but the device now"
+                              f" presents {known_hosts.fingerprint(key)}. This can be a reinstalled device or an"
+                              " attack; if you trust the new key, run `studio devices trust"
+                              f" {device.name}` again") from None
+        except asyncssh.PermissionDenied:
+            raise DeviceError(f"{device.name} refused the login of '{device.user}' (check the key or the"
+                              " ssh-agent)") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port} ({_why(exc)})") from None
+        return cls(device, conn, tunnel)
+
+    async def run(self, argv, timeout=COMMAND_TIMEOUT):
+        import asyncssh
+
+        try:
+            result = await self.conn.run(shlex.join(argv), timeout=timeout, check=False)
+        except asyncssh.TimeoutError:
+            raise DeviceError(f"{self.device.name} did not answer within {timeout:.0f} s") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+        return result.exit_status if result.exit_status is not None else -1, str(result.stdout or ""), \
+            str(result.stderr or "")
+
+    async def start(self, argv):
+        import asyncssh
+
+        try:
+            return _SSHProcess(await self.conn.create_process(shlex.join(argv)), self.device)
+        except (OSError, asyncssh.Error) as exc:
+            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+
+    async def put(self, local, remote, offset, progress):
+        import asyncssh
+
+        try:
+            if self._sftp is None:
+                self._sftp = await self.conn.start_sftp_client()
+            await self._sftp.makedirs(str(Path(remote).parent), exist_ok=True)
+            sent = 0
+            async with self._sftp.open(remote, "r+b" if offset else "wb") as dst:
+                with open(local, "rb") as src:
+                    src.seek(offset)
+                    pos = offset
+                    for chunk in iter(lambda: src.read(4 * CHUNK), b""):
+                        await dst.write(chunk, pos)  # asyncssh splits it into parallel SFTP requests
+                        pos += len(chunk)
+                        sent += len(chunk)
+                        progress(pos)
+            return sent
+        except (OSError, asyncssh.Error) as exc:
+            if isinstance(exc, asyncssh.SFTPFailure) and "space" in str(exc).lower():
+                raise DeviceError("device disk is full") from None
+            raise DeviceError(f"upload to {self.device.name} failed ({_why(exc)})") from None
+
+    async def close(self):
+        self.conn.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
+
+
+async def connect(device: Device) -> DeviceTransport:
+    if device.kind == "local":
+        return LocalTransport(device)
+    return await SSHTransport.connect(device)
+

@@ -1,0 +1,121 @@
+"""Real OpenSSH servers on loopback for deploy tests: each one is a 'device'."""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd did not listen on port {port}")
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+class Server:
+    """One sshd: its own host key, port and authorized_keys."""
+
+    def __init__(self, root: Path, authorized: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.authorized = authorized
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.new_host_key()
+
+    def new_host_key(self) -> None:
+        for p in self.root.glob("host_key*"):
+            p.unlink()
+        keygen(self.root / "host_key")
+
+    def start(self) -> "Server":
+        cfg = self.root / "sshd_config"
+        cfg.write_text(f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self.root / 'host_key'}
+PidFile {self.root / 'sshd.pid'}
+AuthorizedKeysFile {self.authorized}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+MaxStartups 256:30:512
+LogLevel ERROR
+""")
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        log = open(self.root / "sshd.log", "ab")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class SilentServer:
+    """Accepts TCP connections and never says a word: a frozen device."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def available() -> str | None:
+    """None when real sshd tests can run here, else the reason they cannot."""
+    if not Path(SSHD).exists():
+        return "openssh-server is not installed (make test installs it: installer/system-deps.sh)"
+    if shutil.which("ssh-keygen") is None:
+        return "ssh-keygen is not installed"
+    if os.geteuid() != 0 and getpass.getuser() == "root":
+        return "cannot tell the login user"
+    return None

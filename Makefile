@@ -23,5 +23,9 @@ demo: install
 test: install system-deps
 	$(PY) -m pytest -q
 
+screenshots: install system-deps
+	QT_QPA_PLATFORM=offscreen STUDIO_THEME=light $(PY) -m studio.gui.screenshots screenshots --theme light
+	QT_QPA_PLATFORM=offscreen STUDIO_THEME=dark $(PY) -m studio.gui.screenshots screenshots --theme dark
+
 clean:
 	rm -rf $(VENV) build dist screenshots .pytest_cache

@@ -1,10 +1,13 @@
 #!/bin/sh
-# Debian packages the test suite needs: OpenSSH's server (real devices for deploy tests) and Xvfb (screenshots).
-# Installs only what is missing; needs root or sudo when something is missing.
+# Debian packages `make test` needs: OpenSSH's server (real devices for the deploy tests), the libraries and fonts
+# Qt needs to render the window offscreen (GUI tests, screenshots), and binutils (PyInstaller reads binaries with
+# objdump). Installs only what is missing; needs root or sudo when something is missing.
 set -e
 missing=""
 [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
-command -v Xvfb >/dev/null 2>&1 || missing="$missing xvfb"
+for pkg in libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core binutils; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: please install:$missing (no apt-get on this machine)" >&2

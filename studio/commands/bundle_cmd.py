@@ -43,7 +43,7 @@ def default_name(out: str) -> str:
 
 
 def run_export(args) -> int:
-    from studio.core.bundle import BundleError, build_bundle, read_labels, resolve_source
+    from studio.core.bundle import BundleError, build_bundle, read_labels, resolve_source, sample_input
 
     if not args.out.endswith(".zip"):
         raise BundleError("the bundle name must end in .bundle.zip", args.out)
@@ -51,7 +51,7 @@ def run_export(args) -> int:
     labels = read_labels(args.labels) if args.labels else None
     sample = None
     if args.sample:
-        sample = _first_sample(args.sample, src)
+        sample = sample_input(args.sample, src)
     manifest = build_bundle(src, args.out, name=args.name or default_name(args.out), version=args.version,
                             labels=labels, sign_key=args.sign, created=args.created, sample=sample)
     if args.json:
@@ -60,18 +60,6 @@ def run_export(args) -> int:
         signed = f", signed by {manifest['signing']['key_fingerprint']}" if manifest["signing"] else ", unsigned"
         print(f"wrote {args.out}: {manifest['id']} ({manifest['format']}{signed})")
     return 0
-
-
-def _first_sample(dataset: str, src) -> dict:
-    from studio.core.data import load_dataset, prepare
-    from studio.core.recipe import Preprocess, Recipe
-    from studio.core.runtimes import open_runner
-
-    runner = open_runner(str(src.model))
-    pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
-    ds = load_dataset(dataset, limit=1, resize=pre.resize)
-    x = prepare(ds.x, runner.inputs[0].shape, pre, dataset)
-    return {"input0": runner.inputs[0].encode(x[:1])}
 
 
 def run_keys_new(args) -> int:

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="run the offline demo on the sample MNIST model and dataset")
+    p = sub.add_parser("demo", help="open the window on the sample MNIST model, dataset and a local demo device")
+    p.add_argument("--terminal", action="store_true", help="no window: prepare the samples and inspect one")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if not args.terminal:
+        from studio.gui.app import run as run_window
+
+        return run_window(demo=True)
     from studio.commands.progressbar import ProgressBar
     from studio.core.inspector import inspect_model
     from studio.core.modelinfo import summary_lines

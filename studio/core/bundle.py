@@ -350,3 +350,16 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
                             source_sha256=source.get("sha256"), source_format=source.get("format"),
                             labels=meta.get("labels"))
     raise BundleError("not found (expected a model file, an optimize output folder or RUN/CANDIDATE_ID)", p)
+
+
+def sample_input(dataset: str | os.PathLike, src: ExportSource) -> dict:
+    """The first sample of `dataset`, prepared as the source's recipe says, for the runner's check input."""
+    from .data import load_dataset, prepare
+    from .recipe import Preprocess, Recipe
+    from .runtimes import open_runner
+
+    runner = open_runner(str(src.model))
+    pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
+    ds = load_dataset(dataset, limit=1, resize=pre.resize)
+    x = prepare(ds.x, runner.inputs[0].shape, pre, os.fspath(dataset))
+    return {"input0": runner.inputs[0].encode(x[:1])}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RecipeError
-from .recipe import PruneMethod, Pruning, QuantMode, Quantization, Recipe, Target
+from .recipe import PruneMethod, Pruning, QuantMode, Recipe, Target
 
 GRID_VERSION = 1
 

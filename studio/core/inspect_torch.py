@@ -112,8 +112,15 @@ def _inspect_export(path: Path, input_shape) -> ModelInfo:
     def opname(n):
         return str(n.target).replace("aten.", "").replace(".default", "")
 
-    layers = [LayerInfo(n.name, opname(n), 0, [_dim(d) for d in n.meta["val"].shape]
-                        if hasattr(n.meta.get("val"), "shape") else None) for n in calls]
+    owned = {ph: state[k].numel() for ph, k in sig.inputs_to_parameters.items() if k in state}
+
+    def shape(n):
+        val = n.meta.get("val")
+        return [_dim(d) if i or isinstance(_dim(d), int) else "batch" for i, d in enumerate(val.shape)] \
+            if hasattr(val, "shape") else None
+
+    layers = [LayerInfo(n.name, opname(n), sum(owned.get(getattr(a, "name", None), 0) for a in n.args), shape(n))
+              for n in calls]
     shapes = [input_shape] if input_shape else [_concrete(t.shape) for t in inputs]
     macs = _macs(ep.module(), [torch.zeros(s) for s in shapes])
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}

@@ -1,6 +1,5 @@
 """Inspect each supported format from real files: ONNX with external weights, PyTorch archives and Keras saves."""
 import json
-import shutil
 import subprocess
 import sys
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from studio.core.bundle import BundleError
-from studio.core.deploy import fleet, known_hosts, ops
+from studio.core.deploy import fleet, ops
 from studio.core.deploy.push import push_one
 from studio.core.deploy.transport import connect, open_session
 from tests.conftest import run_cli

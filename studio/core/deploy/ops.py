@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..bundle import sha256_file, verify_bundle
+from ..bundle import verify_bundle
 from ..errors import StudioError
 from . import known_hosts
 from .inventory import Device, DeviceError
@@ -72,7 +72,6 @@ def rollback(device: Device) -> dict:
 
 async def _bench(t: DeviceTransport, bundle: Path, runs: int, threads: int) -> dict:
     manifest = verify_bundle(bundle).manifest
-    sha = sha256_file(bundle)
     base = f"{t.device.dir}/.studio/bench/{manifest['id']}"
     await t.put(bundle, f"{base}.zip", 0, lambda n: None)
     script = ("import json,os,subprocess,sys,zipfile,shutil\n"

@@ -1,0 +1,160 @@
+"""pyqtgraph charts: the live accuracy-vs-latency scatter and the per-layer sensitivity bars. Charts take plain
+candidate dicts and update items made once (setData), as Orange3 does."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor
+
+from studio.core.modelinfo import human_bytes
+from studio.core.pareto import front_2d, score
+
+from . import theme
+
+QUANT_COLORS = {"none": "#4a7fd4", "fp16": "#2e9d57", "dynamic": "#d9822b", "int8": "#c44e52"}
+TARGET_SYMBOLS = {"onnx": "o", "tflite": "s"}
+
+
+def _style(plot: pg.PlotWidget, dark: bool, x: str, y: str) -> None:
+    colors = theme.chart_colors(dark)
+    plot.setBackground(colors["background"])
+    for axis in ("left", "bottom"):
+        ax = plot.getAxis(axis)
+        ax.setPen(colors["foreground"])
+        ax.setTextPen(colors["foreground"])
+        ax.enableAutoSIPrefix(False)  # milliseconds stay milliseconds, no "(x0.001)"
+    plot.showGrid(x=True, y=True, alpha=colors["grid"])
+    plot.setLabel("bottom", x)
+    plot.setLabel("left", y)
+
+
+class TradeoffChart(pg.PlotWidget):
+    """Accuracy (or agreement) vs measured latency; marker size = model size, colour = quantization, symbol =
+    target; the accuracy/latency front drawn as a line; hover shows a candidate, click selects it."""
+
+    candidate_clicked = Signal(str)
+
+    def __init__(self, dark: bool, parent=None):
+        super().__init__(parent=parent)
+        self.dark = dark
+        self.use_device = False
+        self.metric = "top-1 accuracy (%)"
+        _style(self, dark, "latency, median ms (measured, batch 1)", self.metric)
+        self.front = pg.PlotCurveItem(pen=pg.mkPen(theme.chart_colors(dark)["foreground"], width=1.5),
+                                      stepMode=None)
+        self.addItem(self.front)
+        self.scatter = pg.ScatterPlotItem(hoverable=True, tip=self._tip, hoverPen=pg.mkPen("#f2b84b", width=3))
+        self.scatter.sigClicked.connect(self._clicked)
+        self.addItem(self.scatter)
+        self.selected_ring = pg.ScatterPlotItem(pen=pg.mkPen("#f2b84b", width=3), brush=None, size=30)
+        self.addItem(self.selected_ring)
+        self.candidates: list[dict] = []
+        self.selected: str | None = None
+
+    def _x(self, c: dict):
+        return c.get("device_latency_ms_median") if self.use_device else c.get("latency_ms_median")
+
+    def set_candidates(self, candidates: list[dict], metric: str | None = None) -> None:
+        self.candidates = [c for c in candidates if c.get("status") == "ok" and score(c) is not None
+                           and self._x(c) is not None]
+        if metric and metric != self.metric:
+            self.metric = metric
+            self.setLabel("left", metric)
+        if not self.candidates:
+            self.scatter.setData([])
+            self.front.setData([], [])
+            self._select_ring()
+            return
+        biggest = max(c["size_bytes"] for c in self.candidates)
+        spots = []
+        for c in self.candidates:
+            edge = pg.mkPen(theme.chart_colors(self.dark)["foreground"], width=2) if c.get("pareto") else None
+            spots.append({"pos": (self._x(c), score(c)), "size": 10 + 26 * (c["size_bytes"] / biggest) ** 0.5,
+                          "brush": QColor(QUANT_COLORS.get(c["quant"], "#8172b3")), "pen": edge,
+                          "symbol": TARGET_SYMBOLS.get(c["target"], "o"), "data": c["id"]})
+        self.scatter.setData(spots)
+        front = front_2d([dict(c, latency_ms_median=self._x(c)) for c in self.candidates])
+        xs = np.array([self._x(c) for c in self.candidates if c["id"] in {f["id"] for f in front}])
+        order = np.argsort(xs)
+        fx = xs[order]
+        fy = np.array([score(c) for c in self.candidates if c["id"] in {f["id"] for f in front}])[order]
+        if len(fx):  # a staircase: each step holds the best accuracy reached so far
+            sx = np.repeat(fx, 2)[1:]
+            sy = np.repeat(fy, 2)[:-1]
+            self.front.setData(sx, sy)
+        self._select_ring()
+
+    def set_device_latency(self, on: bool) -> None:
+        self.use_device = on
+        self.setLabel("bottom", "latency on the device, median ms" if on else "latency, median ms (measured,"
+                                                                                " batch 1)")
+        self.set_candidates(self.candidates_all if hasattr(self, "candidates_all") else self.candidates)
+
+    def select(self, cid: str | None) -> None:
+        self.selected = cid
+        self._select_ring()
+
+    def _select_ring(self) -> None:
+        hit = [c for c in self.candidates if c["id"] == self.selected]
+        self.selected_ring.setData([{"pos": (self._x(c), score(c))} for c in hit])
+
+    def _clicked(self, item, points, ev=None) -> None:
+        if len(points):
+            self.candidate_clicked.emit(points[0].data())
+
+    def _tip(self, x, y, data):
+        c = next((c for c in self.candidates if c["id"] == data), None)
+        if c is None:
+            return ""
+        lines = [c["id"], f"{self.metric}: {score(c):.2f}", f"latency p50 {c['latency_ms_median']:.4f} ms,"
+                 f" p90 {c['latency_ms_p90']:.4f} ms", f"size {human_bytes(c['size_bytes'])}"]
+        if c.get("device_latency_ms_median") is not None:
+            lines.append(f"on the device: {c['device_latency_ms_median']:.4f} ms")
+        if c.get("float_layers"):
+            lines.append(f"{len(c['float_layers'])} layer(s) kept in float")
+        if c.get("pareto"):
+            lines.append("on the Pareto front")
+        return "\n".join(lines)
+
+
+class SensitivityChart(pg.PlotWidget):
+    """Per-layer sensitivity as bars: quantization (output SQNR in dB, lower = more sensitive) or structured
+    pruning (accuracy points lost when only that layer is pruned)."""
+
+    def __init__(self, dark: bool, parent=None):
+        super().__init__(parent=parent)
+        self.dark = dark
+        _style(self, dark, "layer", "")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=theme.ACCENT)
+        self.addItem(self.bars)
+        self.rows: list[dict] = []
+
+    def show_rows(self, kind: str, rows: list[dict]) -> None:
+        self.rows = rows
+        if kind == "quantization":
+            values = [r["sqnr_db"] or 0 for r in rows]
+            self.setLabel("left", "SQNR when only this layer is int8 (dB)")
+            brushes = [QColor(theme.BAD if v < 25 else theme.WARN if v < 40 else theme.OK) for v in values]
+        else:
+            values = [r["accuracy_drop"] for r in rows]
+            self.setLabel("left", "accuracy points lost")
+            brushes = [QColor(theme.BAD if v > 5 else theme.WARN if v > 1 else theme.OK) for v in values]
+        x = np.arange(len(rows))
+        self.bars.setOpts(x=x, height=values, brushes=brushes, width=0.7)
+        ticks = [(i, _short(r["layer"])) for i, r in enumerate(rows)]
+        self.getAxis("bottom").setTicks([ticks])
+        self.setXRange(-0.6, max(0.6, len(rows) - 0.4))
+        if values:
+            self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
+
+
+def _short(name: str) -> str:
+    name = name.split("/")[-1].split(";")[0].removeprefix("node_")
+    return name if len(name) <= 10 else name[:4] + "…" + name[-5:]
+
+
+def legend_html() -> str:
+    """The chart's key, as a line of text under it (a legend inside the plot would hide points)."""
+    dots = "  ".join(f"<span style='color:{c}'>●</span> {'fp32' if q == 'none' else q}" for q, c in QUANT_COLORS.items())
+    return f"{dots}   │   ● onnx  ■ tflite   │   outlined: on the Pareto front, line: best accuracy so far"

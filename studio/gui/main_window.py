@@ -1,0 +1,541 @@
+"""The studio window: a sidebar of wizard steps over stacked pages, one long task at a time in the status bar,
+and the session autosaved to its project file after every change."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
+                               QStackedWidget, QWidget)
+
+from studio import __version__
+from studio.core.grid import Grid
+from studio.core.paths import config_dir, data_dir
+from studio.core.project import Project
+
+from . import work
+from .page_deploy import DeployPage
+from .page_export import ExportPage
+from .page_load import LoadPage
+from .page_optimize import OptimizePage
+from .page_preview import PreviewPage
+from .resources import icon
+from .tasks import Task
+from .widgets import TaskBar
+
+STEPS = [("load", "Load"), ("optimize", "Optimize"), ("preview", "Preview"), ("export", "Export"),
+         ("deploy", "Deploy")]
+
+
+def settings() -> QSettings:
+    return QSettings(str(config_dir() / "window.ini"), QSettings.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, project: Project, dark: bool = False):
+        super().__init__()
+        self.project = project
+        self.task: Task | None = None  # the one long task the status bar shows
+        self._background: set[Task] = set()
+        self.flash_window = None
+        self._restoring = False
+        self.setWindowIcon(icon("studio"))
+        self.setMinimumSize(1000, 680)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(180)
+        for i, (key, label) in enumerate(STEPS, 1):
+            item = QListWidgetItem(icon(key), f"{i}  {label}")
+            item.setToolTip(f"{label} (Ctrl+{i})")
+            self.sidebar.addItem(item)
+        self.stack = QStackedWidget()
+        self.load = LoadPage()
+        self.optimize = OptimizePage()
+        self.preview = PreviewPage(dark)
+        self.export = ExportPage()
+        self.deploy = DeployPage()
+        for page in (self.load, self.optimize, self.preview, self.export, self.deploy):
+            self.stack.addWidget(page)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.taskbar = TaskBar()
+        self.taskbar.cancel_requested.connect(self.cancel_task)
+        self.statusBar().addPermanentWidget(self.taskbar, 1)
+        self._save_timer = QTimer(self, singleShot=True, interval=400)
+        self._save_timer.timeout.connect(self.save_project)
+        self._menus()
+        self._wire()
+        self.sidebar.setCurrentRow(0)
+        self._restore_geometry()
+        self.restore_project()
+
+    # --- shell -------------------------------------------------------------------------------------------------
+    def _menus(self) -> None:
+        def action(menu, text, slot, shortcut=None, ic=None):
+            a = QAction(icon(ic) if ic else text, text, self) if ic else QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            return a
+
+        file = self.menuBar().addMenu("&File")
+        action(file, "Open model…", self.load.choose, "Ctrl+O", "load")
+        action(file, "Open project…", self.open_project, "Ctrl+Shift+O")
+        action(file, "Save project", self.save_now, "Ctrl+S", "save")
+        action(file, "Save project as…", self.save_as, "Ctrl+Shift+S")
+        file.addSeparator()
+        action(file, "Quit", self.close, "Ctrl+Q")
+        go = self.menuBar().addMenu("&Go")
+        for i, (key, label) in enumerate(STEPS, 1):
+            action(go, label, lambda checked=False, r=i - 1: self.go(r), f"Ctrl+{i}", key)
+        go.addSeparator()
+        action(go, "Flash mode…", self.open_flash, "Ctrl+Shift+F", "flash")
+        run = self.menuBar().addMenu("&Run")
+        action(run, "Run sweep", self.run_sweep, "Ctrl+R", "play")
+        action(run, "Export and verify", self.run_export, "Ctrl+E", "export")
+        action(run, "Cancel the running task", self.cancel_task, "Esc", "stop")
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        action(help_menu, "About Studio", lambda: QMessageBox.about(
+            self, "About Studio", f"Studio {__version__}\nModel packaging for edge devices: measured, offline."))
+
+    def _wire(self) -> None:
+        self.load.load_requested.connect(self.load_model)
+        self.optimize.run_requested.connect(self.run_sweep)
+        self.optimize.changed.connect(self._optimize_changed)
+        self.preview.candidate_chosen.connect(self._chosen)
+        self.preview.use_requested.connect(lambda cid: self.go(3))
+        self.export.export_requested.connect(self.run_export)
+        self.export.new_key_requested.connect(self.new_key)
+        for edit in (self.export.name, self.export.version, self.export.labels, self.export.key, self.export.out):
+            edit.textChanged.connect(self._export_changed)
+        self.deploy.add_requested.connect(self.add_device)
+        self.deploy.refresh_requested.connect(self.refresh_devices)
+        self.deploy.probe_requested.connect(self.probe_device)
+        self.deploy.trust_requested.connect(self.trust_device)
+        self.deploy.push_requested.connect(self.push)
+        self.deploy.rollback_requested.connect(self.rollback)
+
+    def go(self, row: int) -> None:
+        self.sidebar.setCurrentRow(row)
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", "\n".join([
+            "Ctrl+1 … Ctrl+5   go to Load, Optimize, Preview, Export, Deploy",
+            "Ctrl+O   open a model", "Ctrl+S   save the project (it is also saved after every change)",
+            "Ctrl+R   run the sweep", "Ctrl+E   export and verify the bundle", "Ctrl+Shift+F   flash mode",
+            "Esc   cancel the running task", "Ctrl+Q   quit"]))
+
+    def _restore_geometry(self) -> None:
+        geometry = settings().value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        settings().setValue("geometry", self.saveGeometry())
+        self.save_project()
+        for task in [self.task, *self._background]:
+            if task is not None and task.running:
+                task.cancel()
+                task.wait(10)
+        if self.flash_window is not None:
+            self.flash_window.close()
+        super().closeEvent(event)
+
+    # --- tasks -------------------------------------------------------------------------------------------------
+    def start(self, task: Task, on_ok, on_error=None, main: bool = True) -> bool:
+        """Main tasks are one at a time, shown with progress and Cancel; background ones (status) run quietly."""
+        if main and self.task is not None:
+            self.statusBar().showMessage(f"Busy: {self.task.name}. Wait for it or cancel it (Esc).", 5000)
+            return False
+        def then(handler):
+            def call(value):
+                self._finished(task)  # free the slot first, so a handler can start the next task
+                handler(value)
+            return call
+
+        task.succeeded.connect(then(on_ok))
+        task.failed.connect(then(on_error or self.show_error))
+        if main:
+            self.task = task
+            self.taskbar.busy(task.name)
+            task.progressed.connect(self.taskbar.progress)
+            task.cancelled.connect(lambda: self.statusBar().showMessage(f"{task.name}: cancelled", 8000))
+        else:
+            self._background.add(task)
+        task.finished.connect(lambda: self._finished(task))
+        task.start()
+        return True
+
+    def _finished(self, task: Task) -> None:
+        if task is self.task:
+            self.task = None
+            self.taskbar.idle()
+        self._background.discard(task)
+
+    def cancel_task(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.taskbar.label.setText(f"{self.task.name}: cancelling…")
+
+    def show_error(self, message: str) -> None:
+        """A worker's error, in the page the user is on; the app keeps working."""
+        page = self.stack.currentWidget()
+        banner = getattr(page, "banner", None)
+        if banner is not None:
+            banner.show_message("error", message)
+        self.statusBar().showMessage(message, 15000)
+
+    # --- project -----------------------------------------------------------------------------------------------
+    def schedule_save(self) -> None:
+        self._save_timer.start()
+
+    def save_project(self) -> None:
+        self._save_timer.stop()
+        try:
+            self.project.save()
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save the project: {exc}", 15000)
+
+    def save_now(self) -> None:
+        self.save_project()
+        self.statusBar().showMessage(f"Saved {self.project.path}", 5000)
+
+    def save_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", str(data_dir() / "projects"),
+                                              "Studio projects (*.studio.json)")
+        if path:
+            self.project.path = path if path.endswith(".studio.json") else path + ".studio.json"
+            self.save_now()
+
+    def open_project(self) -> None:
+        from studio.core.errors import StudioError
+
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(data_dir() / "projects"),
+                                              "Studio projects (*.studio.json);;All files (*)")
+        if not path:
+            return
+        try:
+            self.project = Project.load(path)
+        except StudioError as exc:
+            self.show_error(exc.one_line())
+            return
+        self.restore_project()
+
+    def restore_project(self) -> None:
+        """Show the session as it was: model, recipe and grid, measured results, chosen candidate, export."""
+        p = self.project
+        if not p.grid:
+            p.grid = Grid(targets=("onnx", "tflite"), quant=("none", "dynamic", "int8")).to_dict()
+        self._restoring = True  # the page's change signals must not write half-set widgets back
+        try:
+            self.optimize.set_state(p)
+            self.export.set_values(dict(p.export))
+        finally:
+            self._restoring = False
+        self._show_bundle()
+        results = Path(p.run_dir or "") / "results.json"
+        if p.run_dir and results.is_file():
+            try:
+                self.preview.set_results(json.loads(results.read_text(encoding="utf-8")))
+            except ValueError:
+                self.preview.banner.show_message("warning", f"{results}: cannot be read; run the sweep again")
+        elif p.run_dir and (Path(p.run_dir) / "journal.jsonl").is_file():
+            self.preview.banner.show_message("info", "A sweep was interrupted: run it again (Ctrl+R) to resume"
+                                                     " where it stopped.")
+        if p.chosen:
+            self.preview.select(p.chosen)
+        if p.model:
+            self.load_model(p.model)
+        self.refresh_devices()
+
+    # --- load --------------------------------------------------------------------------------------------------
+    def load_model(self, path: str) -> None:
+        from studio.core.inspector import inspect_model
+
+        opts = self.load.options() if path != self.project.model else {
+            "arch": self.project.arch or self.load.options()["arch"], "trust_pickle": self.project.trust_pickle}
+        task = Task("Inspecting the model", inspect_model, path, **opts)
+
+        def ok(info):
+            changed = path != self.project.model
+            self.project.model, self.project.arch, self.project.trust_pickle = path, opts["arch"], opts["trust_pickle"]
+            if changed:
+                self.project.run_dir, self.project.chosen = None, None
+                self.preview.clear()
+                self.preview.summary.setText("No sweep yet: run one from Optimize (Ctrl+R).")
+            self.load.show_info(info)
+            self.setWindowTitle(f"Studio — {Path(path).name}")
+            self._update_export_source()
+            self.schedule_save()
+
+        self.start(task, ok, self.load.show_error)
+
+    # --- optimize / preview ------------------------------------------------------------------------------------
+    def _optimize_changed(self) -> None:
+        if self._restoring:
+            return
+        try:
+            self.project.grid = self.optimize.grid().to_dict()
+        except Exception:  # noqa: BLE001 - an invalid grid is shown on the page and not saved
+            return
+        o = self.optimize
+        self.project.dataset = o.dataset.text().strip() or None
+        self.project.train_dataset = o.train.text().strip() or None
+        self.project.max_drop = o.max_drop.value() or None
+        self.project.budget_min = o.budget.value() or None
+        self.project.sensitivity = o.sensitivity.isChecked()
+        self.schedule_save()
+
+    def sweep_options(self) -> dict:
+        p = self.project
+        return {"max_drop": p.max_drop, "budget_s": p.budget_min * 60 if p.budget_min else None,
+                "sensitivity": p.sensitivity, "arch": p.arch, "trust_pickle": p.trust_pickle,
+                "finetune": p.train_dataset if self.optimize.epochs.value() else None,
+                "threads": self.optimize.threads.value()}
+
+    def run_sweep(self) -> None:
+        if not self.project.model:
+            self.go(0)
+            self.load.show_error("Load a model first (Ctrl+O).")
+            return
+        if not self.optimize.run.isEnabled():
+            self.go(1)
+            return
+        self._optimize_changed()
+        p = self.project
+        options = self.sweep_options()
+        keyed = {k: v for k, v in options.items() if k not in ("budget_s", "sensitivity")}
+        run_dir = str(work.sweep_dir(p.model, p.grid, p.dataset, keyed))
+        task = Task("Sweep", work.sweep, p.model, p.grid, p.dataset, run_dir, options, events=True)
+        task.event_received.connect(self._sweep_event)
+
+        def ok(doc):
+            self.preview.set_results(doc)
+            left = len(doc.get("pending") or [])
+            if left:
+                self.preview.banner.show_message("info", f"The time budget ran out with {left} candidate(s) left:"
+                                                         " run the sweep again to continue.")
+            else:
+                self.preview.banner.hide()
+            self.statusBar().showMessage(f"Sweep finished: {len(doc['candidates'])} candidates in {run_dir}", 10000)
+
+        if self.start(task, ok):
+            p.run_dir, p.chosen = run_dir, None
+            self.save_project()
+            self.preview.clear()
+            self.preview.banner.hide()
+            self.go(2)
+
+    def _sweep_event(self, event: dict) -> None:
+        if event["type"] == "candidate":
+            self.preview.add_candidate(event["candidate"])
+        elif event["type"] == "sensitivity":
+            self.preview.set_sensitivity(event["sensitivity"])
+
+    def _chosen(self, cid: str) -> None:
+        self.project.chosen = cid
+        self._update_export_source()
+        self.schedule_save()
+
+    # --- export ------------------------------------------------------------------------------------------------
+    def export_source(self) -> str | None:
+        p = self.project
+        if p.chosen and p.run_dir:
+            return str(Path(p.run_dir) / "candidates" / p.chosen)
+        if p.model and Path(p.model).suffix in (".onnx", ".tflite"):
+            return p.model
+        return None
+
+    def _update_export_source(self) -> None:
+        p = self.project
+        stem = Path(p.model).stem.replace("_", "-") if p.model else "model"
+        if p.chosen:
+            c = self.preview.candidates.get(p.chosen, {})
+            text = (f"Candidate <b>{p.chosen}</b> of the sweep: {c.get('accuracy') or c.get('agreement') or 0:.2f}%"
+                    f" {'accuracy' if c.get('accuracy') is not None else 'agreement'},"
+                    f" {c.get('latency_ms_median') or 0:.4f} ms median (measured).")
+        elif self.export_source():
+            text = f"The loaded model as it is: <b>{Path(p.model).name}</b>."
+        else:
+            text = "Nothing to export yet: run a sweep and pick a candidate in Preview (a PyTorch or Keras model" \
+                   " must be converted first)."
+        version = self.export.version.text() or "1.0.0"
+        self.export.set_source(text, stem, data_dir() / "bundles" / f"{stem}-{version}.bundle.zip")
+
+    def _export_changed(self) -> None:
+        if self._restoring:
+            return
+        self.project.export.update({k: v for k, v in self.export.values().items()})
+        self.schedule_save()
+
+    def new_key(self) -> None:
+        from studio.core.errors import StudioError
+        from studio.core.signing import new_keypair
+
+        path, _ = QFileDialog.getSaveFileName(self, "New signing key", str(data_dir() / "keys" / "studio.key"))
+        if not path:
+            return
+        try:
+            private, _public = new_keypair(path)
+        except StudioError as exc:
+            self.export.show_result(False, exc.one_line())
+            return
+        self.export.key.setText(str(private))
+
+    def run_export(self) -> None:
+        source = self.export_source()
+        if source is None:
+            self.go(3)
+            self.export.show_result(False, "Choose a candidate in Preview first (or load an ONNX/TFLite model).")
+            return
+        v = self.export.values()
+        if not v["name"] or not v["out"].endswith(".zip"):
+            self.export.show_result(False, "Give the bundle a name and a file name ending in .bundle.zip.")
+            return
+        Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
+        task = Task("Export", work.export, source, v["out"], name=v["name"], version=v["version"],
+                    labels=v["labels"], sign_key=v["sign_key"], dataset=self.project.dataset)
+
+        def ok(res):
+            m = res["manifest"]
+            sig = (f"signature checked ({res['key_fingerprint']})" if res["signature_checked"] else
+                   f"signed by {res['key_fingerprint']}" if res["key_fingerprint"] else "unsigned")
+            self.export.show_result(True, f"Verified: {m['name']} {m['version']}, {res['files']} files, {sig}.",
+                                    f"Bundle <b>{res['bundle']}</b><br>id {m['id']}, {m['format']},"
+                                    f" needs {m['runtime']['name']} ≥ {m['runtime']['min_version']}")
+            self.project.export.update(v, bundle=res["bundle"], verified=True, id=m["id"])
+            self._show_bundle()
+            self.save_project()
+
+        self.start(task, ok, lambda msg: self.export.show_result(False, msg))
+
+    # --- deploy ------------------------------------------------------------------------------------------------
+    def _show_bundle(self) -> None:
+        bundle = self.project.export.get("bundle")
+        if bundle and Path(bundle).is_file():
+            self.deploy.bundle.setText(f"<b>{Path(bundle).name}</b> ({self.project.export.get('id', '')}), verified"
+                                       " when exported and again before every push.")
+        else:
+            self.deploy.bundle.setText("No bundle yet: export one first (Ctrl+4).")
+
+    def refresh_devices(self) -> None:
+        from studio.core.deploy import inventory, known_hosts
+        from studio.core.errors import StudioError
+
+        try:
+            devices = sorted(inventory.load().values(), key=lambda d: d.name)
+        except StudioError as exc:
+            self.deploy.banner.show_message("error", exc.one_line())
+            return
+        trusted = {d.name: d.kind == "local" or known_hosts.lookup(d.host, d.port) is not None for d in devices}
+        chosen = self.project.deploy.get("devices") or [d.name for d in devices if "demo" in d.tags]
+        self.deploy.set_devices(devices, trusted, chosen)
+        if devices:
+            self.start(Task("Device status", work.statuses), self.deploy.set_status,
+                       lambda msg: self.deploy.banner.show_message("error", msg), main=False)
+
+    def add_device(self) -> None:
+        from studio.core.deploy import inventory
+        from studio.core.errors import StudioError
+
+        from .page_deploy import AddDeviceDialog
+
+        dialog = AddDeviceDialog(self)
+        if not dialog.exec():
+            return
+        try:
+            inventory.add(dialog.device())
+        except StudioError as exc:
+            self.deploy.banner.show_message("error", exc.one_line())
+            return
+        self.deploy.banner.show_message("ok", f"Added {dialog.device().name}. Trust its host key before pushing.")
+        self.refresh_devices()
+
+    def probe_device(self, name: str) -> None:
+        def ok(doc):
+            runtimes = ", ".join(f"{k} {v}" for k, v in doc["runtimes"].items()) or "none found"
+            cur = doc["current"]
+            self.deploy.details.setText(
+                f"<b>{name}</b>: {doc['arch']}, {doc['os']}, Python {doc['python']}<br>runtimes: {runtimes}<br>"
+                f"free disk: {doc['free_bytes'] / 1e6:.1f} MB in {doc['dir']}<br>"
+                f"runs: {cur['name'] + ' ' + cur['version'] if cur else 'nothing installed'}")
+
+        self.start(Task(f"Probing {name}", work.probe, name), ok,
+                   lambda msg: self.deploy.banner.show_message("error", msg))
+
+    def trust_device(self, name: str) -> None:
+        from studio.core.deploy import inventory, ops
+
+        from .page_deploy import TrustDialog
+
+        if inventory.get(name).kind == "local":
+            self.deploy.banner.show_message("info", f"{name} is a folder on this machine: there is no key to trust.")
+            return
+
+        def ok(res):
+            device, fp, key, previous = res
+            if TrustDialog(device, fp, previous, self).exec():
+                ops.trust(device, key)
+                self.deploy.banner.show_message("ok", f"Trusted {name} ({fp}).")
+                self.refresh_devices()
+
+        self.start(Task(f"Fetching {name}'s host key", work.fingerprint, name), ok,
+                   lambda msg: self.deploy.banner.show_message("error", msg))
+
+    def push(self, names: list[str]) -> None:
+        bundle = self.project.export.get("bundle")
+        if not bundle or not Path(bundle).is_file():
+            self.deploy.banner.show_message("error", "Export a bundle first (Ctrl+4).")
+            return
+        if not names:
+            self.deploy.banner.show_message("info", "Tick the devices to push to.")
+            return
+        self.project.deploy["devices"] = names
+        task = Task("Push", work.push, bundle, names, events=True)
+        task.event_received.connect(lambda e: self.deploy.set_progress(e["device"], e["fraction"], e["message"]))
+
+        def ok(result):
+            self.deploy.set_results(result.results)
+            counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
+            self.deploy.banner.show_message("ok" if result.ok else "error", f"{result.bundle}: {counts}.")
+            self.project.deploy["last"] = [r.to_dict() for r in result.results]
+            self.save_project()
+            self.refresh_devices_status()
+
+        self.start(task, ok, lambda msg: self.deploy.banner.show_message("error", msg))
+
+    def refresh_devices_status(self) -> None:
+        self.start(Task("Device status", work.statuses), self.deploy.set_status, lambda msg: None, main=False)
+
+    def rollback(self, name: str) -> None:
+        def ok(doc):
+            self.deploy.banner.show_message("ok", f"{name} rolled back: it now runs {doc['current']}"
+                                                  f" (was {doc['previous']}).")
+            self.refresh_devices_status()
+
+        self.start(Task(f"Rolling back {name}", work.rollback, name), ok,
+                   lambda msg: self.deploy.banner.show_message("error", msg))
+
+    # --- flash ---------------------------------------------------------------------------------------------------
+    def open_flash(self) -> None:
+        from .flash import FlashWindow
+
+        if self.flash_window is None:
+            self.flash_window = FlashWindow()
+        bundle = self.project.export.get("bundle")
+        if bundle and Path(bundle).is_file() and not self.flash_window.bundle:
+            self.flash_window.open_bundle(bundle)
+        self.flash_window.show()
+        self.flash_window.raise_()

@@ -1,0 +1,137 @@
+"""Load: open a model (dialog or drag and drop), see what it holds and what is wrong with it."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
+                               QTableView, QTabWidget, QVBoxLayout, QWidget)
+
+from studio.core.modelinfo import ModelInfo, human_bytes, human_count
+
+from .widgets import Banner, Card, DropZone, Metric, header, help_label
+
+MODEL_FILTER = "Models (*.onnx *.tflite *.pt *.pth *.pt2 *.ts *.keras *.h5 *.hdf5);;All files (*)"
+
+
+def table_model(headers: list[str], rows: list[list]) -> QStandardItemModel:
+    model = QStandardItemModel(len(rows), len(headers))
+    model.setHorizontalHeaderLabels(headers)
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            item = QStandardItem()
+            item.setData(value if isinstance(value, (int, float)) else str(value), Qt.DisplayRole)
+            item.setEditable(False)
+            model.setItem(r, c, item)
+    return model
+
+
+class LoadPage(QWidget):
+    model_loaded = Signal(object)  # ModelInfo
+    load_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(24, 20, 24, 20)
+        box.setSpacing(12)
+        box.addWidget(header("Load a model", "ONNX, TFLite, PyTorch (.pt2, TorchScript, state_dict) or Keras"
+                                             " (.keras, .h5, SavedModel). Nothing runs from the file until it is"
+                                             " inspected safely in a separate process."))
+        self.drop = DropZone("Drop a model file here, or click to choose one  (Ctrl+O)")
+        self.drop.dropped.connect(self.load_requested)
+        self.drop.clicked.connect(self.choose)
+        box.addWidget(self.drop)
+        opts = QHBoxLayout()
+        self.arch = QComboBox()
+        self.arch.setEditable(True)
+        self.arch.addItems(["", "studio.mnist_cnn", "resnet18", "mobilenet_v2", "mobilenet_v3_small",
+                            "efficientnet_b0"])
+        self.arch.setToolTip("For a state_dict: the architecture its weights belong to")
+        self.trust = QCheckBox("Trust pickled modules from this file")
+        self.trust.setToolTip("Unpickling runs code from the file: tick only for files you trust")
+        opts.addWidget(QLabel("Architecture (state_dict only):"))
+        opts.addWidget(self.arch, 1)
+        opts.addWidget(self.trust)
+        box.addLayout(opts)
+        self.banner = Banner()
+        box.addWidget(self.banner)
+        self.summary = Card("Summary")
+        grid = QGridLayout()
+        self.metrics = {k: Metric(k) for k in ("Format", "File size", "Parameters", "MACs (batch 1)",
+                                               "Weights", "Operators")}
+        for i, m in enumerate(self.metrics.values()):
+            grid.addWidget(m, 0 if i < 3 else 1, i % 3)
+        self.summary.body.addLayout(grid)
+        self.io = QLabel("")
+        self.io.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.io.setWordWrap(True)
+        self.summary.body.addWidget(self.io)
+        self.problems = QLabel("")
+        self.problems.setWordWrap(True)
+        self.summary.body.addWidget(self.problems)
+        box.addWidget(self.summary)
+        self.tabs = QTabWidget()
+        self.layers = QTableView()
+        self.ops = QTableView()
+        for view in (self.layers, self.ops):
+            view.setSortingEnabled(True)
+            view.setAlternatingRowColors(True)
+            view.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+            view.horizontalHeader().setStretchLastSection(True)
+            view.verticalHeader().hide()
+        self.tabs.addTab(self.layers, "Layers")
+        self.tabs.addTab(self.ops, "Operators")
+        box.addWidget(self.tabs, 1)
+        box.addWidget(help_label("Next: choose how to optimize it (Ctrl+2)."))
+        self.summary.hide()
+        self.tabs.hide()
+        self.info: ModelInfo | None = None
+
+    def choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model", "", MODEL_FILTER)
+        if path:
+            self.load_requested.emit(path)
+
+    def options(self) -> dict:
+        return {"arch": self.arch.currentText().strip() or None, "trust_pickle": self.trust.isChecked()}
+
+    def show_error(self, message: str) -> None:
+        self.banner.show_message("error", message)
+
+    def show_info(self, info: ModelInfo) -> None:
+        self.info = info
+        m = self.metrics
+        m["Format"].set(f"{info.format}")
+        m["File size"].set(human_bytes(info.size_bytes))
+        m["Parameters"].set(human_count(info.params))
+        m["MACs (batch 1)"].set(human_count(info.macs))
+        m["Weights"].set(", ".join(info.weight_dtypes) or "-")
+        m["Operators"].set(str(sum(info.ops.values())))
+
+        def tensors(ts):
+            return "<br>".join(f"<b>{t.name}</b> {t.shape_text()} {t.dtype}" + (
+                f" (scale {t.quantization.scale[0]:.4g}, zero point {t.quantization.zero_point[0]})"
+                if t.quantization and len(t.quantization.scale) == 1 else "") for t in ts) or "unknown"
+        self.io.setText(f"<b>Inputs</b><br>{tensors(info.inputs)}<br><b>Outputs</b><br>{tensors(info.outputs)}")
+        if info.problems:
+            self.problems.setText("<br>".join(
+                f"<span style='color:{'#d24b4b' if p.severity == 'error' else '#d9982b'}'>●</span> {p.message}"
+                for p in info.problems))
+        else:
+            self.problems.setText("<span style='color:#2e9d57'>●</span> No problems found.")
+        kind = "error" if not info.runnable else ("warning" if info.problems else "ok")
+        text = {"ok": f"{info.path} is ready.", "warning": f"{info.path} loads, with warnings below.",
+                "error": f"{info.path} cannot run here: see the problems below."}[kind]
+        self.banner.show_message(kind, text)
+        self.layers.setModel(table_model(["Layer", "Operator", "Parameters", "Output shape"],
+                                         [[layer.name, layer.op, layer.params,
+                                           "" if layer.output_shape is None else
+                                           " × ".join(str(d) for d in layer.output_shape)]
+                                          for layer in info.layers]))
+        self.ops.setModel(table_model(["Operator", "Count"], [[k, v] for k, v in info.ops.items()]))
+        for view in (self.layers, self.ops):
+            view.resizeColumnsToContents()
+        self.summary.show()
+        self.tabs.show()
+        self.model_loaded.emit(info)
+

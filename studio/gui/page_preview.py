@@ -1,0 +1,194 @@
+"""Preview: the live trade-off chart, the sensitivity bars and a sortable table of every candidate."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from studio.core.modelinfo import human_bytes
+from studio.core.pareto import best, pareto_ids
+
+from .charts import SensitivityChart, TradeoffChart, legend_html
+from .resources import white_icon
+from .widgets import Banner, Card, header, help_label
+
+COLUMNS = [("id", "Candidate"), ("target", "Target"), ("quant", "Quantization"), ("prune_ratio", "Pruned"),
+           ("accuracy", "Accuracy %"), ("agreement", "Agreement %"), ("latency_ms_median", "Latency p50 ms"),
+           ("latency_ms_p90", "p90 ms"), ("device_latency_ms_median", "Device ms"), ("size_bytes", "Size"),
+           ("pareto", "Pareto"), ("status", "Status")]
+
+
+class PreviewPage(QWidget):
+    candidate_chosen = Signal(str)
+    use_requested = Signal(str)
+
+    def __init__(self, dark: bool, parent=None):
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(24, 20, 24, 20)
+        box.setSpacing(10)
+        box.addWidget(header("Preview the trade-offs", "Each point is a candidate measured on this machine: hover"
+                                                       " for details, click to choose one."))
+        self.banner = Banner()
+        box.addWidget(self.banner)
+        top = QHBoxLayout()
+        self.summary = QLabel("No sweep yet: run one from Optimize (Ctrl+R).")
+        top.addWidget(self.summary, 1)
+        self.latency_mode = QComboBox()
+        self.latency_mode.addItems(["host latency", "device latency"])
+        self.latency_mode.setToolTip("Latency measured on this machine, or on the device the sweep used")
+        self.latency_mode.currentIndexChanged.connect(lambda i: self.chart.set_device_latency(i == 1))
+        self.latency_mode.setEnabled(False)
+        top.addWidget(self.latency_mode)
+        self.use = QPushButton(white_icon("export"), "Use this candidate")
+        self.use.setObjectName("primary")
+        self.use.setEnabled(False)
+        self.use.clicked.connect(lambda: self.selected and self.use_requested.emit(self.selected))
+        top.addWidget(self.use)
+        box.addLayout(top)
+        split = QSplitter(Qt.Vertical)
+        charts = QSplitter(Qt.Horizontal)
+        self.chart = TradeoffChart(dark)
+        self.chart.candidate_clicked.connect(self.select)
+        chart_card = Card("Accuracy vs latency (marker size = model size)")
+        chart_card.body.addWidget(self.chart)
+        key = QLabel(legend_html())
+        key.setObjectName("help")
+        chart_card.body.addWidget(key)
+        charts.addWidget(chart_card)
+        sens_card = Card("Per-layer sensitivity")
+        self.sens_kind = QComboBox()
+        self.sens_kind.currentTextChanged.connect(self._show_sensitivity)
+        sens_card.body.addWidget(self.sens_kind)
+        self.sens_help = help_label("Quantization: output SQNR with only that layer in int8 (lower = more"
+                                    " sensitive). Pruning: accuracy lost with only that layer pruned.")
+        sens_card.body.addWidget(self.sens_help)
+        self.sens = SensitivityChart(dark)
+        sens_card.body.addWidget(self.sens)
+        charts.addWidget(sens_card)
+        charts.setStretchFactor(0, 3)
+        charts.setStretchFactor(1, 2)
+        split.addWidget(charts)
+        self.model = QStandardItemModel(0, len(COLUMNS))
+        self.model.setHorizontalHeaderLabels([c[1] for c in COLUMNS])
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(Qt.UserRole)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._table_selected)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([480, 260])
+        box.addWidget(split, 1)
+        self.candidates: dict[str, dict] = {}
+        self.order: list[str] = []
+        self.metric = "top-1 accuracy (%)"
+        self.sensitivity: dict = {}
+        self.selected: str | None = None
+
+    # --- data in ---------------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.candidates.clear()
+        self.order.clear()
+        self.model.removeRows(0, self.model.rowCount())
+        self.sensitivity = {}
+        self.sens_kind.clear()
+        self.chart.set_candidates([])
+        self.summary.setText("Sweep running: points appear as candidates finish.")
+
+    def add_candidate(self, c: dict) -> None:
+        """A finished candidate (live from a running sweep)."""
+        if c["id"] not in self.candidates:
+            self.order.append(c["id"])
+        self.candidates[c["id"]] = c
+        self._refresh()
+
+    def set_results(self, doc: dict) -> None:
+        self.candidates = {c["id"]: c for c in doc["candidates"]}
+        self.order = [c["id"] for c in doc["candidates"]]
+        self.metric = doc.get("metric", self.metric)
+        if doc.get("sensitivity"):
+            self.set_sensitivity(doc["sensitivity"])
+        self._refresh(doc.get("best"))
+
+    def set_sensitivity(self, sens: dict) -> None:
+        self.sensitivity = sens or {}
+        self.sens_kind.blockSignals(True)
+        self.sens_kind.clear()
+        for kind in ("quantization", "pruning"):
+            if self.sensitivity.get(kind, {}).get("layers"):
+                self.sens_kind.addItem(kind)
+        self.sens_kind.blockSignals(False)
+        self._show_sensitivity(self.sens_kind.currentText())
+
+    def _show_sensitivity(self, kind: str) -> None:
+        if kind:
+            self.sens.show_rows(kind, self.sensitivity[kind]["layers"])
+
+    def _refresh(self, best_id: str | None = None) -> None:
+        rows = [self.candidates[i] for i in self.order]
+        front = set(pareto_ids(rows))
+        for r in rows:
+            r["pareto"] = r["id"] in front
+        best_id = best_id or best(rows)
+        self.chart.candidates_all = rows
+        self.chart.set_candidates(rows, self.metric)
+        self.latency_mode.setEnabled(any(r.get("device_latency_ms_median") is not None for r in rows))
+        self.model.removeRows(0, self.model.rowCount())
+        for r in rows:
+            items = []
+            for key, _ in COLUMNS:
+                v = r.get(key)
+                text = ("yes" if v else "") if key == "pareto" else human_bytes(v) if key == "size_bytes" and v else \
+                    f"{v:.4f}" if isinstance(v, float) and "latency" in key else \
+                    f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
+                if key == "status" and r.get("error"):
+                    text = f"failed: {r['error']}"
+                item = QStandardItem(text)
+                numeric = key not in ("id", "target", "quant", "status")
+                item.setData(v if isinstance(v, (int, float)) else float("inf") if numeric else text,
+                             Qt.UserRole)  # missing numbers sort after every measured one
+                item.setData(r["id"], Qt.UserRole + 1)
+                item.setEditable(False)
+                items.append(item)
+            self.model.appendRow(items)
+        ok = [r for r in rows if r["status"] == "ok"]
+        failed = len(rows) - len(ok)
+        text = f"{len(rows)} candidates measured, {len(front)} on the Pareto front"
+        if failed:
+            text += f", {failed} failed"
+        if best_id:
+            text += f"; best: <b>{best_id}</b>"
+        self.summary.setText(text)
+        if self.selected:
+            self.chart.select(self.selected)
+
+    # --- selection -------------------------------------------------------------------------------------------
+    def select(self, cid: str) -> None:
+        if cid not in self.candidates or self.candidates[cid]["status"] != "ok":
+            return
+        self.selected = cid
+        self.chart.select(cid)
+        self.use.setEnabled(True)
+        for row in range(self.proxy.rowCount()):
+            if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
+                self.table.selectRow(row)
+                break
+        self.candidate_chosen.emit(cid)
+
+    def _table_selected(self, *args) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            cid = rows[0].data(Qt.UserRole + 1)
+            if cid != self.selected:
+                self.select(cid)

@@ -1,0 +1,83 @@
+"""`make screenshots`: render the real window on the demo data (offscreen) and save one PNG per page.
+
+    python -m studio.gui.screenshots OUT_DIR [--theme light|dark]
+
+Drives the demo as a user would: demo set-up, sweep, pick the best candidate, export, push to the demo device,
+flash mode. A second run reuses the measured sweep (same settings, same run folder)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def wait_for(app, condition, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise SystemExit(f"screenshots: timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studio.gui.screenshots")
+    parser.add_argument("out")
+    parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    args = parser.parse_args(argv)
+    os.environ["STUDIO_THEME"] = args.theme
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from studio.gui.app import application, open_window
+
+    app, _ = application()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    w = open_window(demo=True)
+    w.resize(1360, 860)
+    w.show()
+
+    def idle():
+        return w.task is None
+
+    def shot(name: str, widget=None) -> None:
+        app.processEvents()
+        path = out / f"{args.theme}-{name}.png"
+        (widget or w).grab().save(str(path))
+        print(path)
+
+    wait_for(app, lambda: idle() and w.load.info is not None, 600, "the demo set-up")
+    w.go(0)
+    shot("1-load")
+    w.go(1)
+    shot("2-optimize")
+    w.run_sweep()
+    wait_for(app, lambda: len(w.preview.candidates) >= 2, 600, "the first candidates")
+    shot("3-preview-live")
+    wait_for(app, idle, 900, "the sweep")
+    best = w.preview.summary.text().split("<b>")[-1].split("</b>")[0]
+    w.preview.select(best if best in w.preview.candidates else next(iter(w.preview.candidates)))
+    wait_for(app, lambda: True, 1, "")
+    shot("3-preview")
+    w.go(3)
+    w.run_export()
+    wait_for(app, idle, 300, "the export")
+    shot("4-export")
+    w.go(4)
+    w.push(w.deploy.checked())
+    wait_for(app, idle, 300, "the push")
+    wait_for(app, lambda: not w._background, 60, "the device status")
+    shot("5-deploy")
+    w.open_flash()
+    f = w.flash_window
+    wait_for(app, lambda: f.bundle is not None and not getattr(f, "_alive", None), 60, "the bundle check")
+    f.start_flash()
+    wait_for(app, lambda: f.task is None and not f._alive, 300, "the flash")
+    shot("6-flash", f)
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Each page of the window, driven through its widgets on the offscreen platform."""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+from PySide6.QtCore import Qt
+
+from tests.gui.conftest import wait_idle
+
+
+def test_load_page_shows_summary_layers_and_problems(make_window, qtbot, onnx_model, tmp_path):
+    w = make_window()
+    w.load_model(onnx_model)
+    wait_idle(qtbot, w)
+    page = w.load
+    assert page.banner.property("kind") == "ok" and "is ready" in page.banner.text()
+    assert page.metrics["Format"].value.text() == "onnx"
+    assert page.layers.model().rowCount() > 5
+    ops = {page.ops.model().index(r, 0).data(): page.ops.model().index(r, 1).data()
+           for r in range(page.ops.model().rowCount())}
+    assert ops.get("QuantizeLinear", 0) >= 1
+    assert w.project.model == onnx_model
+    # a broken file: an error line naming the file, the previous model stays the project's model
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    w.load_model(str(bad))
+    wait_idle(qtbot, w)
+    assert page.banner.property("kind") == "error"
+    assert "broken.onnx" in page.banner.text()
+    assert w.project.model == onnx_model
+
+
+def test_optimize_page_counts_candidates_refuses_bad_grid_and_previews_data(make_window, samples):
+    w = make_window()
+    page = w.optimize
+    page.targets["onnx"].setChecked(True)
+    page.targets["tflite"].setChecked(False)
+    for q, box in page.quants.items():
+        box.setChecked(q in ("none", "int8"))
+    page.prune.setText("0, 0.5")
+    assert "4" in page.count.text() and page.run.isEnabled()
+    page.prune.setText("0, 1.5")
+    assert not page.run.isEnabled() and "below 1" in page.count.text()
+    page.prune.setText("0")
+    page.dataset.setText(samples["dataset"])
+    page.refresh_preview()
+    thumbs = [page.preview.itemAt(i).widget() for i in range(page.preview.count()) if page.preview.itemAt(i).widget()]
+    assert len(thumbs) == 8 and all(t.pixmap() is not None and not t.pixmap().isNull() for t in thumbs)
+    assert "labelled" in page.data_note.text()
+    # the choices are the project's, saved as they change
+    assert w.project.grid["targets"] == ["onnx"] and w.project.dataset == samples["dataset"]
+
+
+def _results(n_ok: int = 4) -> dict:
+    cands = []
+    for i in range(n_ok):
+        cands.append({"id": f"onnx-c{i}", "target": "onnx", "quant": "int8" if i % 2 else "none", "prune": "none",
+                      "prune_ratio": 0.0, "status": "ok", "accuracy": 90.0 + i, "agreement": 99.0,
+                      "latency_ms_median": 1.0 + i * (1 if i != 2 else -0.5), "latency_ms_p90": 2.0 + i,
+                      "size_bytes": 1000 * (i + 1), "error": None})
+    cands.append({"id": "tflite-bad", "target": "tflite", "quant": "int8", "prune": "none", "prune_ratio": 0.0,
+                  "status": "failed", "accuracy": None, "agreement": None, "latency_ms_median": None,
+                  "latency_ms_p90": None, "size_bytes": None, "error": "conversion failed: because"})
+    return {"candidates": cands, "metric": "top-1 accuracy (%)",
+            "sensitivity": {"quantization": {"layers": [{"layer": "conv1", "sqnr_db": 20.0},
+                                                        {"layer": "fc", "sqnr_db": 45.0}]}}}
+
+
+def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
+    w = make_window()
+    page = w.preview
+    page.clear()
+    doc = _results()
+    for c in doc["candidates"][:2]:
+        page.add_candidate(c)  # live, as a sweep emits them
+    assert len(page.chart.scatter.points()) == 2
+    page.set_results(doc)
+    assert len(page.chart.scatter.points()) == 4  # the failed one is in the table, not on the chart
+    assert page.model.rowCount() == 5
+    status = [page.model.item(r, 11).text() for r in range(5)]
+    assert status.count("ok") == 4 and "failed: conversion failed: because" in status
+    front = {c["id"] for c in page.candidates.values() if c.get("pareto")}
+    assert front and "tflite-bad" not in front
+    x, y = page.chart.front.getData()
+    assert len(x) >= 1
+    # sensitivity bars: one per layer, the sensitive layer coloured differently
+    assert list(page.sens.bars.opts["height"]) == [20.0, 45.0]
+    # sorting by latency puts the fastest first
+    page.table.sortByColumn(6, Qt.AscendingOrder)
+    order = [page.proxy.index(r, 0).data() for r in range(5)]
+    assert order == ["onnx-c2", "onnx-c0", "onnx-c1", "onnx-c3", "tflite-bad"]  # unmeasured last
+    # a click on a point chooses the candidate and the export page follows
+    with qtbot.waitSignal(page.candidate_chosen) as got:
+        page.chart.candidate_clicked.emit("onnx-c2")
+    assert got.args == ["onnx-c2"] and w.project.chosen == "onnx-c2"
+    assert "onnx-c2" in w.export.source.text()
+    assert page.table.selectionModel().selectedRows()[0].data(Qt.UserRole + 1) == "onnx-c2"
+    assert page.chart._tip(0, 0, "onnx-c2").startswith("onnx-c2")
+    page.select("tflite-bad")  # a failed candidate cannot be chosen
+    assert page.selected == "onnx-c2"
+
+
+def test_export_page_writes_a_verified_bundle_and_reports_bad_input(make_window, qtbot, onnx_model, tmp_path,
+                                                                     samples):
+    from studio.core.bundle import verify_bundle
+    from studio.core.signing import new_keypair
+
+    w = make_window()
+    w.load_model(onnx_model)
+    wait_idle(qtbot, w)
+    key, _ = new_keypair(tmp_path / "k.key")
+    out = tmp_path / "out" / "m.bundle.zip"
+    w.export.name.setText("mnist-test")
+    w.export.version.setText("2.1.0")
+    w.export.labels.setText(samples["labels"])
+    w.export.key.setText(str(key))
+    w.export.out.setText(str(out))
+    w.run_export()
+    wait_idle(qtbot, w)
+    assert w.export.banner.property("kind") == "ok", w.export.banner.text()
+    assert "Verified: mnist-test 2.1.0" in w.export.banner.text() and "signature checked" in w.export.banner.text()
+    assert verify_bundle(out, f"{key}.pub").manifest["labels"][0] == "0"
+    assert w.project.export["bundle"] == str(out)
+    assert json.loads((tmp_path / "test.studio.json").read_text())["export"]["bundle"] == str(out)
+    # a labels file that does not exist: a message naming it, no bundle written
+    w.export.labels.setText(str(tmp_path / "nope.txt"))
+    w.export.out.setText(str(tmp_path / "second.bundle.zip"))
+    w.run_export()
+    wait_idle(qtbot, w)
+    assert w.export.banner.property("kind") == "error" and "nope.txt" in w.export.banner.text()
+    assert not (tmp_path / "second.bundle.zip").exists()
+
+
+def test_deploy_page_pushes_to_a_local_device_and_rolls_back(make_window, qtbot, sample_bundles, tmp_path):
+    from studio.core.deploy import inventory
+
+    inventory.add(inventory.demo_device(tmp_path / "board"))
+    w = make_window()
+    assert w.deploy.table.rowCount() == 1 and w.deploy.checked() == ["demo"]
+    assert w.deploy.table.item(0, 2).text() == "nothing installed"
+    w.project.export["bundle"] = str(sample_bundles["onnx"])
+    w.push(["demo"])
+    wait_idle(qtbot, w)
+    result = w.deploy.table.item(0, 5).text()
+    assert result == "Installed v1.0.0, check passed"
+    assert w.deploy.table.cellWidget(0, 4).value() == 100
+    assert w.deploy.table.item(0, 2).text() == "mnist-onnx 1.0.0"
+    w.project.export["bundle"] = str(sample_bundles["tflite"])
+    w.push(["demo"])
+    wait_idle(qtbot, w)
+    assert w.deploy.table.item(0, 2).text() == "mnist-tflite 1.0.0"
+    w.deploy.table.selectRow(0)
+    w.deploy.tool_buttons["Roll back"].click()
+    wait_idle(qtbot, w)
+    assert w.deploy.banner.property("kind") == "ok" and "rolled back" in w.deploy.banner.text()
+    assert w.deploy.table.item(0, 2).text() == "mnist-onnx 1.0.0"
+    # probing shows what the device has
+    w.probe_device("demo")
+    wait_idle(qtbot, w)
+    assert "onnxruntime" in w.deploy.details.text()
+
+
+def test_flash_screen_verifies_at_once_and_reports_in_plain_words(app, qtbot, sample_bundles, tmp_path):
+    from studio.core.deploy import inventory
+    from studio.gui.flash import FlashWindow
+
+    inventory.add(inventory.demo_device(tmp_path / "board"))
+    f = FlashWindow()
+    qtbot.addWidget(f)
+    f.show()
+    # a damaged bundle is red with the reason, and Flash stays disabled
+    bad = tmp_path / "damaged.bundle.zip"
+    shutil.copy(sample_bundles["onnx"], bad)
+    with zipfile.ZipFile(bad, "a") as z:
+        z.writestr("extra.txt", "not in the manifest")
+    f.open_bundle(str(bad))
+    qtbot.waitUntil(lambda: f.verdict.property("kind") == "error", timeout=30000)
+    assert "extra.txt" in f.verdict.text() and not f.flash.isEnabled()
+    f.open_bundle(str(sample_bundles["onnx"]))
+    qtbot.waitUntil(lambda: f.verdict.property("kind") == "ok", timeout=30000)
+    assert "Ready to flash: mnist-onnx 1.0.0" in f.verdict.text()
+    qtbot.waitUntil(lambda: "runs nothing yet" in f.devices.item(0).text(), timeout=30000)
+    assert f.checked() == ["demo"] and f.flash.isEnabled()
+    qtbot.mouseClick(f.flash, Qt.LeftButton)
+    qtbot.waitUntil(lambda: f.task is None and f.outcome.isVisible(), timeout=120000)
+    assert f.results.item(0).text() == "demo: Installed v1.0.0, check passed"
+    assert f.outcome.property("kind") == "ok"
+    assert "Traceback" not in f.results.item(0).text()
+    f.close()

@@ -44,7 +44,8 @@ def main() -> int:
     else:
         print(f"(skipping mnist.onnx: {SHARED_MNIST} is absent)")
     print(f"threads={args.threads}, batch 1, accuracy on {s['dataset']}")
-    header = f"{'source':<8} {'variant':<16} {'size':>9} {'size x':>7} {'ms':>8} {'latency x':>9} {'top1':>6} {'delta':>6}"
+    header = (f"{'source':<8} {'variant':<16} {'size':>9} {'size x':>7} {'ms':>8} {'latency x':>9} {'top1':>6}"
+              f" {'delta':>6}")
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:

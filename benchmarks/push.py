@@ -34,7 +34,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
-        from studio.core.bundle import ExportSource, build_bundle, sha256_file, verify_bundle
+        from studio.core.bundle import ExportSource, build_bundle
         from studio.core.deploy import fleet, inventory, known_hosts
         from studio.core.deploy.transport import connect
 
@@ -53,8 +53,8 @@ def main() -> int:
                 known_hosts.trust("127.0.0.1", s.port, asyncio.run(asyncssh.get_server_host_key("127.0.0.1", s.port)))
                 devices.append(d)
             print(f"building a {args.megabytes} MB bundle ...", flush=True)
-            big = build_bundle(ExportSource(big_onnx(tmp / "big.onnx", args.megabytes)), tmp / "big.bundle.zip",
-                               name="big", version="1")
+            build_bundle(ExportSource(big_onnx(tmp / "big.onnx", args.megabytes)), tmp / "big.bundle.zip",
+                         name="big", version="1")
             path = tmp / "big.bundle.zip"
             size = path.stat().st_size
 

@@ -94,7 +94,8 @@ def print_summary(doc: dict, out: str) -> None:
     src, dst = doc["source"], doc["output"]
     print(f"{doc['conversion']['route']}: {out}/{dst['path']}  ({doc['time_s']:.1f} s)")
     print(f"  size        {human_bytes(src['size_bytes'])} -> {human_bytes(dst['size_bytes'])}"
-          f"  (compressed {human_bytes(src['compressed_size_bytes'] or 0)} -> {human_bytes(dst['compressed_size_bytes'])})")
+          f"  (compressed {human_bytes(src['compressed_size_bytes'] or 0)}"
+          f" -> {human_bytes(dst['compressed_size_bytes'])})")
     print(f"  parameters  {human_count(doc['params_before'])} -> {human_count(doc['params_after'])}")
     print(f"  MACs        {human_count(doc['macs_before'])} -> {human_count(dst['macs'])}")
     check = doc["conversion"]["check"] or {}

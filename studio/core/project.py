@@ -33,6 +33,7 @@ class Project:
     max_drop: float | None = None
     budget_min: float | None = None
     sensitivity: bool = True
+    sweep_device: str | None = None  # also time each candidate on this device
     run_dir: str | None = None
     chosen: str | None = None
     export: dict = field(default_factory=dict)  # name, version, labels, sign_key, bundle, verified

@@ -156,5 +156,6 @@ def _short(name: str) -> str:
 
 def legend_html() -> str:
     """The chart's key, as a line of text under it (a legend inside the plot would hide points)."""
-    dots = "  ".join(f"<span style='color:{c}'>●</span> {'fp32' if q == 'none' else q}" for q, c in QUANT_COLORS.items())
+    dots = "  ".join(f"<span style='color:{c}'>●</span> {'fp32' if q == 'none' else q}"
+                     for q, c in QUANT_COLORS.items())
     return f"{dots}   │   ● onnx  ■ tflite   │   outlined: on the Pareto front, line: best accuracy so far"

@@ -8,13 +8,13 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QProgressBar,
-                               QPushButton, QVBoxLayout, QWidget)
+                               QPushButton, QWidget)
 
 from . import work
 from .resources import icon, icons_dir, white_icon
 from .theme import ACCENT
 from .tasks import Task
-from .widgets import Banner, Card, DropZone, header
+from .widgets import Banner, Card, DropZone, page_layout
 
 
 def _big(widget: QWidget, points: float = 13.0) -> QWidget:
@@ -40,12 +40,9 @@ class FlashWindow(QWidget):
                            " border: 2px solid #8a8f98; }"
                            f" QListWidget::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT};"
                            f" image: url({check}); }}")
-        box = QVBoxLayout(self)
-        box.setContentsMargins(28, 22, 28, 22)
-        box.setSpacing(14)
-        box.addWidget(header("Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
-                                              " Flash. A device only switches to the new model after it passed its"
-                                              " check; otherwise it keeps what it runs now."))
+        box = page_layout(self, "Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
+                                                 " Flash. A device only switches to the new model after it passed its"
+                                                 " check; otherwise it keeps what it runs now.", margins=28, spacing=14)
         step1 = Card("1  Bundle")
         self.drop = DropZone("Drop the bundle here, or click to open it")
         self.drop.dropped.connect(self.open_bundle)

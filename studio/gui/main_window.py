@@ -296,6 +296,7 @@ class MainWindow(QMainWindow):
         self.project.max_drop = o.max_drop.value() or None
         self.project.budget_min = o.budget.value() or None
         self.project.sensitivity = o.sensitivity.isChecked()
+        self.project.sweep_device = o.device.currentData()
         self.schedule_save()
 
     def sweep_options(self) -> dict:
@@ -303,7 +304,7 @@ class MainWindow(QMainWindow):
         return {"max_drop": p.max_drop, "budget_s": p.budget_min * 60 if p.budget_min else None,
                 "sensitivity": p.sensitivity, "arch": p.arch, "trust_pickle": p.trust_pickle,
                 "finetune": p.train_dataset if self.optimize.epochs.value() else None,
-                "threads": self.optimize.threads.value()}
+                "threads": self.optimize.threads.value(), "device": p.sweep_device}
 
     def run_sweep(self) -> None:
         if not self.project.model:
@@ -442,6 +443,7 @@ class MainWindow(QMainWindow):
         trusted = {d.name: d.kind == "local" or known_hosts.lookup(d.host, d.port) is not None for d in devices}
         chosen = self.project.deploy.get("devices") or [d.name for d in devices if "demo" in d.tags]
         self.deploy.set_devices(devices, trusted, chosen)
+        self.optimize.set_devices([d.name for d in devices], self.project.sweep_device)
         if devices:
             self.start(Task("Device status", work.statuses), self.deploy.set_status,
                        lambda msg: self.deploy.banner.show_message("error", msg), main=False)

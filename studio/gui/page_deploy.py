@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFo
 from studio.core.deploy.inventory import Device
 
 from .resources import icon, white_icon
-from .widgets import Banner, Card, header, help_label
+from .widgets import Banner, Card, help_label, page_layout
 
 COLS = ["Device", "Address", "Runs", "Trusted", "Progress", "Result"]
 
@@ -88,12 +88,9 @@ class DeployPage(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        box = QVBoxLayout(self)
-        box.setContentsMargins(24, 20, 24, 20)
-        box.setSpacing(12)
-        box.addWidget(header("Deploy to devices", "A push uploads, verifies and checks the model on the device"
-                                                  " before it switches over; on any failure the previous release"
-                                                  " stays active."))
+        box = page_layout(self, "Deploy to devices", "A push uploads, verifies and checks the model on the device"
+                                                     " before it switches over; on any failure the previous release"
+                                                     " stays active.")
         self.bundle = QLabel("No bundle yet: export one first (Ctrl+4).")
         self.bundle.setWordWrap(True)
         card = Card("Bundle")

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QWidget)
 
 from .resources import icon, white_icon
-from .widgets import Banner, Card, header, help_label
+from .widgets import Banner, Card, help_label, page_layout
 
 
 class ExportPage(QWidget):
@@ -17,12 +17,9 @@ class ExportPage(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        box = QVBoxLayout(self)
-        box.setContentsMargins(24, 20, 24, 20)
-        box.setSpacing(12)
-        box.addWidget(header("Export a bundle", "One zip with the model, a manifest that pins every file's"
-                                                " sha256, an optional signature and a runner the device uses to"
-                                                " check the model."))
+        box = page_layout(self, "Export a bundle", "One zip with the model, a manifest that pins every file's"
+                                                   " sha256, an optional signature and a runner the device uses to"
+                                                   " check the model.")
         self.source = QLabel("Nothing chosen yet: pick a candidate in Preview, or export the loaded model.")
         self.source.setWordWrap(True)
         src = Card("What goes in")

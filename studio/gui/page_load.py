@@ -4,11 +4,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QTableView, QTabWidget, QVBoxLayout, QWidget)
+                               QTableView, QTabWidget, QWidget)
 
 from studio.core.modelinfo import ModelInfo, human_bytes, human_count
 
-from .widgets import Banner, Card, DropZone, Metric, header, help_label
+from .widgets import Banner, Card, DropZone, Metric, help_label, page_layout
 
 MODEL_FILTER = "Models (*.onnx *.tflite *.pt *.pth *.pt2 *.ts *.keras *.h5 *.hdf5);;All files (*)"
 
@@ -31,12 +31,9 @@ class LoadPage(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        box = QVBoxLayout(self)
-        box.setContentsMargins(24, 20, 24, 20)
-        box.setSpacing(12)
-        box.addWidget(header("Load a model", "ONNX, TFLite, PyTorch (.pt2, TorchScript, state_dict) or Keras"
-                                             " (.keras, .h5, SavedModel). Nothing runs from the file until it is"
-                                             " inspected safely in a separate process."))
+        box = page_layout(self, "Load a model", "ONNX, TFLite, PyTorch (.pt2, TorchScript, state_dict) or Keras"
+                                                " (.keras, .h5, SavedModel). Nothing runs from the file until it is"
+                                                " inspected safely in a separate process.")
         self.drop = DropZone("Drop a model file here, or click to choose one  (Ctrl+O)")
         self.drop.dropped.connect(self.load_requested)
         self.drop.clicked.connect(self.choose)

@@ -13,7 +13,7 @@ from studio.core.grid import Grid
 from studio.core.recipe import Preprocess, Quantization, Recipe, Runtime
 
 from .resources import icon, white_icon
-from .widgets import Banner, Card, header, help_label
+from .widgets import Banner, Card, help_label, page_layout
 
 
 def _row(form: QFormLayout, label: str, widget: QWidget, help_text: str) -> None:
@@ -24,6 +24,19 @@ def _row(form: QFormLayout, label: str, widget: QWidget, help_text: str) -> None
     box.addWidget(widget)
     box.addWidget(help_label(help_text))
     form.addRow(label, holder)
+
+
+def _checks(form: QFormLayout, label: str, options, help_text: str) -> dict[str, QCheckBox]:
+    """A row of check boxes, one per (key, label)."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    boxes = {key: QCheckBox(text) for key, text in options}
+    for box in boxes.values():
+        row.addWidget(box)
+    row.addStretch()
+    _row(form, label, holder, help_text)
+    return boxes
 
 
 class OptimizePage(QWidget):
@@ -39,11 +52,8 @@ class OptimizePage(QWidget):
         outer.addWidget(scroll)
         inner = QWidget()
         scroll.setWidget(inner)
-        box = QVBoxLayout(inner)
-        box.setContentsMargins(24, 20, 24, 20)
-        box.setSpacing(12)
-        box.addWidget(header("Optimize", "Choose what to try. Every candidate is converted, run and timed for"
-                                         " real; nothing is estimated."))
+        box = page_layout(inner, "Optimize", "Choose what to try. Every candidate is converted, run and timed for"
+                                             " real; nothing is estimated.")
         self.banner = Banner()
         box.addWidget(self.banner)
         cols = QHBoxLayout()
@@ -72,22 +82,11 @@ class OptimizePage(QWidget):
 
         grid_card = Card("Sweep grid")
         form = QFormLayout()
-        self.targets = {t: QCheckBox(label) for t, label in (("onnx", "ONNX (onnxruntime)"),
-                                                              ("tflite", "TFLite (ai-edge-litert)"))}
-        tbox = QHBoxLayout()
-        for c in self.targets.values():
-            tbox.addWidget(c)
-        tw = QWidget()
-        tw.setLayout(tbox)
-        _row(form, "Targets", tw, "The runtime the device will use.")
-        self.quants = {q: QCheckBox(label) for q, label in (("none", "FP32"), ("dynamic", "dynamic int8"),
-                                                             ("int8", "static int8"), ("fp16", "FP16"))}
-        qbox = QHBoxLayout()
-        for c in self.quants.values():
-            qbox.addWidget(c)
-        qw = QWidget()
-        qw.setLayout(qbox)
-        _row(form, "Quantization", qw, "Int8 is smaller but not always faster: the sweep measures it.")
+        self.targets = _checks(form, "Targets", (("onnx", "ONNX (onnxruntime)"), ("tflite", "TFLite (ai-edge-litert)")),
+                               "The runtime the device will use.")
+        self.quants = _checks(form, "Quantization", (("none", "FP32"), ("dynamic", "dynamic int8"),
+                                                     ("int8", "static int8"), ("fp16", "FP16")),
+                              "Int8 is smaller but not always faster: the sweep measures it.")
         self.prune = QLineEdit("0")
         _row(form, "Pruning ratios", self.prune, "Fractions of channels to remove, e.g. 0, 0.25, 0.5.")
         self.prune_method = QComboBox()
@@ -150,6 +149,10 @@ class OptimizePage(QWidget):
         self.sensitivity = QCheckBox("measure per-layer sensitivity")
         self.sensitivity.setChecked(True)
         _row(bform, "Sensitivity", self.sensitivity, "Which layers lose most when quantized or pruned alone.")
+        self.device = QComboBox()
+        self.device.addItem("only this machine", None)
+        _row(bform, "Device latency", self.device, "Also time every candidate on this device, next to this"
+                                                   " machine's latency.")
         bounds.body.addLayout(bform)
         right.addWidget(bounds)
         right.addStretch()
@@ -171,7 +174,7 @@ class OptimizePage(QWidget):
             w.valueChanged.connect(self._changed)
         for w in (self.max_drop, self.scale):
             w.valueChanged.connect(self._changed)
-        for w in (self.prune_method, self.calib, self.io, self.layout_combo):
+        for w in (self.prune_method, self.calib, self.io, self.layout_combo, self.device):
             w.currentTextChanged.connect(self._changed)
 
     # --- state <-> widgets ----------------------------------------------------------------------------------
@@ -202,8 +205,22 @@ class OptimizePage(QWidget):
         self.max_drop.setValue(project.max_drop or 0)
         self.budget.setValue(int(project.budget_min or 0))
         self.sensitivity.setChecked(project.sensitivity)
+        self.set_devices(self.devices_known, project.sweep_device)
         self.refresh_preview()
         self._changed()
+
+    devices_known: list[str] = []
+
+    def set_devices(self, names: list[str], chosen: str | None) -> None:
+        self.devices_known = list(names)
+        self.device.blockSignals(True)
+        self.device.clear()
+        self.device.addItem("only this machine", None)
+        for name in names:
+            self.device.addItem(name, name)
+        index = self.device.findData(chosen)
+        self.device.setCurrentIndex(max(0, index))
+        self.device.blockSignals(False)
 
     def grid(self) -> Grid:
         ratios = tuple(float(x) for x in self.prune.text().replace(";", ",").split(",") if x.strip())

@@ -4,14 +4,14 @@ from __future__ import annotations
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QSplitter, QTableView, QWidget)
 
 from studio.core.modelinfo import human_bytes
 from studio.core.pareto import best, pareto_ids
 
 from .charts import SensitivityChart, TradeoffChart, legend_html
 from .resources import white_icon
-from .widgets import Banner, Card, header, help_label
+from .widgets import Banner, Card, help_label, page_layout
 
 COLUMNS = [("id", "Candidate"), ("target", "Target"), ("quant", "Quantization"), ("prune_ratio", "Pruned"),
            ("accuracy", "Accuracy %"), ("agreement", "Agreement %"), ("latency_ms_median", "Latency p50 ms"),
@@ -25,11 +25,8 @@ class PreviewPage(QWidget):
 
     def __init__(self, dark: bool, parent=None):
         super().__init__(parent)
-        box = QVBoxLayout(self)
-        box.setContentsMargins(24, 20, 24, 20)
-        box.setSpacing(10)
-        box.addWidget(header("Preview the trade-offs", "Each point is a candidate measured on this machine: hover"
-                                                       " for details, click to choose one."))
+        box = page_layout(self, "Preview the trade-offs", "Each point is a candidate measured on this machine: hover"
+                                                          " for details, click to choose one.", spacing=10)
         self.banner = Banner()
         box.addWidget(self.banner)
         top = QHBoxLayout()

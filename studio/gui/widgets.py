@@ -58,6 +58,15 @@ def header(title: str, subtitle: str) -> QWidget:
     return w
 
 
+def page_layout(widget: QWidget, title: str, subtitle: str, margins: int = 24, spacing: int = 12) -> QVBoxLayout:
+    """A page's column: margins, spacing and the title with its one-line explanation."""
+    box = QVBoxLayout(widget)
+    box.setContentsMargins(margins, margins - 4, margins, margins - 4)
+    box.setSpacing(spacing)
+    box.addWidget(header(title, subtitle))
+    return box
+
+
 def help_label(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("help")

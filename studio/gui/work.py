@@ -24,8 +24,13 @@ def sweep(model: str, grid: dict, dataset: str | None, run_dir: str, options: di
     from studio.core.grid import Grid
     from studio.core.sweep import SweepOptions, run_sweep
 
+    device_bench = None
+    if options.get("device"):
+        from studio.core.deploy.bench import sweep_bench
+
+        device_bench = sweep_bench(options["device"], threads=options.get("threads", 1))
     return run_sweep(model, Grid.from_dict(grid), dataset, run_dir, options=SweepOptions(**options), report=report,
-                     cancel=cancel, on_event=on_event)
+                     cancel=cancel, on_event=on_event, device_bench=device_bench)
 
 
 def export(source: str, out: str, *, name: str, version: str, labels: str | None, sign_key: str | None,

@@ -67,14 +67,18 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
     again.close()
 
 
-def test_window_stays_responsive_during_a_sweep(make_window, qtbot, samples, tmp_path, monkeypatch):
+def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, qtbot, samples, tmp_path,
+                                                                   monkeypatch):
+    from studio.core.deploy import inventory
     from studio.core.grid import Grid
     from studio.core.project import Project
 
     monkeypatch.setattr("studio.core.project.runs_dir", lambda: tmp_path / "runs")
+    inventory.add(inventory.demo_device(tmp_path / "board"))
     grid = Grid(targets=("onnx",), quant=("none", "dynamic")).to_dict()
     w = make_window(Project(model=samples["torch_model"], dataset=samples["dataset"], grid=grid,
-                            path=str(tmp_path / "p.studio.json")))
+                            sweep_device="demo", path=str(tmp_path / "p.studio.json")))
+    assert w.optimize.device.currentData() == "demo"
     beats: list[float] = []
     timer = QTimer()
     timer.setInterval(20)
@@ -88,6 +92,13 @@ def test_window_stays_responsive_during_a_sweep(make_window, qtbot, samples, tmp
     gaps = [b - a for a, b in zip(beats, beats[1:])]
     assert len(gaps) > 100, "the sweep was too short to say anything"
     assert max(gaps) < 0.2, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
+    # host and device latency side by side
+    device_ms = [c["device_latency_ms_median"] for c in w.preview.candidates.values()]
+    assert all(isinstance(v, float) and v > 0 for v in device_ms)
+    assert w.preview.latency_mode.isEnabled()
+    w.preview.latency_mode.setCurrentIndex(1)
+    xs = sorted(p.pos().x() for p in w.preview.chart.scatter.points())
+    assert xs == sorted(device_ms)
 
 
 def test_worker_errors_show_in_the_window_and_it_keeps_working(make_window, qtbot, tmp_path, onnx_model):

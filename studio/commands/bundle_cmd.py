@@ -26,7 +26,11 @@ def add_parser(sub) -> None:
     new = ksub.add_parser("new", help="write an Ed25519 private key at PATH (mode 600) and PATH.pub")
     new.add_argument("path")
     new.set_defaults(run=run_keys_new)
+    add_verify_parser(sub)
 
+
+def add_verify_parser(sub) -> None:
+    """`verify`: also part of the standalone flasher."""
     v = sub.add_parser("verify", help="check a bundle's structure, schema, hashes and signature")
     v.add_argument("bundle")
     v.add_argument("--pubkey", metavar="K.pub", help="public key the signature must match")

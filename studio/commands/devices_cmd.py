@@ -75,8 +75,9 @@ def run_add(args) -> int:
     from studio.core.deploy import inventory
 
     if args.local:
+        here = "python3" if getattr(_sys, "frozen", False) else _sys.executable  # the flasher binary is no Python
         device = inventory.Device(name=args.name, kind="local", dir=args.local, tags=tuple(args.tag),
-                                  python=args.python or _sys.executable, keep=args.keep)
+                                  python=args.python or here, keep=args.keep)
     else:
         device = inventory.Device(name=args.name, host=args.host, port=args.port, user=args.user, key=args.key,
                                   dir=args.dir, tags=tuple(args.tag), jump=args.jump,

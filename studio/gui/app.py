@@ -89,6 +89,7 @@ def run(project_path: str | None = None, demo: bool = False) -> int:
     app, _ = application()
     window = open_window(project_path, demo)
     window.show()
+    _exit_when_shown(app)
     return app.exec()
 
 
@@ -101,4 +102,13 @@ def run_flash(bundle: str | None = None, pubkey: str | None = None) -> int:
     if bundle:
         window.open_bundle(bundle)
     window.show()
+    _exit_when_shown(app)
     return app.exec()
+
+
+def _exit_when_shown(app) -> None:
+    """STUDIO_EXIT_WHEN_SHOWN=1: quit as soon as the window is up (start-up checks of installed builds)."""
+    if os.environ.get("STUDIO_EXIT_WHEN_SHOWN") == "1":
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, app.quit)

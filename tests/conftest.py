@@ -1,6 +1,7 @@
 """Shared fixtures: isolated user dirs, the shared third-party models, and the sample dataset and models."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,11 @@ def pytest_configure(config):
     os.environ["XDG_DATA_HOME"] = str(kept / "xdg_data_home")
     os.environ["XDG_CONFIG_HOME"] = str(fresh / "xdg_config_home")
     os.environ["XDG_CACHE_HOME"] = str(fresh / "xdg_cache_home")
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Qt's offscreen screen is 800x600 by default, smaller than the window; give it a desktop-sized screen.
+    screen = fresh / "offscreen.json"
+    screen.write_text(json.dumps({"screens": [{"name": "test", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                               "logicalDpiX": 96, "logicalDpiY": 96, "dpr": 1}]}))
+    os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={screen}")
 
 
 @pytest.fixture(scope="session")

@@ -1,27 +1,66 @@
-"""`studio demo`: the offline demo on the sample model and data (no hardware, no internet)."""
+"""`studio demo`: the offline demo on the sample model and data (no hardware, no internet). It opens the window;
+without a display (or with --terminal) it runs the same Load -> Sweep -> Export -> Deploy pass in the terminal."""
 from __future__ import annotations
+
+import sys
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="open the window on the sample MNIST model, dataset and a local demo device")
-    p.add_argument("--terminal", action="store_true", help="no window: prepare the samples and inspect one")
+    p.add_argument("--terminal", action="store_true", help="no window: run the whole pass in the terminal")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if not args.terminal:
-        from studio.gui.app import run as run_window
+        from studio.gui.app import NoDisplay, check_display
 
-        return run_window(demo=True)
+        try:
+            check_display()
+        except NoDisplay:
+            print("studio demo: no display, so the demo runs in the terminal (open a desktop session for the"
+                  " window)", file=sys.stderr)
+        else:
+            from studio.gui.app import run as run_window
+
+            return run_window(demo=True)
+    return run_terminal()
+
+
+def run_terminal() -> int:
     from studio.commands.progressbar import ProgressBar
-    from studio.core.inspector import inspect_model
-    from studio.core.modelinfo import summary_lines
-    from studio.core.samples import ensure_samples
+    from studio.commands.sweep_cmd import print_table
+    from studio.core.paths import data_dir
+    from studio.gui import work  # plain functions over the core; no Qt is imported
+    from studio.gui.app import demo_project
 
-    print("Studio demo: preparing the sample MNIST dataset and models (first run trains them, about a minute)")
+    print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
     with ProgressBar() as bar:
-        info = ensure_samples(report=bar)
-    print(f"PyTorch sample: {info['torch_accuracy']:.1f}% on {info['dataset']}")
-    print(f"Keras sample:   {info['keras_accuracy']:.1f}%")
-    print("\n".join(summary_lines(inspect_model(info["torch_model"]))))
-    return 0
+        info = work.demo_setup(report=bar)
+    project = demo_project(info)
+    print(f"   PyTorch sample {info['torch_model']}: {info['torch_accuracy']:.1f}% on {info['dataset']}")
+    run_dir = work.sweep_dir(project.model, project.grid, project.dataset, {"demo": "terminal"})
+    print(f"2. Sweep: {len(project.grid['targets']) * len(project.grid['quant']) * len(project.grid['prune'])}"
+          " candidates, each converted, run and timed for real")
+    with ProgressBar() as bar:
+        doc = work.sweep(project.model, project.grid, project.dataset, str(run_dir), {"sensitivity": False},
+                         report=bar)
+    print_table(doc, str(run_dir))
+    chosen = doc["best"]
+    out = str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")
+    print(f"3. Export: {chosen} -> {out}")
+    res = work.export(str(run_dir / "candidates" / chosen), out, name="mnist-demo", version="1.0.0",
+                      labels=info["labels"], sign_key=None, dataset=project.dataset)
+    print(f"   verified: {res['files']} files, {res['manifest']['id']}")
+    print("4. Deploy: push to the local demo device (a folder that behaves like a board)")
+    result = work.push(out, ["demo"])
+    for r in result.results:
+        print(f"   {r.device}: {r.message}")
+    from studio.core.project import default_path
+
+    project.run_dir, project.chosen = str(run_dir), chosen
+    project.export.update(bundle=out, verified=True, id=res["manifest"]["id"])
+    project.deploy["last"] = [r.to_dict() for r in result.results]
+    project.save(default_path())
+    print(f"Done. The session is saved in {default_path()}: `studio gui` opens it in the window.")
+    return 0 if result.ok else 1

@@ -189,3 +189,29 @@ def test_flash_screen_verifies_at_once_and_reports_in_plain_words(app, qtbot, sa
     assert f.outcome.property("kind") == "ok"
     assert "Traceback" not in f.results.item(0).text()
     f.close()
+
+
+def test_trust_dialog_shows_the_fingerprint_and_warns_when_the_key_changed(app, qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from studio.core.deploy.inventory import Device
+    from studio.gui.page_deploy import TrustDialog
+
+    device = Device(name="pi", host="10.0.0.7", port=22)
+    fresh = TrustDialog(device, "SHA256:abc123", None)
+    qtbot.addWidget(fresh)
+    texts = " ".join(label.text() for label in fresh.findChildren(QLabel))
+    assert "SHA256:abc123" in texts and "10.0.0.7:22" in texts and "has changed" not in texts
+    changed = TrustDialog(device, "SHA256:new", "SHA256:old")
+    qtbot.addWidget(changed)
+    texts = " ".join(label.text() for label in changed.findChildren(QLabel))
+    assert "This key has changed" in texts and "SHA256:old" in texts
+
+
+def test_window_geometry_is_remembered(make_window, qtbot):
+    w = make_window()
+    w.resize(1111, 777)
+    qtbot.waitUntil(lambda: (w.width(), w.height()) == (1111, 777))
+    w.close()
+    again = make_window()
+    assert (again.width(), again.height()) == (1111, 777)

@@ -30,6 +30,7 @@ def run(args) -> int:
 def run_terminal() -> int:
     from studio.commands.progressbar import ProgressBar
     from studio.commands.sweep_cmd import print_table
+    from studio.core.grid import Grid
     from studio.core.paths import data_dir
     from studio.gui import work  # plain functions over the core; no Qt is imported
     from studio.gui.app import demo_project
@@ -40,8 +41,8 @@ def run_terminal() -> int:
     project = demo_project(info)
     print(f"   PyTorch sample {info['torch_model']}: {info['torch_accuracy']:.1f}% on {info['dataset']}")
     run_dir = work.sweep_dir(project.model, project.grid, project.dataset, {"demo": "terminal"})
-    print(f"2. Sweep: {len(project.grid['targets']) * len(project.grid['quant']) * len(project.grid['prune'])}"
-          " candidates, each converted, run and timed for real")
+    print(f"2. Sweep: {len(Grid.from_dict(project.grid).candidates())} candidates, each converted, run and timed"
+          " for real")
     with ProgressBar() as bar:
         doc = work.sweep(project.model, project.grid, project.dataset, str(run_dir), {"sensitivity": False},
                          report=bar)

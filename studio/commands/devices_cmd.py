@@ -138,12 +138,10 @@ def run_trust(args) -> int:
 
     device = inventory.get(args.name)
     fingerprint, key = ops.fetch_fingerprint(device)
-    old = known_hosts.lookup(device.host, device.port)
+    old = known_hosts.trusted_fingerprint(device.host, device.port)
     print(f"{device.name} ({device.host}:{device.port}) presents host key {fingerprint}")
     if old:
-        import asyncssh
-
-        print(f"  Studio trusted {known_hosts.fingerprint(asyncssh.import_public_key(old))} before")
+        print(f"  Studio trusted {old} before")
     if args.fingerprint:
         if args.fingerprint.strip() != fingerprint:
             raise DeviceError(f"the device presents {fingerprint}, not {args.fingerprint}: not trusted")

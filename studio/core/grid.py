@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RecipeError
-from .recipe import PruneMethod, Pruning, QuantMode, Recipe, Target
+from .recipe import PruneMethod, Pruning, QuantMode, Recipe, Target, read_toml
 
 GRID_VERSION = 1
 
@@ -85,13 +84,7 @@ class Grid:
 
     @classmethod
     def load(cls, path: str | Path) -> "Grid":
-        p = Path(path)
-        try:
-            return cls.from_dict(tomllib.loads(p.read_text(encoding="utf-8")), str(p))
-        except FileNotFoundError:
-            raise RecipeError("file not found", p) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise RecipeError(f"not valid TOML ({exc})", p) from None
+        return cls.from_dict(read_toml(path), str(path))
 
 
 def _bad(what, value):

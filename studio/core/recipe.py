@@ -211,14 +211,18 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
-        p = Path(path)
-        try:
-            doc = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RecipeError("file not found", p) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise RecipeError(f"not valid TOML ({exc})", p) from None
-        return cls.from_dict(doc, str(p))
+        return cls.from_dict(read_toml(path), str(path))
+
+
+def read_toml(path: str | Path) -> dict:
+    """A recipe or grid file as a dict, or a RecipeError naming the file."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError("file not found", p) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"not valid TOML ({exc})", p) from None
 
 
 def migrate(doc: dict, source: str | None = None) -> dict:

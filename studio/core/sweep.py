@@ -17,6 +17,7 @@ import pickle
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -70,36 +71,30 @@ class _MeasureGate:
         self._busy = 0
         self._measuring = False
 
+    @contextmanager
     def work(self):
-        gate = self
+        with self._cond:
+            self._cond.wait_for(lambda: not self._measuring)
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
-        class _Ctx:
-            def __enter__(self):
-                with gate._cond:
-                    gate._cond.wait_for(lambda: not gate._measuring)
-                    gate._busy += 1
-
-            def __exit__(self, *exc):
-                with gate._cond:
-                    gate._busy -= 1
-                    gate._cond.notify_all()
-        return _Ctx()
-
+    @contextmanager
     def measure(self):
-        gate = self
-
-        class _Ctx:
-            def __enter__(self):
-                with gate._cond:
-                    gate._cond.wait_for(lambda: not gate._measuring)
-                    gate._measuring = True
-                    gate._cond.wait_for(lambda: gate._busy == 0)
-
-            def __exit__(self, *exc):
-                with gate._cond:
-                    gate._measuring = False
-                    gate._cond.notify_all()
-        return _Ctx()
+        with self._cond:
+            self._cond.wait_for(lambda: not self._measuring)
+            self._measuring = True
+            self._cond.wait_for(lambda: self._busy == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._measuring = False
+                self._cond.notify_all()
 
 
 @dataclass

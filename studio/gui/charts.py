@@ -49,6 +49,7 @@ class TradeoffChart(pg.PlotWidget):
         self.addItem(self.scatter)
         self.selected_ring = pg.ScatterPlotItem(pen=pg.mkPen("#f2b84b", width=3), brush=None, size=30)
         self.addItem(self.selected_ring)
+        self.source: list[dict] = []
         self.candidates: list[dict] = []
         self.selected: str | None = None
 
@@ -56,6 +57,7 @@ class TradeoffChart(pg.PlotWidget):
         return c.get("device_latency_ms_median") if self.use_device else c.get("latency_ms_median")
 
     def set_candidates(self, candidates: list[dict], metric: str | None = None) -> None:
+        self.source = candidates  # all of them, to re-plot when the latency axis changes
         self.candidates = [c for c in candidates if c.get("status") == "ok" and score(c) is not None
                            and self._x(c) is not None]
         if metric and metric != self.metric:
@@ -89,7 +91,7 @@ class TradeoffChart(pg.PlotWidget):
         self.use_device = on
         self.setLabel("bottom", "latency on the device, median ms" if on else "latency, median ms (measured,"
                                                                                 " batch 1)")
-        self.set_candidates(self.candidates_all if hasattr(self, "candidates_all") else self.candidates)
+        self.set_candidates(self.source)
 
     def select(self, cid: str | None) -> None:
         self.selected = cid

@@ -33,7 +33,8 @@ class FlashWindow(QWidget):
         self.pubkey = pubkey
         self.bundle: str | None = None
         self.task: Task | None = None
-        self._status_task: Task | None = None
+        self._alive: set[Task] = set()  # tasks referenced until they end
+        self.rows: dict[str, QListWidgetItem] = {}  # device name -> its result line
         check = (icons_dir() / "check.svg").as_posix()
         self.setStyleSheet("QListWidget::item { padding: 6px; }"
                            " QListWidget::indicator { width: 22px; height: 22px; border-radius: 5px;"
@@ -244,13 +245,12 @@ class FlashWindow(QWidget):
 
     def _keep(self, task: Task) -> Task:
         """Hold a reference until the task ends (a Task is a QObject that must outlive its thread)."""
-        self._alive = getattr(self, "_alive", set())
         self._alive.add(task)
         task.finished.connect(lambda: self._alive.discard(task))
         return task
 
     def closeEvent(self, event):  # noqa: N802 - Qt API
-        for task in list(getattr(self, "_alive", ())):
+        for task in list(self._alive):
             task.cancel()
             task.wait(10)
         super().closeEvent(event)

@@ -378,7 +378,7 @@ class MainWindow(QMainWindow):
     def _export_changed(self) -> None:
         if self._restoring:
             return
-        self.project.export.update({k: v for k, v in self.export.values().items()})
+        self.project.export.update(self.export.values())
         self.schedule_save()
 
     def new_key(self) -> None:
@@ -445,8 +445,7 @@ class MainWindow(QMainWindow):
         self.deploy.set_devices(devices, trusted, chosen)
         self.optimize.set_devices([d.name for d in devices], self.project.sweep_device)
         if devices:
-            self.start(Task("Device status", work.statuses), self.deploy.set_status,
-                       lambda msg: self.deploy.banner.show_message("error", msg), main=False)
+            self.refresh_devices_status()
 
     def add_device(self) -> None:
         from studio.core.deploy import inventory
@@ -519,7 +518,8 @@ class MainWindow(QMainWindow):
         self.start(task, ok, lambda msg: self.deploy.banner.show_message("error", msg))
 
     def refresh_devices_status(self) -> None:
-        self.start(Task("Device status", work.statuses), self.deploy.set_status, lambda msg: None, main=False)
+        self.start(Task("Device status", work.statuses), self.deploy.set_status,
+                   lambda msg: self.deploy.banner.show_message("error", msg), main=False)
 
     def rollback(self, name: str) -> None:
         def ok(doc):

@@ -151,6 +151,7 @@ class OptimizePage(QWidget):
         _row(bform, "Sensitivity", self.sensitivity, "Which layers lose most when quantized or pruned alone.")
         self.device = QComboBox()
         self.device.addItem("only this machine", None)
+        self.devices_known: list[str] = []  # inventory names, kept to re-select the project's device
         _row(bform, "Device latency", self.device, "Also time every candidate on this device, next to this"
                                                    " machine's latency.")
         bounds.body.addLayout(bform)
@@ -208,8 +209,6 @@ class OptimizePage(QWidget):
         self.set_devices(self.devices_known, project.sweep_device)
         self.refresh_preview()
         self._changed()
-
-    devices_known: list[str] = []
 
     def set_devices(self, names: list[str], chosen: str | None) -> None:
         self.devices_known = list(names)

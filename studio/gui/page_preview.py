@@ -138,7 +138,6 @@ class PreviewPage(QWidget):
         for r in rows:
             r["pareto"] = r["id"] in front
         best_id = best_id or best(rows)
-        self.chart.candidates_all = rows
         self.chart.set_candidates(rows, self.metric)
         self.latency_mode.setEnabled(any(r.get("device_latency_ms_median") is not None for r in rows))
         self.model.removeRows(0, self.model.rowCount())

@@ -93,13 +93,7 @@ def fingerprint(name: str, *, report=ignore, cancel=None) -> tuple:
 
     device = inventory.get(name)
     fp, key = ops.fetch_fingerprint(device)
-    old = known_hosts.lookup(device.host, device.port)
-    previous = None
-    if old:
-        import asyncssh
-
-        previous = known_hosts.fingerprint(asyncssh.import_public_key(old))
-    return device, fp, key, previous
+    return device, fp, key, known_hosts.trusted_fingerprint(device.host, device.port)
 
 
 def rollback(name: str, *, report=ignore, cancel=None) -> dict:

@@ -35,6 +35,16 @@ def lookup(host: str, port: int) -> str | None:
     return None
 
 
+def trusted_fingerprint(host: str, port: int) -> str | None:
+    """The fingerprint of the key trusted for host:port, if any (to show beside a changed one)."""
+    line = lookup(host, port)
+    if line is None:
+        return None
+    import asyncssh
+
+    return fingerprint(asyncssh.import_public_key(line))
+
+
 def trust(host: str, port: int, key) -> None:
     """Pin `key` for host:port, replacing an older entry."""
     p = path()

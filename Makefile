@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install system-deps demo test screenshots installer constraints clean
+.PHONY: install system-deps demo lint test test-quick screenshots installer constraints clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ system-deps:
 demo: install
 	$(VENV)/bin/studio demo
 
-test: install system-deps
+# Fast checks first: style (ruff), types of the core (mypy), the layering contracts (import-linter).
+lint: install
+	$(VENV)/bin/ruff check studio tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint system-deps
 	$(PY) -m pytest -q
+
+# The quick tier (under 2 minutes): everything but the tests that train, convert or deploy models.
+test-quick: lint system-deps
+	$(PY) -m pytest -q -m "not slow"
 
 screenshots: install system-deps
 	QT_QPA_PLATFORM=offscreen STUDIO_THEME=light $(PY) -m studio.gui.screenshots screenshots --theme light

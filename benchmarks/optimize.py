@@ -9,11 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from studio.core.evaluate import evaluate, measure_latency
-from studio.core.jobs import run_job
-from studio.core.optimize import optimize
-from studio.core.recipe import Pruning, Quantization, Recipe
-from studio.core.samples import ensure_samples
+from studio.core.app.samples import ensure_samples
+from studio.core.base.jobs import run_job
+from studio.core.measure.evaluate import evaluate, measure_latency
+from studio.core.optimize.optimize import optimize
+from studio.core.recipe.recipe import Pruning, Quantization, Recipe
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "models" / "onnx" / "mnist.onnx"
 

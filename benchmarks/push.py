@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.deploy.conftest import big_onnx  # noqa: E402
-from tests.deploy.sshd import Server, available, keygen  # noqa: E402
+from tests.deploy.conftest import big_onnx
+from tests.deploy.sshd import Server, available, keygen
 
 
 def main() -> int:
@@ -34,11 +34,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
-        from studio.core.bundle import ExportSource, build_bundle
+        import asyncssh
+
+        from studio.core.bundle.bundle import ExportSource, build_bundle
         from studio.core.deploy import fleet, inventory, known_hosts
         from studio.core.deploy.transport import connect
-
-        import asyncssh
 
         key = keygen(tmp / "client_key")
         authorized = tmp / "authorized_keys"

@@ -1,5 +1,5 @@
 """Wall time of `run_sweep` divided by a plain sequential script that converts, quantizes, evaluates and times the
-same candidates with the same libraries (studio.core.optimize per candidate), measured in one run.
+same candidates with the same libraries (studio.core.optimize.optimize per candidate), measured in one run.
 Goal: below 1.0 (shared conversions and two workers should beat the naive loop).
 
 Run: .venv/bin/python benchmarks/sweep.py [--quick]"""
@@ -11,12 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from studio.core.evaluate import evaluate, measure_latency
-from studio.core.grid import Grid
-from studio.core.jobs import run_job
-from studio.core.optimize import optimize
-from studio.core.samples import ensure_samples
-from studio.core.sweep import SweepOptions, run_sweep
+from studio.core.app.samples import ensure_samples
+from studio.core.base.jobs import run_job
+from studio.core.measure.evaluate import evaluate, measure_latency
+from studio.core.optimize.optimize import optimize
+from studio.core.recipe.grid import Grid
+from studio.core.sweep.sweep import SweepOptions, run_sweep
 
 
 def naive(model: str, grid: Grid, data: str, out: Path) -> list[tuple[str, float, float]]:

@@ -6,8 +6,16 @@ from __future__ import annotations
 import argparse
 
 from studio import __version__
-from studio.commands import (bundle_cmd, demo_cmd, devices_cmd, gui_cmd, inspect_cmd, optimize_cmd, samples_cmd,
-                             sweep_cmd)
+from studio.commands import (
+    bundle_cmd,
+    demo_cmd,
+    devices_cmd,
+    gui_cmd,
+    inspect_cmd,
+    optimize_cmd,
+    samples_cmd,
+    sweep_cmd,
+)
 from studio.commands.dispatch import dispatch
 
 COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, bundle_cmd, devices_cmd, samples_cmd, demo_cmd, gui_cmd]

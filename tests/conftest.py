@@ -38,7 +38,7 @@ def shared_models() -> Path:
 
 @pytest.fixture(scope="session")
 def samples() -> dict:
-    from studio.core.samples import ensure_samples
+    from studio.core.app.samples import ensure_samples
 
     return ensure_samples()
 
@@ -53,10 +53,10 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
 @pytest.fixture(scope="session")
 def sample_bundles(samples, tmp_path_factory) -> dict:
     """Signed ONNX and TFLite bundles of the PyTorch sample (int8), and the key that signed them."""
-    from studio.core.bundle import build_bundle, read_labels, resolve_source
-    from studio.core.optimize import optimize
-    from studio.core.recipe import Quantization, Recipe
-    from studio.core.signing import new_keypair
+    from studio.core.bundle.bundle import build_bundle, read_labels, resolve_source
+    from studio.core.bundle.signing import new_keypair
+    from studio.core.optimize.optimize import optimize
+    from studio.core.recipe.recipe import Quantization, Recipe
 
     root = tmp_path_factory.mktemp("bundles")
     key, pub = new_keypair(root / "signing.key")

@@ -47,7 +47,7 @@ def default_name(out: str) -> str:
 
 
 def run_export(args) -> int:
-    from studio.core.bundle import BundleError, build_bundle, read_labels, resolve_source, sample_input
+    from studio.core.bundle.bundle import BundleError, build_bundle, read_labels, resolve_source, sample_input
 
     if not args.out.endswith(".zip"):
         raise BundleError("the bundle name must end in .bundle.zip", args.out)
@@ -67,7 +67,7 @@ def run_export(args) -> int:
 
 
 def run_keys_new(args) -> int:
-    from studio.core.signing import fingerprint, load_public, new_keypair
+    from studio.core.bundle.signing import fingerprint, load_public, new_keypair
 
     private, public = new_keypair(args.path)
     print(f"private key {private} (mode 600: keep it secret)")
@@ -76,7 +76,7 @@ def run_keys_new(args) -> int:
 
 
 def run_verify(args) -> int:
-    from studio.core.bundle import verify_bundle
+    from studio.core.bundle.bundle import verify_bundle
 
     result = verify_bundle(args.bundle, args.pubkey)
     m = result.manifest

@@ -30,9 +30,9 @@ def run(args) -> int:
 def run_terminal() -> int:
     from studio.commands.progressbar import ProgressBar
     from studio.commands.sweep_cmd import print_table
-    from studio.core.grid import Grid
-    from studio.core.paths import data_dir
-    from studio.gui import work  # plain functions over the core; no Qt is imported
+    from studio.core.app import work
+    from studio.core.base.paths import data_dir
+    from studio.core.recipe.grid import Grid
     from studio.gui.app import demo_project
 
     print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
@@ -57,7 +57,7 @@ def run_terminal() -> int:
     result = work.push(out, ["demo"])
     for r in result.results:
         print(f"   {r.device}: {r.message}")
-    from studio.core.project import default_path
+    from studio.core.app.project import default_path
 
     project.run_dir, project.chosen = str(run_dir), chosen
     project.export.update(bundle=out, verified=True, id=res["manifest"]["id"])

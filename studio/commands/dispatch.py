@@ -9,7 +9,7 @@ import traceback
 
 
 def _crash_log(exc: BaseException) -> str:
-    from studio.core.paths import cache_dir, ensure
+    from studio.core.base.paths import cache_dir, ensure
 
     path = ensure(cache_dir()) / "crash.log"
     with open(path, "a", encoding="utf-8") as fh:
@@ -25,7 +25,7 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None, def
     if not getattr(args, "run", None):
         parser.print_help()
         return 0
-    from studio.core.errors import Cancelled, StudioError
+    from studio.core.base.errors import Cancelled, StudioError
 
     try:
         return int(args.run(args) or 0)

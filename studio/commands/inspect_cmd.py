@@ -30,8 +30,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    from studio.core.inspector import inspect_model
-    from studio.core.modelinfo import summary_lines
+    from studio.core.inspect.inspector import inspect_model
+    from studio.core.inspect.modelinfo import summary_lines
 
     info = inspect_model(args.model, arch=args.arch, trust_pickle=args.trust_pickle, input_shape=args.input_shape)
     if args.json:

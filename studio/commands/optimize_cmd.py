@@ -40,7 +40,7 @@ def argparse_bool():
 
 
 def recipe_from_args(args):
-    from studio.core.recipe import Recipe
+    from studio.core.recipe.recipe import Recipe
 
     recipe = Recipe.load(args.recipe) if args.recipe else Recipe()
     doc = recipe.to_dict()
@@ -71,7 +71,7 @@ def recipe_from_args(args):
 
 def run(args) -> int:
     from studio.commands.progressbar import ProgressBar
-    from studio.core.optimize import optimize
+    from studio.core.optimize.optimize import optimize
 
     recipe = recipe_from_args(args)
     if args.save_recipe:
@@ -80,7 +80,7 @@ def run(args) -> int:
         doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
                        trust_pickle=args.trust_pickle, input_shape=args.input_shape, report=bar)
     if args.json:
-        from studio.core.atomic import json_safe
+        from studio.core.base.atomic import json_safe
 
         print(json.dumps(json_safe(doc), indent=2))
         return 0
@@ -89,7 +89,7 @@ def run(args) -> int:
 
 
 def print_summary(doc: dict, out: str) -> None:
-    from studio.core.modelinfo import human_bytes, human_count
+    from studio.core.inspect.modelinfo import human_bytes, human_count
 
     src, dst = doc["source"], doc["output"]
     print(f"{doc['conversion']['route']}: {out}/{dst['path']}  ({doc['time_s']:.1f} s)")

@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from studio.commands.progressbar import ProgressBar
-    from studio.core.samples import ensure_samples
+    from studio.core.app.samples import ensure_samples
 
     with ProgressBar(enabled=not args.json) as bar:
         info = ensure_samples(report=bar, rebuild=args.rebuild)

@@ -65,7 +65,7 @@ def parse_duration(text: str) -> float:
 def build_grid(args):
     import dataclasses
 
-    from studio.core.grid import Grid
+    from studio.core.recipe.grid import Grid
 
     grid = Grid.load(args.grid) if args.grid else Grid()
     changes = {}
@@ -84,10 +84,10 @@ def build_grid(args):
 
 def run(args) -> int:
     from studio.commands.progressbar import ProgressBar
-    from studio.core.atomic import json_safe
-    from studio.core.errors import Cancelled
-    from studio.core.progress import CancelToken
-    from studio.core.sweep import SweepOptions, run_sweep
+    from studio.core.base.atomic import json_safe
+    from studio.core.base.errors import Cancelled
+    from studio.core.base.progress import CancelToken
+    from studio.core.sweep.sweep import SweepOptions, run_sweep
 
     grid = build_grid(args)
     options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
@@ -123,7 +123,7 @@ def run(args) -> int:
 
 
 def print_table(doc: dict, out: str) -> None:
-    from studio.core.modelinfo import human_bytes
+    from studio.core.inspect.modelinfo import human_bytes
 
     device = any(c.get("device_latency_ms_median") is not None for c in doc["candidates"])
     head = f"{'candidate':<22} {'status':<7} {'accuracy':>8} {'agree':>6} {'ms p50':>8} {'ms p90':>8}" + \

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio.core.errors import StudioError
+from studio.core.base.errors import StudioError
 
 
 class NoDisplay(StudioError):
@@ -36,9 +36,9 @@ def application():
 
 def demo_project(info: dict):
     """The sample MNIST model and data, a small grid that shows real trade-offs, and the demo device chosen."""
-    from studio.core.grid import Grid
-    from studio.core.paths import data_dir
-    from studio.core.project import Project
+    from studio.core.app.project import Project
+    from studio.core.base.paths import data_dir
+    from studio.core.recipe.grid import Grid
 
     grid = Grid(targets=("onnx", "tflite"), quant=("none", "int8"), prune=(0.0, 0.25))
     return Project(model=info["torch_model"], dataset=info["dataset"], train_dataset=info["train_dataset"],
@@ -50,7 +50,7 @@ def demo_project(info: dict):
 
 def open_window(project_path: str | None = None, demo: bool = False):
     """Build the main window (not yet shown). In demo mode the samples are prepared by a task in the window."""
-    from studio.core.project import Project, default_path
+    from studio.core.app.project import Project, default_path
 
     from .main_window import MainWindow
 
@@ -70,7 +70,8 @@ def open_window(project_path: str | None = None, demo: bool = False):
 
 
 def start_demo(window) -> None:
-    from . import work
+    from studio.core.app import work
+
     from .tasks import Task
 
     def ready(info):

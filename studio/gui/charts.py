@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 
-from studio.core.modelinfo import human_bytes
-from studio.core.pareto import front_2d, score
+from studio.core.inspect.modelinfo import human_bytes
+from studio.core.sweep.pareto import front_2d, score
 
 from . import theme
 

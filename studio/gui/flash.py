@@ -7,13 +7,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QProgressBar,
-                               QPushButton, QWidget)
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QWidget
 
-from . import work
+from studio.core.app import work
+
 from .resources import icon, icons_dir, white_icon
-from .theme import ACCENT
 from .tasks import Task
+from .theme import ACCENT
 from .widgets import Banner, Card, DropZone, page_layout
 
 
@@ -135,8 +135,8 @@ class FlashWindow(QWidget):
 
     # --- devices -----------------------------------------------------------------------------------------------
     def refresh_devices(self) -> None:
+        from studio.core.base.errors import StudioError
         from studio.core.deploy import inventory
-        from studio.core.errors import StudioError
 
         checked = set(self.checked()) if self.devices.count() else set()
         self.devices.blockSignals(True)
@@ -249,7 +249,7 @@ class FlashWindow(QWidget):
         task.finished.connect(lambda: self._alive.discard(task))
         return task
 
-    def closeEvent(self, event):  # noqa: N802 - Qt API
+    def closeEvent(self, event):
         for task in list(self._alive):
             task.cancel()
             task.wait(10)

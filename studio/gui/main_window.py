@@ -7,15 +7,23 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
-                               QStackedWidget, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
 
 from studio import __version__
-from studio.core.grid import Grid
-from studio.core.paths import config_dir, data_dir
-from studio.core.project import Project
+from studio.core.app import work
+from studio.core.app.project import Project
+from studio.core.base.paths import config_dir, data_dir
+from studio.core.recipe.grid import Grid
 
-from . import work
 from .page_deploy import DeployPage
 from .page_export import ExportPage
 from .page_load import LoadPage
@@ -142,7 +150,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1280, 820)
 
-    def closeEvent(self, event):  # noqa: N802 - Qt API
+    def closeEvent(self, event):
         settings().setValue("geometry", self.saveGeometry())
         self.save_project()
         for task in [self.task, *self._background]:
@@ -220,7 +228,7 @@ class MainWindow(QMainWindow):
             self.save_now()
 
     def open_project(self) -> None:
-        from studio.core.errors import StudioError
+        from studio.core.base.errors import StudioError
 
         path, _ = QFileDialog.getOpenFileName(self, "Open project", str(data_dir() / "projects"),
                                               "Studio projects (*.studio.json);;All files (*)")
@@ -262,7 +270,7 @@ class MainWindow(QMainWindow):
 
     # --- load --------------------------------------------------------------------------------------------------
     def load_model(self, path: str) -> None:
-        from studio.core.inspector import inspect_model
+        from studio.core.inspect.inspector import inspect_model
 
         opts = self.load.options() if path != self.project.model else {
             "arch": self.project.arch or self.load.options()["arch"], "trust_pickle": self.project.trust_pickle}
@@ -382,8 +390,8 @@ class MainWindow(QMainWindow):
         self.schedule_save()
 
     def new_key(self) -> None:
-        from studio.core.errors import StudioError
-        from studio.core.signing import new_keypair
+        from studio.core.base.errors import StudioError
+        from studio.core.bundle.signing import new_keypair
 
         path, _ = QFileDialog.getSaveFileName(self, "New signing key", str(data_dir() / "keys" / "studio.key"))
         if not path:
@@ -432,8 +440,8 @@ class MainWindow(QMainWindow):
             self.deploy.bundle.setText("No bundle yet: export one first (Ctrl+4).")
 
     def refresh_devices(self) -> None:
+        from studio.core.base.errors import StudioError
         from studio.core.deploy import inventory, known_hosts
-        from studio.core.errors import StudioError
 
         try:
             devices = sorted(inventory.load().values(), key=lambda d: d.name)
@@ -448,8 +456,8 @@ class MainWindow(QMainWindow):
             self.refresh_devices_status()
 
     def add_device(self) -> None:
+        from studio.core.base.errors import StudioError
         from studio.core.deploy import inventory
-        from studio.core.errors import StudioError
 
         from .page_deploy import AddDeviceDialog
 

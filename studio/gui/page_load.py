@@ -3,10 +3,20 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
-                               QTableView, QTabWidget, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableView,
+    QTabWidget,
+    QWidget,
+)
 
-from studio.core.modelinfo import ModelInfo, human_bytes, human_count
+from studio.core.inspect.modelinfo import ModelInfo, human_bytes, human_count
 
 from .widgets import Banner, Card, DropZone, Metric, help_label, page_layout
 

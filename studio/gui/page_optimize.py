@@ -4,13 +4,25 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from studio.core.errors import StudioError
-from studio.core.grid import Grid
-from studio.core.recipe import Preprocess, Quantization, Recipe, Runtime
+from studio.core.base.errors import StudioError
+from studio.core.recipe.grid import Grid
+from studio.core.recipe.recipe import Preprocess, Quantization, Recipe, Runtime
 
 from .resources import icon, white_icon
 from .widgets import Banner, Card, help_label, page_layout
@@ -251,7 +263,7 @@ class OptimizePage(QWidget):
             self.refresh_preview()
 
     def refresh_preview(self) -> None:
-        from studio.core.data import load_dataset
+        from studio.core.data.datasets import load_dataset
 
         while self.preview.count():
             item = self.preview.takeAt(0)

@@ -3,11 +3,20 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QWidget,
+)
 
-from studio.core.modelinfo import human_bytes
-from studio.core.pareto import best, pareto_ids
+from studio.core.inspect.modelinfo import human_bytes
+from studio.core.sweep.pareto import best, pareto_ids
 
 from .charts import SensitivityChart, TradeoffChart, legend_html
 from .resources import white_icon

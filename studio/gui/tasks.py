@@ -7,8 +7,8 @@ import traceback
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.errors import Cancelled, StudioError
-from studio.core.progress import CancelToken
+from studio.core.base.errors import Cancelled, StudioError
+from studio.core.base.progress import CancelToken
 
 
 class Task(QObject):
@@ -26,7 +26,7 @@ class Task(QObject):
         self._fn, self._args, self._kwargs, self._events = fn, args, kwargs, events
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Task":
+    def start(self) -> Task:
         self._thread = threading.Thread(target=self._run, name=f"task-{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -61,7 +61,7 @@ class Task(QObject):
 
 
 def _crash_log() -> str:
-    from studio.core.paths import cache_dir, ensure
+    from studio.core.base.paths import cache_dir, ensure
 
     path = ensure(cache_dir()) / "crash.log"
     with open(path, "a", encoding="utf-8") as fh:

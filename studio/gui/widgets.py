@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from . import theme
 from .resources import icon
@@ -77,7 +77,7 @@ def help_label(text: str) -> QLabel:
 class Banner(QLabel):
     """A coloured line of status: ok (green), warning (amber), error (red) or info."""
 
-    COLORS = {"ok": theme.OK, "warning": theme.WARN, "error": theme.BAD, "info": theme.ACCENT}
+    COLORS: ClassVar[dict[str, str]] = {"ok": theme.OK, "warning": theme.WARN, "error": theme.BAD, "info": theme.ACCENT}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -116,16 +116,16 @@ class DropZone(QFrame):
         box.addWidget(self.label)
         box.addStretch()
 
-    def dragEnterEvent(self, event):  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event):
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event):  # noqa: N802 - Qt API
+    def dropEvent(self, event):
         urls = event.mimeData().urls()
         if urls:
             self.dropped.emit(str(Path(urls[0].toLocalFile())))
 
-    def mousePressEvent(self, event):  # noqa: N802 - Qt API
+    def mousePressEvent(self, event):
         self.clicked.emit()
 
 

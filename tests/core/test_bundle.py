@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.bundle import BundleError, build_bundle, resolve_source, safe_extract, verify_bundle
+from studio.core.bundle.bundle import BundleError, build_bundle, resolve_source, safe_extract, verify_bundle
+from studio.core.bundle.signing import SigningError, new_keypair
 from studio.core.schemas import load_schema
-from studio.core.signing import SigningError, new_keypair
 
 SITE = Path(os.__file__).parent  # only used to find where numpy and the runtimes are installed
 
@@ -167,10 +167,9 @@ def test_links_duplicates_and_bombs_are_refused(sample_bundles, tmp_path):
 
 
 def test_runner_runs_in_a_clean_room_with_only_the_runtimes(sample_bundles, tmp_path):
+    import ai_edge_litert
     import numpy
     import onnxruntime
-
-    import ai_edge_litert
 
     shim = tmp_path / "site"
     shim.mkdir()

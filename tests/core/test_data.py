@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.data import load_dataset, prepare
-from studio.core.errors import DataError
-from studio.core.recipe import Preprocess
+from studio.core.base.errors import DataError
+from studio.core.data.datasets import load_dataset, prepare
+from studio.core.recipe.recipe import Preprocess
 
 
 def test_default_preprocessing_only_reshapes(tmp_path):
@@ -38,7 +38,7 @@ def test_npz_errors(tmp_path):
     with pytest.raises(DataError, match="3 samples but 'y' has 2"):
         load_dataset(tmp_path / "len.npz")
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match=r"not a readable \.npz"):
         load_dataset(tmp_path / "junk.npz")
 
 

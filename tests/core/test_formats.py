@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 
-from studio.core.errors import ModelLoadError
-from studio.core.formats import Format, detect
+from studio.core.base.errors import ModelLoadError
+from studio.core.inspect.formats import Format, detect
 
 
 def expect_error(path, fragment):

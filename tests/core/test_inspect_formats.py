@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from studio.core.errors import ModelLoadError
-from studio.core.inspector import inspect_model
+from studio.core.base.errors import ModelLoadError
+from studio.core.inspect.inspector import inspect_model
 
 
 def small_onnx(path, external: bool):
@@ -45,10 +45,10 @@ def test_onnx_missing_or_truncated_external_weights(tmp_path):
     path = small_onnx(tmp_path / "ext.onnx", external=True)
     data = tmp_path / "ext.onnx.data"
     data.write_bytes(data.read_bytes()[:100])
-    with pytest.raises(ModelLoadError, match="ext.onnx.data' is truncated"):
+    with pytest.raises(ModelLoadError, match=r"ext\.onnx\.data' is truncated"):
         inspect_model(path)
     data.unlink()
-    with pytest.raises(ModelLoadError, match="ext.onnx.data' is missing"):
+    with pytest.raises(ModelLoadError, match=r"ext\.onnx\.data' is missing"):
         inspect_model(path)
 
 

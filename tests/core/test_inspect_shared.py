@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from studio.core.errors import ModelLoadError
-from studio.core.inspector import inspect_model
-from studio.core.runtimes import open_runner
+from studio.core.base.errors import ModelLoadError
+from studio.core.inspect.inspector import inspect_model
+from studio.core.measure.runtimes import open_runner
 
 
 def test_mnist_onnx(shared_models):
@@ -33,7 +33,7 @@ def test_int8_tflite_quantization_matches_the_runtime(shared_models, name):
     info = inspect_model(path)
     runner = open_runner(str(path))
     assert len(info.inputs) == len(runner.inputs)
-    for mine, theirs in zip(info.inputs + info.outputs, runner.inputs + runner.outputs):
+    for mine, theirs in zip(info.inputs + info.outputs, runner.inputs + runner.outputs, strict=True):
         assert mine.dtype == np.dtype(theirs.dtype).name == "int8"
         assert mine.quantization.scale[0] == pytest.approx(theirs.scale)
         assert mine.quantization.zero_point[0] == theirs.zero_point

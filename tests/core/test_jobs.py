@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from studio.core.errors import Cancelled, ConversionError, JobCrashed
-from studio.core.jobs import run_job
-from studio.core.progress import CancelToken
+from studio.core.base.errors import Cancelled, ConversionError, JobCrashed
+from studio.core.base.jobs import run_job
+from studio.core.base.progress import CancelToken
 
 
 def _steps(n, report):

@@ -4,13 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from studio.core.errors import ConversionError, RecipeError
-from studio.core.evaluate import evaluate
-from studio.core.inspector import inspect_model
-from studio.core.jobs import run_job
-from studio.core.optimize import optimize
-from studio.core.recipe import Preprocess, Pruning, Quantization, Recipe
-from studio.core.verify import check_float
+from studio.core.base.errors import ConversionError, RecipeError
+from studio.core.base.jobs import run_job
+from studio.core.inspect.inspector import inspect_model
+from studio.core.measure.evaluate import evaluate
+from studio.core.measure.verify import check_float
+from studio.core.optimize.optimize import optimize
+from studio.core.recipe.recipe import Preprocess, Pruning, Quantization, Recipe
 from tests.core.test_data import write_digit_folder
 
 
@@ -21,8 +21,8 @@ def accuracy(path, dataset, preprocess=Preprocess(), reference=None):
 
 def torch_outputs(path, dataset, report=None):
     """The PyTorch sample's own outputs on the dataset (runs in a torch worker)."""
-    from studio.core.convert_torch import forward, load_module
-    from studio.core.data import load_dataset, prepare
+    from studio.core.convert.torch_route import forward, load_module
+    from studio.core.data.datasets import load_dataset, prepare
 
     module, _, shape = load_module(path, "torch_export", None, False)
     x = prepare(load_dataset(dataset).x, shape, Preprocess())

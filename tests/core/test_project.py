@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from studio.core.project import PROJECT_VERSION, Project, ProjectError
+from studio.core.app.project import PROJECT_VERSION, Project, ProjectError
 
 
 def test_round_trip_keeps_every_choice(tmp_path):

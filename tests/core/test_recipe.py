@@ -1,9 +1,20 @@
 """Recipes: TOML round trip, validation with reasons, migration, and refusal of impossible combinations."""
+import dataclasses
+
 import pytest
 
-from studio.core.errors import RecipeError
-from studio.core.recipe import (CalibMethod, Preprocess, PruneMethod, Pruning, QuantMode, Quantization, Recipe,
-                                Target, check_source)
+from studio.core.base.errors import RecipeError
+from studio.core.recipe.recipe import (
+    CalibMethod,
+    Preprocess,
+    PruneMethod,
+    Pruning,
+    Quantization,
+    QuantMode,
+    Recipe,
+    Target,
+    check_source,
+)
 
 
 def test_toml_round_trip(tmp_path):
@@ -22,7 +33,7 @@ def test_toml_round_trip(tmp_path):
 
 def test_frozen_and_labelled():
     recipe = Recipe(quantization=Quantization("dynamic"))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.target = Target.TFLITE
     assert recipe.label == "onnx dynamic"
     assert Recipe(pruning=Pruning("structured", 0.5)).label == "onnx fp32 prune0.50"

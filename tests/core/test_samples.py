@@ -1,9 +1,10 @@
 """The sample dataset is real MNIST, split deterministically; sample models are cached and accurate."""
 import json
+from pathlib import Path
 
 import numpy as np
 
-from studio.core.samples import ensure_samples, make_dataset
+from studio.core.app.samples import ensure_samples, make_dataset
 
 
 def test_dataset_is_real_split_and_deterministic(samples, tmp_path):
@@ -19,7 +20,7 @@ def test_dataset_is_real_split_and_deterministic(samples, tmp_path):
 
 def test_samples_are_cached_and_accurate(samples):
     assert samples["torch_accuracy"] > 95 and samples["keras_accuracy"] > 95
-    manifest = json.loads(open(samples["dataset"].rsplit("/", 1)[0] + "/samples.json").read())
+    manifest = json.loads((Path(samples["dataset"]).parent / "samples.json").read_text())
     assert manifest == samples
     calls = []
     assert ensure_samples(report=lambda f, m: calls.append(m)) == samples and calls == []  # no retraining

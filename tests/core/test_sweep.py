@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from studio.core.errors import Cancelled
-from studio.core.evaluate import evaluate
-from studio.core.grid import Grid
-from studio.core.jobs import run_job
-from studio.core.progress import CancelToken
-from studio.core.sweep import SweepError, SweepOptions, read_journal, run_sweep
+from studio.core.base.errors import Cancelled
+from studio.core.base.jobs import run_job
+from studio.core.base.progress import CancelToken
+from studio.core.measure.evaluate import evaluate
+from studio.core.recipe.grid import Grid
+from studio.core.sweep.sweep import SweepError, SweepOptions, read_journal, run_sweep
 
 SIX = Grid(targets=("onnx",), quant=("none", "dynamic", "int8"), prune=(0.0, 0.5))
 
@@ -132,9 +132,9 @@ def test_label_free_data_and_accuracy_aware_mode(shared_models, samples, tmp_pat
 
 def test_accuracy_aware_quantization_keeps_the_most_sensitive_layers_float(interrupted_then_resumed, samples,
                                                                          tmp_path):
-    from studio.core.recipe import Quantization
-    from studio.core.runtimes import open_runner, predict
-    from studio.core.sensitivity import keep_sensitive_float, score_outputs
+    from studio.core.measure.runtimes import open_runner, predict
+    from studio.core.recipe.recipe import Quantization
+    from studio.core.sweep.sensitivity import keep_sensitive_float, score_outputs
 
     fp32 = str(interrupted_then_resumed["run"] / "candidates" / "onnx-fp32-p0.00" / "model.onnx")
     x = np.load(samples["dataset"])["x"].astype(np.float32).reshape(-1, 1, 28, 28)

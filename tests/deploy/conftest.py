@@ -70,7 +70,7 @@ def big_onnx(path, megabytes: int):
 @pytest.fixture(scope="session")
 def deploy_bundles(sample_bundles, tmp_path_factory):
     """v1 and v2 of the small sample bundle, and an 8 MB bundle (for resume and full-disk tests)."""
-    from studio.core.bundle import ExportSource, build_bundle, resolve_source
+    from studio.core.bundle.bundle import ExportSource, build_bundle, resolve_source
 
     root = tmp_path_factory.mktemp("deploy-bundles")
     out = {}

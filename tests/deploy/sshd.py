@@ -51,7 +51,7 @@ class Server:
             p.unlink()
         keygen(self.root / "host_key")
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         cfg = self.root / "sshd_config"
         cfg.write_text(f"""Port {self.port}
 ListenAddress 127.0.0.1
@@ -70,8 +70,8 @@ LogLevel ERROR
 """)
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        log = open(self.root / "sshd.log", "ab")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
+        with open(self.root / "sshd.log", "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
         wait_for_port(self.port)
         return self
 

@@ -41,7 +41,7 @@ def test_inventory_cli_uses_the_config_dir(tmp_path):
 def test_canary_failure_stops_the_rollout(tmp_path, deploy_bundles):
     broken = local(tmp_path, "canary-broken", python=f"{sys.executable} -S")  # no numpy: its check fails
     others = [local(tmp_path, f"rest{i}") for i in range(3)]
-    result = fleet.push(deploy_bundles["1.0"], [broken] + others, canary=1)
+    result = fleet.push(deploy_bundles["1.0"], [broken, *others], canary=1)
     assert [r.status for r in result.results] == ["failed", "skipped", "skipped", "skipped"]
     assert result.results[1].message == "Not attempted: a canary device failed" and not result.ok
 
@@ -73,7 +73,7 @@ def test_interrupted_push_is_resolved_on_the_next_connect(tmp_path, deploy_bundl
 
 
 def test_keep_n_releases_never_deletes_current_or_previous(tmp_path, deploy_bundles, sample_bundles):
-    from studio.core.bundle import build_bundle, resolve_source
+    from studio.core.bundle.bundle import build_bundle, resolve_source
 
     dev = local(tmp_path, "keeper", keep=2)
     ids = []
@@ -87,8 +87,8 @@ def test_keep_n_releases_never_deletes_current_or_previous(tmp_path, deploy_bund
 
 def test_demo_device_and_sweep_device_latency(tmp_path, shared_models, samples):
     from studio.core.deploy.bench import sweep_bench
-    from studio.core.grid import Grid
-    from studio.core.sweep import run_sweep
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import run_sweep
 
     demo = inventory.demo_device(tmp_path / "demo")
     inventory.add(demo)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.bundle import BundleError
+from studio.core.bundle.bundle import BundleError
 from studio.core.deploy import fleet, ops
 from studio.core.deploy.push import push_one
 from studio.core.deploy.transport import connect, open_session
@@ -131,7 +131,8 @@ def test_full_disk_gives_a_clear_error_and_changes_nothing(make_device, deploy_b
 
 def test_a_second_push_is_refused_while_one_holds_the_lock(make_device, deploy_bundles):
     dev = make_device(6)
-    from studio.core.bundle import sha256_file, verify_bundle
+    from studio.core.base.hashing import sha256_file
+    from studio.core.bundle.bundle import verify_bundle
 
     v1 = deploy_bundles["1.0"]
     manifest = verify_bundle(v1).manifest

@@ -23,7 +23,7 @@ def own_config(tmp_path, monkeypatch):
 @pytest.fixture
 def make_window(app, qtbot, tmp_path):
     """make_window(project=None) -> MainWindow; closed (tasks cancelled) after the test."""
-    from studio.core.project import Project
+    from studio.core.app.project import Project
     from studio.gui.main_window import MainWindow
 
     made = []

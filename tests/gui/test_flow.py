@@ -1,6 +1,7 @@
 """The whole demo, driven like a user; responsiveness during a sweep; worker errors; many signals; restarts."""
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 
@@ -11,12 +12,12 @@ from tests.gui.conftest import wait_idle
 
 
 def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_path, monkeypatch, samples):
-    from studio.core.paths import data_dir
-    from studio.core.project import Project
+    from studio.core.app.project import Project
+    from studio.core.base.paths import data_dir
     from studio.gui.app import open_window
     from studio.gui.main_window import MainWindow
 
-    monkeypatch.setattr("studio.core.project.runs_dir", lambda: tmp_path / "runs")  # measure afresh
+    monkeypatch.setattr("studio.core.app.project.runs_dir", lambda: tmp_path / "runs")  # measure afresh
     shutil.rmtree(data_dir() / "demo-device", ignore_errors=True)
     w = open_window(demo=True)
     qtbot.addWidget(w)
@@ -69,11 +70,11 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
 
 def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, qtbot, samples, tmp_path,
                                                                    monkeypatch):
+    from studio.core.app.project import Project
     from studio.core.deploy import inventory
-    from studio.core.grid import Grid
-    from studio.core.project import Project
+    from studio.core.recipe.grid import Grid
 
-    monkeypatch.setattr("studio.core.project.runs_dir", lambda: tmp_path / "runs")
+    monkeypatch.setattr("studio.core.app.project.runs_dir", lambda: tmp_path / "runs")
     inventory.add(inventory.demo_device(tmp_path / "board"))
     grid = Grid(targets=("onnx",), quant=("none", "dynamic")).to_dict()
     w = make_window(Project(model=samples["torch_model"], dataset=samples["dataset"], grid=grid,
@@ -89,7 +90,7 @@ def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, q
     wait_idle(qtbot, w, 600)
     timer.stop()
     assert len(w.preview.candidates) == 2
-    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
     assert len(gaps) > 100, "the sweep was too short to say anything"
     assert max(gaps) < 0.2, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
     # host and device latency side by side
@@ -102,7 +103,7 @@ def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, q
 
 
 def test_worker_errors_show_in_the_window_and_it_keeps_working(make_window, qtbot, tmp_path, onnx_model):
-    from studio.core.project import Project
+    from studio.core.app.project import Project
     from studio.gui.tasks import Task
 
     broken = tmp_path / "data.npz"
@@ -149,10 +150,10 @@ def test_thousands_of_signals_from_a_worker_arrive_in_order(make_window, qtbot):
 
 
 def test_cancel_stops_a_sweep_and_keeps_what_was_measured(make_window, qtbot, samples, tmp_path, monkeypatch):
-    from studio.core.grid import Grid
-    from studio.core.project import Project
+    from studio.core.app.project import Project
+    from studio.core.recipe.grid import Grid
 
-    monkeypatch.setattr("studio.core.project.runs_dir", lambda: tmp_path / "runs")
+    monkeypatch.setattr("studio.core.app.project.runs_dir", lambda: tmp_path / "runs")
     grid = Grid(targets=("onnx",), quant=("none", "dynamic", "int8", "fp16")).to_dict()
     w = make_window(Project(model=samples["torch_model"], dataset=samples["dataset"], grid=grid,
                             path=str(tmp_path / "p.studio.json")))

@@ -83,7 +83,7 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     assert status.count("ok") == 4 and "failed: conversion failed: because" in status
     front = {c["id"] for c in page.candidates.values() if c.get("pareto")}
     assert front and "tflite-bad" not in front
-    x, y = page.chart.front.getData()
+    x, _y = page.chart.front.getData()
     assert len(x) >= 1
     # sensitivity bars: one per layer, the sensitive layer coloured differently
     assert list(page.sens.bars.opts["height"]) == [20.0, 45.0]
@@ -104,8 +104,8 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
 
 def test_export_page_writes_a_verified_bundle_and_reports_bad_input(make_window, qtbot, onnx_model, tmp_path,
                                                                      samples):
-    from studio.core.bundle import verify_bundle
-    from studio.core.signing import new_keypair
+    from studio.core.bundle.bundle import verify_bundle
+    from studio.core.bundle.signing import new_keypair
 
     w = make_window()
     w.load_model(onnx_model)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inventory import get
-from .ops import bench_model
+from studio.core.deploy.inventory import get
+from studio.core.deploy.ops import bench_model
 
 
 def sweep_bench(name: str, threads: int = 1):

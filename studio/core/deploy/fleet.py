@@ -5,10 +5,11 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bundle import sha256_file, verify_bundle
-from ..progress import CancelToken
-from .inventory import Device
-from .push import DeviceProgress, PushResult, push_one
+from studio.core.base.hashing import sha256_file
+from studio.core.base.progress import CancelToken
+from studio.core.bundle.bundle import verify_bundle
+from studio.core.deploy.inventory import Device
+from studio.core.deploy.push import DeviceProgress, PushResult, push_one
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import tomli_w
 
-from .. import atomic
-from ..errors import StudioError
-from ..paths import config_dir, data_dir
+from studio.core.base import atomic
+from studio.core.base.errors import StudioError
+from studio.core.base.paths import config_dir, data_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INVENTORY_VERSION = 1

@@ -5,8 +5,8 @@ import base64
 import hashlib
 from pathlib import Path
 
-from .. import atomic
-from ..paths import config_dir
+from studio.core.base import atomic
+from studio.core.base.paths import config_dir
 
 
 def path() -> Path:

@@ -6,11 +6,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..bundle import verify_bundle
-from ..errors import StudioError
-from . import known_hosts
-from .inventory import Device, DeviceError
-from .transport import DeviceTransport, _server_key, connect, open_session
+from studio.core.base.errors import StudioError
+from studio.core.bundle.bundle import verify_bundle
+from studio.core.deploy import known_hosts
+from studio.core.deploy.inventory import Device, DeviceError
+from studio.core.deploy.transport import DeviceTransport, _server_key, connect, open_session
 
 
 def fetch_fingerprint(device: Device) -> tuple[str, object]:
@@ -18,8 +18,8 @@ def fetch_fingerprint(device: Device) -> tuple[str, object]:
     async def go():
         tunnel = None
         if device.jump:
-            from .inventory import get
-            from .transport import SSHTransport
+            from studio.core.deploy.inventory import get
+            from studio.core.deploy.transport import SSHTransport
 
             tunnel = (await SSHTransport.connect(get(device.jump))).conn
         return await _server_key(device, tunnel)
@@ -87,7 +87,7 @@ async def _bench(t: DeviceTransport, bundle: Path, runs: int, threads: int) -> d
               "sys.stdout.write(r.stdout.decode()); sys.exit(r.returncode)\n")
     import shlex
 
-    argv = shlex.split(t.device.python) + ["-c", script, f"{base}.zip", base, str(runs), str(threads)]
+    argv = [*shlex.split(t.device.python), "-c", script, f"{base}.zip", base, str(runs), str(threads)]
     rc, out, err = await t.run(argv, timeout=300)
     try:
         doc = json.loads(out.strip().splitlines()[-1])
@@ -109,7 +109,7 @@ def bench(device: Device, bundle: str | Path, runs: int = 50, threads: int = 1) 
 
 def bench_model(device: Device, model: Path, runs: int = 50, threads: int = 1) -> dict:
     """Bundle a model file on the fly and bench it on the device (the sweep's --device)."""
-    from ..bundle import ExportSource, build_bundle
+    from studio.core.bundle.bundle import ExportSource, build_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.bundle.zip"

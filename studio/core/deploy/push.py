@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from ..errors import Cancelled, StudioError
-from ..progress import CancelToken
-from .inventory import Device, DeviceError
-from .transport import AgentSession, connect, open_session
+from studio.core.base.errors import Cancelled, StudioError
+from studio.core.base.progress import CancelToken
+from studio.core.deploy.inventory import Device, DeviceError
+from studio.core.deploy.transport import AgentSession, connect, open_session
 
 SMOKE_TIMEOUT = 120.0
 DeviceProgress = Callable[[str, float, str], None]  # (device name, fraction, message)

@@ -7,11 +7,12 @@ import hashlib
 import json
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from . import known_hosts
-from .inventory import Device, DeviceError, get
+from studio.core.deploy import known_hosts
+from studio.core.deploy.inventory import Device, DeviceError, get
 
 AGENT = Path(__file__).with_name("agent.py")
 CONNECT_TIMEOUT = 10.0
@@ -45,7 +46,7 @@ class DeviceTransport(Protocol):
 
 
 def agent_argv(device: Device, *args: str) -> list[str]:
-    return shlex.split(device.python) + [f"{device.dir}/.studio/agent.py", device.dir, *args]
+    return [*shlex.split(device.python), f"{device.dir}/.studio/agent.py", device.dir, *args]
 
 
 class AgentSession:
@@ -106,13 +107,13 @@ class _LocalProcess:
     async def readline(self, timeout: float) -> str:
         try:
             return (await asyncio.wait_for(self.proc.stdout.readline(), timeout)).decode()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceError(f"the device did not answer within {timeout:.0f} s") from None
 
     async def stderr(self) -> str:
         try:
             return (await asyncio.wait_for(self.proc.stderr.read(), 5)).decode(errors="replace")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ""
 
     async def close(self) -> None:
@@ -120,7 +121,7 @@ class _LocalProcess:
             self.proc.stdin.close()
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.proc.kill()
 
 
@@ -136,7 +137,7 @@ class LocalTransport:
                                                     stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             raise DeviceError(f"the device did not answer within {timeout:.0f} s") from None
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
@@ -179,7 +180,7 @@ class _SSHProcess:
 
         try:
             return await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceError(f"{self.device.name} did not answer within {timeout:.0f} s") from None
         except (OSError, asyncssh.Error) as exc:
             raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
@@ -204,7 +205,7 @@ async def _server_key(device: Device, tunnel=None):
     try:
         return await asyncio.wait_for(asyncssh.get_server_host_key(device.host, device.port, tunnel=tunnel),
                                       CONNECT_TIMEOUT)
-    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
         raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port}"
                           f" ({_why(exc)})") from None
 
@@ -224,7 +225,7 @@ class SSHTransport:
         self._sftp = None
 
     @classmethod
-    async def connect(cls, device: Device) -> "SSHTransport":
+    async def connect(cls, device: Device) -> SSHTransport:
         import asyncssh
 
         tunnel = None
@@ -255,7 +256,7 @@ class SSHTransport:
         except asyncssh.PermissionDenied:
             raise DeviceError(f"{device.name} refused the login of '{device.user}' (check the key or the"
                               " ssh-agent)") from None
-        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port} ({_why(exc)})") from None
         return cls(device, conn, tunnel)
 

@@ -1,0 +1,115 @@
+"""The long jobs the window and `studio demo` share, as plain functions over the core (no Qt here).
+
+Each takes the report/cancel (and on_event) arguments that a GUI task thread (studio.gui.tasks) or the terminal passes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from studio.core.base.progress import ignore
+
+
+def sweep_dir(model: str, grid: dict, dataset: str | None, options: dict) -> Path:
+    """The same model, grid, data and options always map to the same run folder, so re-running resumes."""
+    from studio.core.app.project import runs_dir
+
+    key = json.dumps({"model": os.path.abspath(model), "grid": grid, "data": dataset and os.path.abspath(dataset),
+                      "options": options}, sort_keys=True)
+    return runs_dir() / f"{Path(model).stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def sweep(model: str, grid: dict, dataset: str | None, run_dir: str, options: dict, *, report=ignore, cancel=None,
+          on_event=None) -> dict:
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import SweepOptions, run_sweep
+
+    device_bench = None
+    if options.get("device"):
+        from studio.core.deploy.bench import sweep_bench
+
+        device_bench = sweep_bench(options["device"], threads=options.get("threads", 1))
+    return run_sweep(model, Grid.from_dict(grid), dataset, run_dir, options=SweepOptions(**options), report=report,
+                     cancel=cancel, on_event=on_event, device_bench=device_bench)
+
+
+def export(source: str, out: str, *, name: str, version: str, labels: str | None, sign_key: str | None,
+           dataset: str | None, report=ignore, cancel=None) -> dict:
+    """Write the bundle, then verify it from disk as a device would (with the public key when signed)."""
+    from studio.core.bundle.bundle import build_bundle, read_labels, resolve_source, sample_input, verify_bundle
+
+    report(0.05, "reading the model")
+    src = resolve_source(source)
+    sample = sample_input(dataset, src) if dataset else None
+    report(0.3, "writing the bundle")
+    manifest = build_bundle(src, out, name=name, version=version, labels=read_labels(labels) if labels else None,
+                            sign_key=sign_key, sample=sample)
+    report(0.8, "verifying the bundle")
+    pub = f"{sign_key}.pub" if sign_key and Path(f"{sign_key}.pub").is_file() else None
+    verified = verify_bundle(out, pub)
+    report(1.0, "verified")
+    return {"manifest": manifest, "bundle": out, "signature_checked": verified.signature_checked,
+            "key_fingerprint": verified.key_fingerprint, "files": len(verified.manifest["files"])}
+
+
+def verify(bundle: str, pubkey: str | None = None, *, report=ignore, cancel=None):
+    from studio.core.bundle.bundle import verify_bundle
+
+    return verify_bundle(bundle, pubkey)
+
+
+def push(bundle: str, names: list[str], *, report=ignore, cancel=None, on_event=None, concurrency: int = 4):
+    """Push to the named devices; each device's progress arrives as an event {device, fraction, message}."""
+    from studio.core.deploy import fleet, inventory
+
+    devices = inventory.select(names=names)
+    fractions: dict[str, float] = {}
+
+    def progress(name, fraction, message):
+        fractions[name] = fraction
+        report(sum(fractions.values()) / len(devices), f"{name}: {message}")
+        if on_event:
+            on_event({"device": name, "fraction": fraction, "message": message})
+
+    return fleet.push(bundle, devices, concurrency=concurrency, progress=progress, cancel=cancel)
+
+
+def statuses(*, report=ignore, cancel=None) -> list[dict]:
+    from studio.core.deploy import inventory, ops
+
+    devices = sorted(inventory.load().values(), key=lambda d: d.name)
+    return ops.status(devices) if devices else []
+
+
+def probe(name: str, *, report=ignore, cancel=None) -> dict:
+    from studio.core.deploy import inventory, ops
+
+    return ops.probe(inventory.get(name))
+
+
+def fingerprint(name: str, *, report=ignore, cancel=None) -> tuple:
+    """(device, presented fingerprint, key, fingerprint trusted before or None)."""
+    from studio.core.deploy import inventory, known_hosts, ops
+
+    device = inventory.get(name)
+    fp, key = ops.fetch_fingerprint(device)
+    return device, fp, key, known_hosts.trusted_fingerprint(device.host, device.port)
+
+
+def rollback(name: str, *, report=ignore, cancel=None) -> dict:
+    from studio.core.deploy import inventory, ops
+
+    return ops.rollback(inventory.get(name))
+
+
+def demo_setup(*, report=ignore, cancel=None) -> dict:
+    """Samples (trained once, locally, on real MNIST) and the local demo device."""
+    from studio.core.app.samples import ensure_samples
+    from studio.core.deploy import inventory
+
+    info = ensure_samples(report=report, cancel=cancel)
+    if "demo" not in inventory.load():
+        inventory.add(inventory.demo_device())
+    return info

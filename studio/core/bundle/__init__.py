@@ -1,0 +1,1 @@
+"""Signed, reproducible deployment bundles and the runner they carry."""

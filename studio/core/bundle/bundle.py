@@ -1,0 +1,355 @@
+"""Bundles: one reproducible, checksummed (optionally signed) zip with a model, its manifest and a device runner.
+
+    NAME.bundle.zip
+      manifest.json    what it is and the sha256 of every other file (schemas/manifest.schema.json)
+      manifest.sig     Ed25519 signature of manifest.json (when signed)
+      model.onnx | model.tflite
+      runner.py        device-side check: load with the device runtime, run once, print JSON
+      sample.npz       optional real input sample for the runner
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from studio.core.base import atomic
+from studio.core.base.errors import StudioError
+from studio.core.base.hashing import sha256_bytes
+from studio.core.bundle import signing
+
+MANIFEST, SIGNATURE, RUNNER = "manifest.json", "manifest.sig", "runner.py"
+MAX_MEMBERS = 64
+MAX_MEMBER_BYTES = 4 << 30  # a model over 4 GiB does not belong on an edge device
+MAX_RATIO = 200  # uncompressed / compressed: more than this is a zip bomb, not a model
+TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+ORT_FOR_OPSET = {7: "1.0", 8: "1.0", 9: "1.0", 10: "1.0", 11: "1.0", 12: "1.3", 13: "1.6", 14: "1.8", 15: "1.10",
+                 16: "1.11", 17: "1.13", 18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18", 22: "1.20", 23: "1.22"}
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class BundleError(StudioError):
+    """A bundle is malformed, unsafe, tampered with, or its signature does not match."""
+
+
+
+@dataclass
+class ExportSource:
+    """What goes into a bundle: the model file plus whatever is known about how it was made and measured."""
+    model: Path
+    recipe: dict | None = None
+    metrics: dict | None = None
+    source_name: str | None = None
+    source_sha256: str | None = None
+    source_format: str | None = None
+    labels: list[str] | None = None
+    extra_files: list[Path] = field(default_factory=list)
+
+
+def _created(created: str | None) -> tuple[str | None, tuple]:
+    """The manifest's `created` and the zip timestamps: the user's time, SOURCE_DATE_EPOCH, or none at all."""
+    if created:
+        try:
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            raise BundleError(f"--created '{created}' is not an ISO 8601 time") from None
+    elif os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        try:
+            when = datetime.fromtimestamp(int(os.environ["SOURCE_DATE_EPOCH"]), UTC)
+        except ValueError:
+            raise BundleError("SOURCE_DATE_EPOCH must be a number of seconds") from None
+    else:
+        return None, FIXED_TIME
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    stamp = max(when, datetime(1980, 1, 1, tzinfo=UTC))
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ"), stamp.timetuple()[:6]
+
+
+def _runtime(info) -> dict:
+    if info.format == "onnx":
+        opset = info.details.get("opset") or 0
+        return {"name": "onnxruntime", "min_version": ORT_FOR_OPSET.get(opset), "opset": opset}
+    return {"name": "tflite", "min_version": info.details.get("min_runtime_version"),
+            "ops": info.details.get("builtin_ops", []), "custom_ops": info.details.get("custom_ops", [])}
+
+
+def _tensor(t) -> dict:
+    q = t.quantization
+    return {"name": t.name, "shape": t.shape, "dtype": t.dtype,
+            "quantization": {"scale": q.scale, "zero_point": q.zero_point, "axis": q.axis} if q else None}
+
+
+def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, version: str,
+                 labels: list[str] | None = None, sign_key: str | None = None, created: str | None = None,
+                 sample: dict | None = None, preprocessing: dict | None = None) -> dict:
+    """Write the bundle zip (temporary name, then rename) and return its manifest."""
+    from studio.core.inspect.inspector import inspect_model
+
+    for what, value in (("name", name), ("version", version)):
+        if not TOKEN.match(value or ""):
+            raise BundleError(f"bundle {what} '{value}' must be 1-64 letters, digits, '.', '_', '+' or '-'")
+    info = inspect_model(src.model)
+    if info.format not in ("onnx", "tflite"):
+        raise BundleError("a bundle carries an ONNX or TFLite model: optimize the model first"
+                          " (`studio optimize MODEL --target onnx|tflite -o OUT`)", src.model)
+    if not info.runnable:
+        problem = next(p for p in info.problems if p.severity == "error")
+        raise BundleError(f"the model does not run, so it cannot be bundled: {problem.message}", src.model)
+    if info.details.get("external_data"):
+        raise BundleError("models with external weight files are not bundled yet; re-export with weights inside",
+                          src.model)
+    model_name = f"model.{info.format}"
+    payload: dict[str, bytes] = {model_name: src.model.read_bytes(),
+                                 RUNNER: (Path(__file__).parent / "runner.py").read_bytes()}
+    if sample:
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **sample)
+        payload["sample.npz"] = _deterministic_npz(buf.getvalue())
+    files = {k: {"sha256": sha256_bytes(v), "size": len(v)} for k, v in sorted(payload.items())}
+    digest = sha256_bytes("".join(f"{k}:{v['sha256']}\n" for k, v in files.items()).encode())
+    created_text, zip_time = _created(created)
+    private = signing.load_private(sign_key) if sign_key else None
+    manifest = {
+        "schema_version": 1,
+        "id": f"{name}-{version}-{digest[:12]}",
+        "name": name, "version": version, "format": info.format, "model": model_name,
+        "runtime": _runtime(info),
+        "inputs": [_tensor(t) for t in info.inputs], "outputs": [_tensor(t) for t in info.outputs],
+        "preprocessing": preprocessing or (src.recipe or {}).get("preprocess") or {},
+        "labels": labels if labels is not None else src.labels,
+        "recipe": src.recipe, "metrics": src.metrics,
+        "source": {"name": src.source_name or src.model.name,
+                   "sha256": src.source_sha256 or sha256_bytes(payload[model_name]),
+                   "format": src.source_format or info.format},
+        "files": files, "runner": RUNNER, "created": created_text,
+        "signing": {"algorithm": "ed25519", "key_fingerprint": signing.fingerprint(private.public_key())}
+        if private else None,
+    }
+    manifest = atomic.json_safe(manifest)
+    _validate(manifest, Path(out))
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    members = [(MANIFEST, manifest_bytes)]
+    if private:
+        members.append((SIGNATURE, signing.sign(private, manifest_bytes)))
+    members += sorted(payload.items())
+    with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        for member, data in members:
+            zi = zipfile.ZipInfo(member, date_time=zip_time)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.create_system = 3
+            zi.external_attr = ((0o755 if member == RUNNER else 0o644) | stat.S_IFREG) << 16
+            zf.writestr(zi, data, compresslevel=9)
+    return manifest
+
+
+def _deterministic_npz(data: bytes) -> bytes:
+    """np.savez stamps the current time into its zip entries: rewrite them with a fixed time."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name in sorted(src.namelist()):
+            zi = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            zi.external_attr = 0o644 << 16
+            zf.writestr(zi, src.read(name))
+    return out.getvalue()
+
+
+def _validate(manifest: dict, where: Path) -> None:
+    import jsonschema
+
+    from studio.core.schemas import load_schema
+
+    try:
+        jsonschema.validate(manifest, load_schema("manifest"))
+    except jsonschema.ValidationError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise BundleError(f"{MANIFEST} does not follow the manifest schema at {at}: {exc.message}", where) from None
+
+
+# --- reading and verifying --------------------------------------------------------------------------------------
+
+def _check_members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise BundleError(f"has {len(infos)} members; a bundle has at most {MAX_MEMBERS}", path)
+    seen: dict[str, zipfile.ZipInfo] = {}
+    for zi in infos:
+        name = zi.filename
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+            raise BundleError(f"member '{name}' has an absolute path: refused", path)
+        if ".." in name.split("/"):
+            raise BundleError(f"member '{name}' climbs out of the bundle with '..': refused", path)
+        if "/" in name or name in ("", "."):
+            raise BundleError(f"member '{name}' is in a folder; bundle members are plain files", path)
+        kind = stat.S_IFMT(zi.external_attr >> 16)  # 0 when the tool that made the zip recorded no file type
+        if kind == stat.S_IFLNK:
+            raise BundleError(f"member '{name}' is a symbolic link: refused", path)
+        if kind not in (0, stat.S_IFREG) or zi.is_dir():
+            raise BundleError(f"member '{name}' is not a regular file: refused", path)
+        if name in seen:
+            raise BundleError(f"member '{name}' appears twice: refused", path)
+        if zi.file_size > MAX_MEMBER_BYTES:
+            raise BundleError(f"member '{name}' is {zi.file_size} bytes, over the {MAX_MEMBER_BYTES} byte limit",
+                              path)
+        if zi.file_size > 1 << 20 and zi.file_size > MAX_RATIO * max(1, zi.compress_size):
+            raise BundleError(f"member '{name}' expands {zi.file_size // max(1, zi.compress_size)}x: refused as"
+                              " a zip bomb", path)
+        seen[name] = zi
+    return seen
+
+
+def _read(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path) -> bytes:
+    try:
+        with zf.open(zi) as fh:
+            data = fh.read(zi.file_size + 1)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # CRC or inflate errors
+        raise BundleError(f"{zi.filename}: corrupt data in the archive ({exc})", path) from None
+    if len(data) != zi.file_size:
+        raise BundleError(f"{zi.filename}: holds {len(data)} bytes, its zip entry says {zi.file_size}", path)
+    return data
+
+
+@dataclass
+class Verified:
+    manifest: dict
+    signed: bool
+    signature_checked: bool
+    key_fingerprint: str | None
+
+
+def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extract_to: Path | None = None) -> Verified:
+    """Check structure, schema, every hash and (with `pubkey`) the signature; BundleError says what is wrong."""
+    p = Path(path)
+    if not p.is_file():
+        raise BundleError("bundle not found", p)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"not a bundle: not a readable zip archive ({exc})", p) from None
+    with zf:
+        members = _check_members(zf, p)
+        if MANIFEST not in members:
+            raise BundleError(f"missing member '{MANIFEST}'", p)
+        manifest_bytes = _read(zf, members[MANIFEST], p)
+        try:
+            manifest = json.loads(manifest_bytes)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{MANIFEST} is not valid JSON ({exc})", p) from None
+        _validate(manifest, p)
+        listed = set(manifest["files"])
+        for name in sorted(listed - set(members)):
+            raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
+        for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
+            raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
+        for required in (manifest["model"], RUNNER):
+            if required not in listed:
+                raise BundleError(f"{MANIFEST} does not list '{required}'", p)
+        contents = {}
+        for name in sorted(listed):
+            data = _read(zf, members[name], p)
+            want = manifest["files"][name]
+            found = sha256_bytes(data)
+            if found != want["sha256"]:
+                raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
+            if len(data) != want["size"]:
+                raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
+            contents[name] = data
+        signed = SIGNATURE in members
+        checked = False
+        fingerprint = (manifest.get("signing") or {}).get("key_fingerprint")
+        if pubkey:
+            key = signing.load_public(pubkey)
+            fingerprint = signing.fingerprint(key)
+            if not signed:
+                raise BundleError(f"is not signed (no {SIGNATURE}) but a public key was given to check it", p)
+            if not signing.verify(key, manifest_bytes, _read(zf, members[SIGNATURE], p)):
+                raise BundleError(f"{SIGNATURE}: signature does not match {MANIFEST} for public key {fingerprint}"
+                                  " (the manifest was changed, or it was signed with another key)", p)
+            checked = True
+        elif signed and not manifest.get("signing"):
+            raise BundleError(f"has {SIGNATURE} but {MANIFEST} names no signing key", p)
+        if _extract_to is not None:
+            for name, data in contents.items():
+                target = _extract_to / name
+                with open(target, "xb") as fh:
+                    fh.write(data)
+                os.chmod(target, 0o755 if name == RUNNER else 0o644)
+            (_extract_to / MANIFEST).write_bytes(manifest_bytes)
+    return Verified(manifest, signed, checked, fingerprint)
+
+
+def safe_extract(path: str | os.PathLike, dest: str | os.PathLike, pubkey: str | None = None) -> Verified:
+    """Verify, then write the bundle's files into the empty folder `dest` (plain files only, no links)."""
+    d = Path(dest)
+    d.mkdir(parents=True, exist_ok=True)
+    if any(d.iterdir()):
+        raise BundleError(f"cannot extract into '{d}': the folder is not empty", path)
+    return verify_bundle(path, pubkey, _extract_to=d)
+
+
+def read_labels(path: str | os.PathLike) -> list[str]:
+    p = Path(path)
+    try:
+        lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"cannot read labels ({exc})", p) from None
+    labels = [line for line in lines if line]
+    if not labels:
+        raise BundleError("labels file is empty", p)
+    return labels
+
+
+def resolve_source(path: str | os.PathLike) -> ExportSource:
+    """An ONNX/TFLite file, an `optimize` output folder, or a sweep candidate (RUN/ID or RUN/candidates/ID)."""
+    p = Path(path)
+    if p.is_file():
+        return ExportSource(p)
+    if not p.exists() and (p.parent / "results.json").is_file():
+        p = p.parent / "candidates" / p.name  # RUN/ID means the candidate ID of sweep run RUN
+    if p.is_dir():
+        models = sorted(p.glob("model.onnx")) + sorted(p.glob("model.tflite"))
+        if not models:
+            raise BundleError("holds no model.onnx or model.tflite (expected a `studio optimize` output folder or"
+                              " a sweep candidate)", p)
+        meta_file = p / "report.json" if (p / "report.json").is_file() else p / "candidate.json"
+        meta = {}
+        if meta_file.is_file():
+            try:
+                meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise BundleError(f"cannot read ({exc})", meta_file) from None
+        source = meta.get("source") or {}
+        metrics = meta.get("metrics")
+        if metrics is None and meta_file.name == "report.json" and meta:
+            check = (meta.get("conversion") or {}).get("check")
+            metrics = {"measured_by": "studio optimize", "conversion_check": check,
+                       "quantization_effect": meta.get("quantization_effect"),
+                       "pruning_effect": meta.get("pruning_effect"), "host": meta.get("host")}
+        return ExportSource(models[0], recipe=meta.get("recipe"), metrics=metrics,
+                            source_name=Path(source["path"]).name if source.get("path") else None,
+                            source_sha256=source.get("sha256"), source_format=source.get("format"),
+                            labels=meta.get("labels"))
+    raise BundleError("not found (expected a model file, an optimize output folder or RUN/CANDIDATE_ID)", p)
+
+
+def sample_input(dataset: str | os.PathLike, src: ExportSource) -> dict:
+    """The first sample of `dataset`, prepared as the source's recipe says, for the runner's check input."""
+    from studio.core.data.datasets import load_dataset, prepare
+    from studio.core.measure.runtimes import open_runner
+    from studio.core.recipe.recipe import Preprocess, Recipe
+
+    runner = open_runner(str(src.model))
+    pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
+    ds = load_dataset(dataset, limit=1, resize=pre.resize)
+    x = prepare(ds.x, runner.inputs[0].shape, pre, os.fspath(dataset))
+    return {"input0": runner.inputs[0].encode(x[:1])}

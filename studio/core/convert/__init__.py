@@ -1,0 +1,1 @@
+"""Float conversions between frameworks and targets (ONNX, TFLite)."""

@@ -1,0 +1,150 @@
+"""TensorFlow-side work, run in a TensorFlow worker process: Keras / SavedModel -> TFLite (TFLiteConverter, with
+its quantization) and -> ONNX (tf2onnx), and TFLite -> ONNX (tf2onnx)."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from studio.core.base.errors import ConversionError, short
+from studio.core.base.progress import ignore
+from studio.core.prune.weights import prune_arrays
+
+
+def _load(src: str, fmt: str):
+    import tensorflow as tf
+
+    from studio.core.inspect.keras_model import load_keras
+
+    if fmt == "savedmodel":
+        loaded = tf.saved_model.load(src)
+        sigs = dict(loaded.signatures)
+        fn = sigs.get("serving_default") or next(iter(sigs.values()), None)
+        if fn is None:
+            raise ConversionError("the SavedModel has no signature to convert", src)
+        return None, fn
+    return load_keras(src), None
+
+
+def _call(model, fn, x: np.ndarray) -> list[np.ndarray]:
+    if model is not None:
+        out = model.predict(x, batch_size=64, verbose=0)
+        return [np.asarray(o, np.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]
+    name, spec = next(iter(fn.structured_input_signature[1].items()))
+    res = fn(**{name: x.astype(spec.dtype.as_numpy_dtype)})
+    return [np.asarray(res[k], np.float32) for k in sorted(res)]
+
+
+def _prune_keras(model, sparsity: float) -> dict:
+    layers = [layer for layer in model._flatten_layers() if getattr(layer, "kernel", None) is not None]
+    if not layers:
+        raise ConversionError("the model has no kernels (Dense/Conv) to prune")
+    kernels = [np.asarray(layer.kernel.numpy()) for layer in layers]
+    pruned, stats = prune_arrays(kernels, sparsity)
+    for layer, k in zip(layers, pruned, strict=True):
+        layer.kernel.assign(k)
+    return stats
+
+
+def _converter(model, fn, src):
+    import tensorflow as tf
+
+    if model is not None:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn])
+
+
+def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.ndarray, float_out: str,
+                quantized: dict[str, str] | None = None, report=ignore) -> dict:
+    """Prune (unstructured) and convert a Keras model; for TFLite targets also quantize with TFLiteConverter into
+    `quantized` ({mode: path}), so one loaded model serves every quantization mode."""
+    import tensorflow as tf
+
+    from studio.core.recipe.recipe import PruneMethod, QuantMode, Target
+
+    warnings.simplefilter("ignore")
+    tf.keras.utils.set_random_seed(0)
+    started = time.monotonic()
+    model, fn = _load(src, fmt)
+    result = {"steps": [], "notes": []}
+    result["ref_before"] = _call(model, fn, verify_x)
+    if recipe.pruning.method == PruneMethod.UNSTRUCTURED:
+        if model is None:
+            raise ConversionError("unstructured pruning of a SavedModel needs its Keras model; open the .keras file",
+                                  src)
+        t = time.monotonic()
+        stats = _prune_keras(model, recipe.pruning.ratio)
+        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                                "seconds": round(time.monotonic() - t, 2), **stats})
+    result["ref"] = _call(model, fn, verify_x)
+    report(0.3, f"converting to {recipe.target.value} in float")
+    t = time.monotonic()
+    if recipe.target == Target.TFLITE:
+        with open(float_out, "wb") as fh:
+            fh.write(_converter(model, fn, src).convert())
+        result["steps"].append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
+        q = recipe.quantization
+        result["quantized"] = {}
+        for mode_name, final_out in (quantized or {}).items():
+            mode = QuantMode(mode_name)
+            report(0.6, f"quantizing ({mode.value}) with TFLiteConverter")
+            t = time.monotonic()
+            conv = _converter(model, fn, src)
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            if mode == QuantMode.FP16:
+                conv.target_spec.supported_types = [tf.float16]
+            elif mode == QuantMode.INT8:
+                def representative():
+                    for i in range(min(len(calib_x), q.calib_samples)):
+                        yield [calib_x[i:i + 1]]
+                conv.representative_dataset = representative
+                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                conv._experimental_disable_per_channel = not q.per_channel
+                if q.io == "int8":
+                    conv.inference_input_type = tf.int8
+                    conv.inference_output_type = tf.int8
+            try:
+                data = conv.convert()
+            except Exception as exc:  # noqa: BLE001
+                raise ConversionError(f"TFLiteConverter could not quantize the model ({mode.value}):"
+                                      f" {short(exc, 200)}", src) from None
+            with open(final_out, "wb") as fh:
+                fh.write(data)
+            result["steps"].append({"name": f"TFLiteConverter quantization ({mode.value})",
+                                    "seconds": round(time.monotonic() - t, 2)})
+            result["quantized"][mode.value] = final_out
+    else:
+        import tf2onnx
+
+        if model is not None:
+            specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+            func = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
+        else:
+            specs = [tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in fn.structured_input_signature[1].items()]
+            func = tf.function(lambda *args: fn(**{s.name: a for s, a in zip(specs, args, strict=True)}))
+        try:
+            tf2onnx.convert.from_function(func, input_signature=specs, opset=recipe.runtime.opset,
+                                          output_path=float_out)
+        except Exception as exc:  # noqa: BLE001
+            raise ConversionError(f"tf2onnx could not convert the model: {short(exc, 200)}",
+                                  src) from None
+        result["steps"].append({"name": f"tf2onnx from_function (opset {recipe.runtime.opset})",
+                                "seconds": round(time.monotonic() - t, 2)})
+    if model is not None:
+        result["params_before"] = result["params_after"] = int(model.count_params())
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def tflite_to_onnx(src: str, opset: int, out: str, report=ignore) -> dict:
+    import tf2onnx
+
+    warnings.simplefilter("ignore")
+    t = time.monotonic()
+    try:
+        tf2onnx.convert.from_tflite(src, opset=opset, output_path=out)
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"tf2onnx could not convert the TFLite model: {short(exc, 200)}",
+                              src) from None
+    return {"steps": [{"name": f"tf2onnx from_tflite (opset {opset})", "seconds": round(time.monotonic() - t, 2)}]}

@@ -1,0 +1,265 @@
+"""PyTorch-side work, run in a torch worker process: load a module, prune it, fine-tune it, export it to ONNX or
+TFLite; and the ONNX -> TFLite route (onnx2torch, then litert-torch)."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.base.errors import ConversionError, ModelLoadError, short
+from studio.core.base.progress import ignore
+
+
+def load_module(path: str, fmt: str, arch: str | None, trust_pickle: bool):
+    """(module, prunable, example_shape): an nn.Module for the file, and whether torch-pruning can work on it."""
+    import torch
+
+    from studio.core.inspect import archs
+    from studio.core.inspect.torch_model import find_state_dict, load_torch_save
+
+    if fmt == "torch_export":
+        extra = {"studio.json": ""}
+        ep = torch.export.load(path, extra_files=extra)
+        studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
+        shape = tuple((studio.get("input_shapes") or [[]])[0]) or None
+        if studio.get("arch"):  # saved by Studio: rebuild the real nn.Module, which torch-pruning can prune
+            return archs.build(studio["arch"], dict(ep.state_dict)), True, shape or archs.default_input_shape(
+                studio["arch"])
+        if shape is None:
+            ph = [n for n in ep.graph.nodes if n.op == "placeholder"][-1].meta.get("val")
+            shape = tuple(int(d) if str(d).isdigit() else 1 for d in ph.shape)
+        return ep.module(), False, shape
+    if fmt == "torchscript":
+        return torch.jit.load(path, map_location="cpu"), False, None
+    obj = load_torch_save(Path(path), trust_pickle)
+    if isinstance(obj, torch.nn.Module):
+        return obj.eval(), True, None
+    sd = find_state_dict(obj)
+    if sd is None or not arch:
+        raise ModelLoadError("a state_dict needs --arch to be converted (weights alone have no graph)", path)
+    return archs.build(arch, sd), True, archs.default_input_shape(arch)
+
+
+def _numpy_out(out) -> list[np.ndarray]:
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().float().numpy() for o in outs]
+
+
+def forward(module, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
+    import torch
+
+    parts = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            parts.append(_numpy_out(module(torch.from_numpy(x[i:i + batch]))))
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def count_params_macs(module, shape) -> tuple[int, int | None]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in module.parameters())
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(torch.zeros(tuple(shape)))
+        return params, int(counter.get_total_flops() // 2)
+    except Exception:  # noqa: BLE001
+        return params, None
+
+
+def _classifier(module):
+    """The layer that produces the model's output (kept whole, as torch-pruning recommends)."""
+    import torch
+
+    layers = [m for m in module.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv1d))]
+    return layers[-1] if layers else None
+
+
+def prune_structured(module, shape, pruning, report=ignore) -> list[dict]:
+    """Remove channels with torch-pruning; returns, per pruned layer, channels before and after."""
+    import torch
+    import torch_pruning as tp
+
+    named = dict(module.named_modules())
+    missing = [n for n in list(pruning.keep_layers) + list(pruning.layer_ratios) if n not in named]
+    if missing:
+        raise ConversionError(f"pruning names layer '{missing[0]}', which the model does not have (layers:"
+                              f" {', '.join(n for n in named if n)[:200]})")
+    ignored = [named[n] for n in pruning.keep_layers]
+    head = _classifier(module)
+    if head is not None:
+        ignored.append(head)
+    before = {n: getattr(m, "out_channels", getattr(m, "out_features", None)) for n, m in named.items()}
+    example = torch.zeros(tuple(shape))
+    pruner = tp.pruner.BasePruner(
+        module, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=pruning.ratio,
+        pruning_ratio_dict={named[n]: r for n, r in pruning.layer_ratios.items()},
+        global_pruning=pruning.scope == "global", ignored_layers=ignored)
+    report(0.5, "removing channels")
+    pruner.step()
+    changed = []
+    for n, m in module.named_modules():
+        after = getattr(m, "out_channels", getattr(m, "out_features", None))
+        if before.get(n) is not None and after != before[n]:
+            changed.append({"layer": n, "type": type(m).__name__, "channels_before": before[n],
+                            "channels_after": after})
+    return changed
+
+
+def prune_unstructured(module, sparsity: float) -> dict:
+    """Zero the smallest-magnitude weights across all conv and linear layers (torch.nn.utils.prune)."""
+    import torch
+    from torch.nn.utils import prune
+
+    params = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d,
+                                                                         torch.nn.Linear))]
+    if not params:
+        raise ConversionError("the model has no conv or linear weights to prune")
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=sparsity)
+    for m, name in params:
+        prune.remove(m, name)
+    total = sum(m.weight.numel() for m, _ in params)
+    zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
+    return {"weights": total, "zeros": zeros, "sparsity": zeros / total}
+
+
+def finetune(module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, report=ignore, seed: int = 0) -> list[float]:
+    """Recovery training after pruning; returns the mean loss per epoch."""
+    import torch
+
+    torch.manual_seed(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    classification = yt.ndim == 1 and not torch.is_floating_point(yt)
+    loss_fn = torch.nn.functional.cross_entropy if classification else torch.nn.functional.mse_loss
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for epoch in range(epochs):
+        module.train()
+        total, batches = 0.0, 0
+        for idx in torch.randperm(len(xt), generator=gen).split(64):
+            opt.zero_grad()
+            out = module(xt[idx])
+            loss = loss_fn(out, yt[idx] if classification else yt[idx].float())
+            loss.backward()
+            opt.step()
+            total += float(loss)
+            batches += 1
+        losses.append(total / max(1, batches))
+        report((epoch + 1) / epochs, f"fine-tuning, epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}")
+    module.eval()
+    return losses
+
+
+def export_onnx(module, shape, out: str, opset: int, torchscript: bool = False) -> list[str]:
+    """torch.onnx.export (dynamo) with a dynamic batch when the model allows it; returns warnings."""
+    import torch
+
+    warnings.simplefilter("ignore")
+    notes = []
+    if torchscript:  # a ScriptModule cannot be traced by torch.export: only the legacy exporter takes it
+        torch.onnx.export(module, (torch.zeros(tuple(shape)),), out, dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "batch"}})
+        notes.append("TorchScript is exported with the legacy TorchScript-based ONNX exporter")
+        return notes
+    example = (torch.zeros((2, *tuple(shape[1:]))),)
+    try:
+        program = torch.onnx.export(module, example, dynamo=True, external_data=False, opset_version=opset,
+                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                                    verbose=False)
+    except Exception:  # noqa: BLE001 - some models fix their batch size; export them as they are
+        program = torch.onnx.export(module, (torch.zeros(tuple(shape)),), dynamo=True, external_data=False,
+                                    opset_version=opset, verbose=False)
+        notes.append("the model does not allow a dynamic batch; exported with a fixed batch of 1")
+    program.save(out)
+    return notes
+
+
+def export_tflite(module, shape, out: str) -> None:
+    import litert_torch
+    import torch
+
+    warnings.simplefilter("ignore")
+    litert_torch.convert(module.eval(), (torch.zeros(tuple(shape)),)).export(out)
+
+
+def torch_stage(src: str, fmt: str, recipe, arch: str | None, trust_pickle: bool, input_shape, verify_x: np.ndarray,
+                out: str, train: tuple[np.ndarray, np.ndarray] | None = None, report=ignore) -> dict:
+    """Prune (and fine-tune) a PyTorch model, export it in float to the recipe's target; reference outputs."""
+    import torch
+
+    from studio.core.base.progress import scaled
+    from studio.core.recipe.recipe import PruneMethod, Target
+
+    torch.manual_seed(0)
+    started = time.monotonic()
+    module, prunable, shape = load_module(src, fmt, arch, trust_pickle)
+    shape = tuple(input_shape or shape or (1, *tuple(verify_x.shape[1:])))
+    if fmt == "torchscript" and recipe.target == Target.TFLITE:
+        raise ConversionError("TorchScript cannot be converted to TFLite: litert-torch needs a model torch.export"
+                              " can trace; save the model as a .pt2 archive (torch.export.save) or a state_dict",
+                              src)
+    result = {"input_shape": list(shape), "steps": []}
+    result["params_before"], result["macs_before"] = count_params_macs(module, shape)
+    result["ref_before"] = forward(module, verify_x)
+    p = recipe.pruning
+    if p.method == PruneMethod.STRUCTURED:
+        report(0.05, "pruning channels (torch-pruning)")
+        t = time.monotonic()
+        layers = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
+        result["steps"].append({"name": f"structured pruning {p.ratio:.2f} ({p.scope})", "seconds":
+                                round(time.monotonic() - t, 2), "layers": layers})
+        if p.finetune_epochs and train is not None:
+            t = time.monotonic()
+            losses = finetune(module, train[0], train[1], p.finetune_epochs, p.finetune_lr, scaled(report, 0.3, 0.6))
+            result["steps"].append({"name": f"fine-tuning {p.finetune_epochs} epochs", "seconds":
+                                    round(time.monotonic() - t, 2), "losses": [round(v, 5) for v in losses]})
+    elif p.method == PruneMethod.UNSTRUCTURED:
+        if prunable:
+            t = time.monotonic()
+            stats = prune_unstructured(module, p.ratio)
+            result["steps"].append({"name": f"unstructured pruning {p.ratio:.2f}", "seconds":
+                                    round(time.monotonic() - t, 2), **stats})
+        else:
+            result["prune_later"] = True  # no nn.Module weights to reach: prune the exported float weights
+    result["params_after"], result["macs_after"] = count_params_macs(module, shape)
+    result["ref"] = forward(module, verify_x)
+    report(0.7, f"exporting to {recipe.target.value}")
+    t = time.monotonic()
+    if recipe.target == Target.ONNX:
+        result["notes"] = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript")
+        name = "torch.onnx.export (dynamo)"
+    else:
+        export_tflite(module, shape, out)
+        result["notes"] = []
+        name = "litert-torch convert"
+    result["steps"].append({"name": name, "seconds": round(time.monotonic() - t, 2)})
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
+
+
+def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> dict:
+    """ONNX -> TFLite through onnx2torch and litert-torch; a clear 'not supported because' when it cannot."""
+    import onnx
+    import onnx2torch
+
+    warnings.simplefilter("ignore")
+    t = time.monotonic()
+    try:
+        module = onnx2torch.convert(onnx.load(src)).eval()
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError("ONNX -> TFLite is not supported for this model because onnx2torch cannot convert it:"
+                              f" {short(exc, 200)}", src) from None
+    try:
+        export_tflite(module, shape, out)
+    except Exception as exc:  # noqa: BLE001
+        first = short(exc, 200)
+        raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"
+                              f" the onnx2torch module: {first}", src) from None
+    return {"steps": [{"name": "onnx2torch + litert-torch convert", "seconds": round(time.monotonic() - t, 2)}],
+            "input_shape": list(shape), "params_after": sum(math.prod(p.shape) for p in module.parameters())}

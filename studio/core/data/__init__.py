@@ -1,0 +1,1 @@
+"""Datasets: loading image folders and .npz files, preprocessing, synthetic inputs."""

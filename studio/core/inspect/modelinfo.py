@@ -1,0 +1,150 @@
+"""What `inspect` learns about a model: plain dataclasses that turn into the documented JSON object."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Dim = int | str  # a str is a dynamic dimension: its symbolic name, or "?" when it has none
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: list[float]
+    zero_point: list[int]
+    axis: int | None = None  # None: per-tensor
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: list[Dim]
+    dtype: str
+    quantization: Quantization | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return any(isinstance(d, str) for d in self.shape)
+
+    def shape_text(self) -> str:
+        return "[" + ", ".join(str(d) if not isinstance(d, str) or d == "?" else f"{d}?" for d in self.shape) + "]"
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # "error": the model cannot run here; "warning": it runs here but something needs attention
+    code: str  # stable identifier, e.g. "custom-op", "runtime-refused"
+    message: str
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    op: str
+    params: int = 0
+    output_shape: list[Dim] | None = None
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    # onnx | tflite | torchscript | torch_export | torch_state_dict | torch_module | keras | h5 | savedmodel
+    format: str
+    framework: str  # onnx | tflite | pytorch | keras | tensorflow
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    params: int
+    size_bytes: int
+    files: list[str]
+    weight_dtypes: dict[str, int]  # dtype -> number of weight values of that dtype
+    ops: dict[str, int]  # operator -> count
+    macs: int | None
+    problems: list[Problem] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # format-specific facts (opset, producer, ...)
+    layers: list[LayerInfo] = field(default_factory=list)
+
+    @property
+    def runnable(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["schema_version"] = 1
+        out["runnable"] = self.runnable
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        def tensor(t):
+            q = t.get("quantization")
+            return TensorInfo(t["name"], list(t["shape"]), t["dtype"], Quantization(**q) if q else None)
+
+        return cls(
+            path=d["path"], format=d["format"], framework=d["framework"],
+            inputs=[tensor(t) for t in d["inputs"]], outputs=[tensor(t) for t in d["outputs"]],
+            params=d["params"], size_bytes=d["size_bytes"], files=list(d["files"]),
+            weight_dtypes=dict(d["weight_dtypes"]), ops=dict(d["ops"]), macs=d["macs"],
+            problems=[Problem(**p) for p in d.get("problems", [])], details=dict(d.get("details", {})),
+            layers=[LayerInfo(**x) for x in d.get("layers", [])],
+        )
+
+
+def histogram(names) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def summary_lines(info: ModelInfo, max_ops: int = 12) -> list[str]:
+    """The human-readable inspect report (CLI output, GUI summary)."""
+
+    def tensor_line(t: TensorInfo) -> str:
+        q = ""
+        if t.quantization:
+            s, z = t.quantization.scale, t.quantization.zero_point
+            per_axis = f"  per-axis({t.quantization.axis}) x{len(s)}"
+            q = f"  scale={s[0]:.6g} zero_point={z[0]}" if len(s) == 1 else per_axis
+        return f"    {t.name:<24} {t.shape_text():<20} {t.dtype}{q}"
+
+    lines = [f"{info.path}", f"  format      {info.format} ({info.framework})",
+             f"  size        {human_bytes(info.size_bytes)} ({info.size_bytes} bytes)"
+             + (f" in {len(info.files)} files" if len(info.files) > 1 else ""),
+             f"  parameters  {human_count(info.params)} ({info.params})",
+             "  weights     " + (", ".join(f"{k}: {human_count(v)}" for k, v in info.weight_dtypes.items()) or "none"),
+             f"  MACs        {human_count(info.macs)}" + (" (batch 1)" if info.macs else ""),
+             "  inputs" + ("" if info.inputs else "      unknown")]
+    lines += [tensor_line(t) for t in info.inputs]
+    lines += ["  outputs" + ("" if info.outputs else "     unknown")] + [tensor_line(t) for t in info.outputs]
+    if any(t.dynamic for t in info.inputs + info.outputs):
+        lines.append("    (a dimension marked ? is dynamic)")
+    if info.ops:
+        lines.append(f"  operators   {sum(info.ops.values())} in total")
+        items = list(info.ops.items())
+        lines += [f"    {count:>5}  {name}" for name, count in items[:max_ops]]
+        if len(items) > max_ops:
+            lines.append(f"    ... and {len(items) - max_ops} more kinds")
+    for key in ("opset", "ir_version", "producer", "schema_version", "arch"):
+        if info.details.get(key):
+            lines.append(f"  {key:<11} {info.details[key]}")
+    if info.problems:
+        lines.append("  problems")
+        lines += [f"    {p.severity.upper()}: {p.message}" for p in info.problems]
+    else:
+        lines.append("  problems    none found")
+    return lines

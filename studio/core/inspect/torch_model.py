@@ -1,0 +1,243 @@
+"""Inspect PyTorch files: torch.export .pt2, TorchScript, state_dict (+ --arch), pickled modules (opt-in only)."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+from studio.core.base.errors import ModelLoadError, short
+from studio.core.base.progress import ignore
+from studio.core.inspect.formats import Format
+from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
+
+PICKLE_REFUSED = ("holds a pickled Python object (e.g. a whole nn.Module), not plain weights: unpickling runs code"
+                  " from the file, so Studio refuses it. Pass --trust-pickle only if you trust its author, or save"
+                  " model.state_dict() and open that with --arch")
+
+
+def _dt(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _weights(tensors) -> tuple[int, dict[str, int]]:
+    total, by_dtype = 0, {}
+    for t in tensors:
+        total += t.numel()
+        by_dtype[_dt(t.dtype)] = by_dtype.get(_dt(t.dtype), 0) + t.numel()
+    return total, by_dtype
+
+
+def _dim(d):
+    return int(d) if isinstance(d, int) or str(d).isdigit() else str(d)
+
+
+def _meta_tensor(name: str, val) -> TensorInfo:
+    # torch names symbolic sizes s0, s31...: the leading one of a model input is its batch
+    shape = [_dim(d) if i or isinstance(_dim(d), int) else "batch" for i, d in enumerate(getattr(val, "shape", []))]
+    return TensorInfo(name, shape, _dt(getattr(val, "dtype", "unknown")))
+
+
+def _concrete(shape) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) else 1 for d in shape)
+
+
+def _macs(fn, inputs) -> int | None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn(*inputs)
+    except Exception:  # noqa: BLE001 - MACs are best effort
+        return None
+    return int(counter.get_total_flops() // 2)  # the counter counts a multiply-accumulate as two FLOPs
+
+
+def module_info(module, input_shape, path: Path, fmt: str, problems: list[Problem], details: dict) -> ModelInfo:
+    """Inspect an nn.Module by running it once on zeros: leaf layers, output shapes, MACs."""
+    import torch
+
+    layers, hooks = [], []
+    leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and n]
+    for name, mod in leaves:
+        def hook(m, args, out, name=name):
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+            layers.append(LayerInfo(name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)),
+                                    shape))
+        hooks.append(mod.register_forward_hook(hook))
+    x = torch.zeros(tuple(input_shape))
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"the model fails on an input of shape {list(input_shape)}: {short(exc)}"
+                             "; pass --input-shape", path) from None
+    finally:
+        for h in hooks:
+            h.remove()
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    params, weights = _weights(list(module.parameters()))
+    return ModelInfo(str(path), fmt, "pytorch", [TensorInfo("input", list(input_shape), "float32")],
+                     [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
+                      for i, o in enumerate(outs) if hasattr(o, "shape")],
+                     params, _size(path), [str(path)], weights, histogram(type(m).__name__ for _, m in leaves),
+                     _macs(module, [x]), problems, details, layers)
+
+
+def _size(path: Path) -> int:
+    return os.path.getsize(path)
+
+
+def _inspect_export(path: Path, input_shape) -> ModelInfo:
+    import torch
+
+    extra = {"studio.json": ""}
+    try:
+        ep = torch.export.load(str(path), extra_files=extra)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt archives
+        raise ModelLoadError(f"torch.export could not load the archive: {short(exc, 200)}", path) from None
+    sig = ep.graph_signature
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    user_inputs = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT" and hasattr(s.arg, "name")]
+    inputs = [_meta_tensor(n, placeholders[n].meta.get("val")) for n in user_inputs if n in placeholders]
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    out_args = out_node.args[0] if isinstance(out_node.args[0], (tuple, list)) else [out_node.args[0]]
+    outputs = [_meta_tensor(getattr(a, "name", f"output{i}"), getattr(a, "meta", {}).get("val"))
+               for i, a in enumerate(out_args)]
+    state = ep.state_dict
+    params, weights = _weights([state[k] for k in sig.parameters if k in state])
+    calls = [n for n in ep.graph.nodes if n.op == "call_function"]
+
+    def opname(n):
+        return str(n.target).replace("aten.", "").replace(".default", "")
+
+    owned = {ph: state[k].numel() for ph, k in sig.inputs_to_parameters.items() if k in state}
+
+    def shape(n):
+        val = n.meta.get("val")
+        return [_dim(d) if i or isinstance(_dim(d), int) else "batch" for i, d in enumerate(val.shape)] \
+            if hasattr(val, "shape") else None
+
+    layers = [LayerInfo(n.name, opname(n), sum(owned.get(getattr(a, "name", None), 0) for a in n.args), shape(n))
+              for n in calls]
+    shapes = [input_shape] if input_shape else [_concrete(t.shape) for t in inputs]
+    macs = _macs(ep.module(), [torch.zeros(s) for s in shapes])
+    studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
+    details = {"torch_version": torch.__version__, "studio": studio}
+    return ModelInfo(str(path), Format.TORCH_EXPORT.value, "pytorch", inputs, outputs, params, _size(path),
+                     [str(path)], weights, histogram(opname(n) for n in calls), macs, [], details, layers)
+
+
+def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
+    import torch
+
+    extra = {"studio.json": ""}
+    try:
+        m = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"TorchScript could not load the archive: {short(exc, 200)}", path) from None
+    studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
+    shape = input_shape or (studio.get("input_shapes") or [None])[0]
+    graph_inputs = list(m.graph.inputs())[1:]
+    problems = [Problem("warning", "deprecated-format", "TorchScript is deprecated since PyTorch 2.10; converters"
+                        " prefer a torch.export .pt2 archive")]
+    if shape is None:
+        problems.append(Problem("warning", "unknown-shape", "TorchScript does not record input shapes: pass"
+                                " --input-shape to see output shapes and MACs"))
+    inputs = [TensorInfo(v.debugName().split(".")[0], list(shape) if shape and len(graph_inputs) == 1 else ["?"],
+                         "float32") for v in graph_inputs]
+    outputs, macs = [], None
+    if shape is not None:
+        x = torch.zeros(tuple(shape))
+        macs = _macs(m, [x])
+        with torch.no_grad():
+            out = m(x)
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype)) for i, o in
+                   enumerate(outs)]
+    else:
+        outputs = [TensorInfo("output", ["?"], "float32")]
+    params, weights = _weights(list(m.parameters()))
+    ops = [n.kind().split("::")[1] for n in m.inlined_graph.nodes() if n.kind().startswith("aten::")]
+    layers = [LayerInfo(n, getattr(mod, "original_name", type(mod).__name__),
+                        sum(p.numel() for p in mod.parameters(recurse=False)))
+              for n, mod in m.named_modules() if n and not list(mod.children())]
+    return ModelInfo(str(path), Format.TORCHSCRIPT.value, "pytorch", inputs, outputs, params, _size(path), [str(path)],
+                     weights, histogram(ops), macs, problems, {"torch_version": torch.__version__, "studio": studio},
+                     layers)
+
+
+def find_state_dict(obj) -> dict | None:
+    import torch
+
+    def is_sd(d):
+        return isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values())
+
+    if is_sd(obj):
+        return obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "net", "weights"):
+            if is_sd(obj.get(key)):
+                return obj[key]
+    return None
+
+
+def load_torch_save(path: Path, trust_pickle: bool):
+    """torch.load with weights_only=True; a pickled object only when the user trusts the file."""
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not trust_pickle:
+            raise ModelLoadError(PICKLE_REFUSED, path) from None
+    except Exception as exc:  # noqa: BLE001 - corrupt archives raise RuntimeError, EOFError, ...
+        raise ModelLoadError(f"torch.load could not read the file: {short(exc, 200)}", path) from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ModelLoadError(f"the pickled model needs Python code that is not importable here ({exc})", path) from None
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"torch.load could not read the file: {short(exc, 200)}", path) from None
+
+
+def _inspect_saved(path: Path, arch: str | None, trust_pickle: bool, input_shape) -> ModelInfo:
+    import torch
+
+    from studio.core.inspect import archs
+
+    obj = load_torch_save(path, trust_pickle)
+    if isinstance(obj, torch.nn.Module):
+        shape = input_shape or (1, 3, 224, 224)
+        problems = [Problem("warning", "pickled-module", "opened as a pickled module because --trust-pickle was"
+                            " given; save a state_dict or a .pt2 archive to share it safely")]
+        return module_info(obj.eval(), shape, path, "torch_module", problems, {"torch_version": torch.__version__})
+    sd = find_state_dict(obj)
+    if sd is None:
+        raise ModelLoadError("holds no state_dict (no dictionary of tensors found)", path)
+    if arch:
+        try:
+            module = archs.build(arch, sd)
+        except ModelLoadError as exc:
+            raise ModelLoadError(exc.message, path) from None
+        shape = input_shape or archs.default_input_shape(arch)
+        return module_info(module, shape, path, "torch_state_dict", [], {"arch": arch, "torch_version":
+                                                                         torch.__version__})
+    params, weights = _weights(list(sd.values()))
+    problem = Problem("warning", "no-architecture", "a state_dict holds weights only: pass --arch NAME (a torchvision"
+                      " architecture such as resnet18, or studio.mnist_cnn) to see inputs, operators and MACs")
+    layers = [LayerInfo(k, "tensor", v.numel(), list(v.shape)) for k, v in sd.items()]
+    return ModelInfo(str(path), "torch_state_dict", "pytorch", [], [], params, _size(path), [str(path)], weights, {},
+                     None, [problem], {"tensors": len(sd)}, layers)
+
+
+def inspect_torch(path: str, fmt: str, arch: str | None = None, trust_pickle: bool = False, input_shape=None,
+                  report=ignore) -> ModelInfo:
+    report(0.1, "loading PyTorch model")
+    p = Path(path)
+    if fmt == Format.TORCH_EXPORT.value:
+        return _inspect_export(p, input_shape)
+    if fmt == Format.TORCHSCRIPT.value:
+        return _inspect_torchscript(p, input_shape)
+    return _inspect_saved(p, arch, trust_pickle, input_shape)

@@ -1,0 +1,1 @@
+"""Running models: runtimes, output comparison, accuracy and latency evaluation."""

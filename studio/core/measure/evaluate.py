@@ -1,0 +1,80 @@
+"""Measure, never estimate: accuracy and agreement on real data, and latency with the device's runtime.
+
+Both run in a worker process (one model per process, so peak memory belongs to that model)."""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import numpy as np
+
+from studio.core.base.progress import ignore
+from studio.core.base.versions import host
+from studio.core.data.datasets import load_dataset, prepare
+from studio.core.measure.runtimes import open_runner, predict, runtime_version
+from studio.core.measure.verify import compare
+from studio.core.recipe.recipe import Preprocess
+
+
+def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
+    scores = scores.reshape(len(scores), -1)
+    if scores.shape[1] < k:
+        return float("nan")
+    if k == 1:  # argmax, like every other top-1 here: quantized outputs often tie, and ties must break the same way
+        return float(np.mean(scores.argmax(1) == y) * 100)
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float(np.mean(np.any(top == y[:, None], axis=1)) * 100)
+
+
+def model_inputs(path: str, dataset: str, preprocess: Preprocess, limit: int | None = None):
+    """(runner, float batch, dataset) for evaluating `path` on `dataset` with the recipe's preprocessing."""
+    runner = open_runner(path)
+    ds = load_dataset(dataset, limit=limit, resize=preprocess.resize)
+    x = prepare(ds.x, runner.inputs[0].shape, preprocess, dataset)
+    return runner, x, ds
+
+
+def evaluate(path: str, dataset: str, preprocess: Preprocess = Preprocess(), reference: list | None = None,
+             limit: int | None = None, report=ignore) -> dict:
+    """Top-1/top-5 accuracy (labelled classification), MSE (regression) and agreement with `reference` outputs."""
+    runner, x, ds = model_inputs(path, dataset, preprocess, limit)
+    report(0.1, f"running {len(x)} samples")
+    outputs = predict(runner, [x])
+    result: dict = {"samples": len(x)}
+    main = outputs[0]
+    if ds.classification:
+        result["top1"] = topk_accuracy(main, ds.y, 1)
+        top5 = topk_accuracy(main, ds.y, 5)
+        if top5 == top5:  # nan when there are fewer than 5 classes
+            result["top5"] = top5
+    elif ds.labelled:
+        result["mse"] = float(np.mean((main.reshape(ds.y.shape) - ds.y.astype(np.float32)) ** 2))
+    if reference is not None:
+        result["agreement"] = compare(reference, outputs)
+    result["outputs"] = outputs
+    report(1.0, "evaluated")
+    return result
+
+
+def measure_latency(path: str, threads: int = 1, warmup: int = 10, runs: int = 50, min_seconds: float = 0.5,
+                    report=ignore) -> dict:
+    """Batch-1 latency with the model's own runtime: warm-up, then repeated timed runs; median and p90 in ms."""
+    runner = open_runner(path, threads=threads)
+    rng = np.random.default_rng(0)
+    feeds = [spec.encode(rng.standard_normal(spec.shape).astype(np.float32)) for spec in runner.inputs]
+    for _ in range(warmup):
+        runner.run(feeds)
+    times = []
+    start = time.perf_counter()
+    while len(times) < runs or (time.perf_counter() - start < min_seconds and len(times) < 100 * runs):
+        t = time.perf_counter()
+        runner.run(feeds)
+        times.append((time.perf_counter() - t) * 1000)
+        if len(times) % 10 == 0:
+            report(min(0.99, len(times) / runs), "timing")
+    times.sort()
+    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+            "mean_ms": statistics.fmean(times), "runs": len(times), "warmup": warmup, "threads": threads,
+            "batch": 1, "runtime": runner.runtime, "runtime_version": runtime_version(runner.runtime),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "host": host()}

@@ -1,0 +1,160 @@
+"""Open ONNX and TFLite models with the runtimes a device uses (onnxruntime, ai-edge-litert) and run them.
+
+Refusals become ModelLoadError with one clear reason; `inspect` lists the same reason as a problem, so the user
+reads the same sentence whether they inspect the model or try to run it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+
+from studio.core.base.errors import ModelLoadError, short
+
+
+def runtime_version(name: str) -> str:
+    dist = {"onnxruntime": "onnxruntime", "ai-edge-litert": "ai-edge-litert"}[name]
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def explain_ort_error(exc: BaseException) -> str:
+    text = short(exc, 2000)
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"Load model from \S+ failed:", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+ ", "", text)  # source locations mean nothing to a user
+    text = re.sub(r"onnxruntime::\S+\([^)]*\)\s*", "", text).strip()
+    return f"onnxruntime {runtime_version('onnxruntime')} refuses the model: {text[:300]}"
+
+
+def explain_tflite_error(exc: BaseException) -> str:
+    text = short(exc, 2000)
+    m = re.search(r"unresolved custom op: (\w+)", text)
+    if m:
+        return (f"custom op '{m.group(1)}' is not available in ai-edge-litert {runtime_version('ai-edge-litert')}:"
+                " the model cannot run without an implementation of that op")
+    first = re.split(r"(?<=\.)(?=[A-Z])", text)[0]  # litert repeats one message per tensor: keep the first
+    m = re.match(r"(.*?)(Tensor \d+ has invalid quantization parameters)\.?", text)
+    if m and m.group(1):
+        first = f"{m.group(2)}: {m.group(1).rstrip('. ')}"
+    return f"ai-edge-litert {runtime_version('ai-edge-litert')} refuses the model: {first[:300]}"
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    name: str
+    shape: tuple[int, ...]  # dynamic dimensions read as 1
+    dtype: np.dtype
+    scale: float = 0.0
+    zero_point: int = 0
+    dynamic_batch: bool = False
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Float data in the float model's domain -> this input's dtype (quantizing with scale/zero point)."""
+        if self.dtype.kind in "iu" and self.scale:
+            info = np.iinfo(self.dtype)
+            return np.clip(np.round(x / self.scale + self.zero_point), info.min, info.max).astype(self.dtype)
+        return x.astype(self.dtype, copy=False)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """This output's values as float32 (dequantizing integer outputs)."""
+        if self.dtype.kind in "iu" and self.scale:
+            return (y.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+        return y.astype(np.float32, copy=False)
+
+
+class OnnxRunner:
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
+            raise ModelLoadError(explain_ort_error(exc), path) from None
+        self.path = str(path)
+        self.threads = threads
+        type_map = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+                    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+        def spec(arg):
+            shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in arg.shape)  # batch 1 for dynamic dims
+            dynamic = bool(arg.shape) and not (isinstance(arg.shape[0], int) and arg.shape[0] > 0)
+            return IOSpec(arg.name, shape, np.dtype(type_map.get(arg.type, np.float32)), dynamic_batch=dynamic)
+
+        self.inputs = [spec(a) for a in self.session.get_inputs()]
+        self.outputs = [spec(a) for a in self.session.get_outputs()]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, {i.name: x for i, x in zip(self.inputs, feeds, strict=True)})
+
+
+class TfliteRunner:
+    runtime = "ai-edge-litert"
+
+    def __init__(self, path: str, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001 - litert raises ValueError or RuntimeError
+            raise ModelLoadError(explain_tflite_error(exc), path) from None
+        self.path = str(path)
+        self.threads = threads
+
+        def spec(d):
+            scale, zp = d["quantization"]
+            sig = d.get("shape_signature")
+            dynamic = sig is not None and len(sig) > 0 and int(sig[0]) == -1
+            return IOSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp),
+                          dynamic)
+
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        self.inputs = [spec(d) for d in self._in]
+        self.outputs = [spec(d) for d in self._out]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        it = self.interpreter
+        for d, x in zip(self._in, feeds, strict=True):
+            if tuple(x.shape) != tuple(d["shape"]):
+                it.resize_tensor_input(d["index"], list(x.shape))
+                it.allocate_tensors()
+            it.set_tensor(d["index"], x)
+        try:
+            it.invoke()
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(explain_tflite_error(exc), self.path) from None
+        return [it.get_tensor(d["index"]) for d in self._out]
+
+
+def predict(runner, batches: list[np.ndarray], max_batch: int = 64) -> list[np.ndarray]:
+    """Run float batches [N, ...] (one per input) through a runner; returns float outputs [N, ...]."""
+    n = len(batches[0])
+    step = max_batch if all(i.dynamic_batch for i in runner.inputs) else 1
+    chunks: list[list[np.ndarray]] = [[] for _ in runner.outputs]
+    for start in range(0, n, step):
+        feeds = [spec.encode(b[start:start + step]) for spec, b in zip(runner.inputs, batches, strict=True)]
+        for out, spec, y in zip(chunks, runner.outputs, runner.run(feeds), strict=True):
+            out.append(spec.decode(y))
+    return [np.concatenate(c) for c in chunks]
+
+
+def open_runner(path: str, threads: int = 1):
+    """A runner for an .onnx or .tflite file, or ModelLoadError with the runtime's reason."""
+    return TfliteRunner(path, threads) if str(path).lower().endswith(".tflite") else OnnxRunner(path, threads)
+
+
+def zeros_for(runner) -> list[np.ndarray]:
+    return [np.zeros(i.shape, i.dtype) for i in runner.inputs]

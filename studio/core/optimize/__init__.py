@@ -1,0 +1,1 @@
+"""One optimize: a float stage, then a finish per target, verified and reported."""

@@ -1,0 +1,1 @@
+"""Quantization and the finishing step per target."""

@@ -1,0 +1,197 @@
+"""ONNX-side work, run in an onnxruntime worker: opset normalization, weight pruning, quantization
+(onnxruntime.quantization: dynamic, static QDQ; onnxconverter-common: fp16) and the float conversion check."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.base.errors import ConversionError, short
+from studio.core.base.progress import ignore
+from studio.core.prune.weights import prune_arrays
+
+QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def normalize(model, opset: int | None, notes: list[str]):
+    """Convert to `opset` (when given and different), give the model the IR version that opset needs, drop
+    initializers from graph inputs (old IR style) and flatten [1, N] Gemm biases that trip the quantizer."""
+    import onnx
+    current = _opset(model)
+    if opset and opset != current:
+        try:
+            model = onnx.version_converter.convert_version(model, opset)
+        except Exception as exc:  # noqa: BLE001
+            raise ConversionError(f"onnx could not convert the model from opset {current} to {opset}:"
+                                  f" {short(exc, 160)}") from None
+        notes.append(f"converted from opset {current} to opset {opset}")
+    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import)))
+    inits = {t.name: t for t in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in inits]
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+    flatten_gemm_biases(model)
+    return model
+
+
+def flatten_gemm_biases(model) -> None:
+    """Reshape Gemm biases [1, N] to [N]: onnxruntime 1.31's int32-bias check fails on 2-D biases."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    changed = set()
+    for node in model.graph.node:
+        if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in inits:
+            bias = inits[node.input[2]]
+            if len(bias.dims) == 2 and bias.dims[0] == 1:
+                bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias).reshape(-1), bias.name))
+                changed.add(bias.name)
+    for v in [v for v in model.graph.value_info if v.name in changed]:
+        model.graph.value_info.remove(v)
+
+
+def prune_model(model, sparsity: float) -> dict:
+    """Zero the smallest weights of Conv, ConvTranspose, Gemm and MatMul initializers."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1:
+            t = inits.get(node.input[1])
+            if t is not None and t.data_type == 1 and len(t.dims) >= 2 and node.input[1] not in names:
+                names.append(node.input[1])
+    if not names:
+        raise ConversionError("the ONNX model has no float Conv/Gemm/MatMul weights to prune")
+    arrays = [numpy_helper.to_array(inits[n]) for n in names]
+    pruned, stats = prune_arrays(arrays, sparsity)
+    for n, a in zip(names, pruned, strict=True):
+        inits[n].CopyFrom(numpy_helper.from_array(a.astype(np.float32), n))
+    return stats
+
+
+class _Reader:
+    """onnxruntime.quantization's calibration data interface over a float batch."""
+
+    def __init__(self, name: str, x: np.ndarray):
+        self._it = iter([{name: x[i:i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, work: Path, notes: list[str],
+             exclude: list[str] = (), only: list[str] | None = None):
+    """Quantize with onnxruntime; `exclude` keeps those nodes in float, `only` quantizes just those nodes."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from studio.core.recipe.recipe import CalibMethod, QuantMode
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice at WARNING for every model
+    if q.mode == QuantMode.FP16:
+        from onnxconverter_common import float16
+
+        model = float16.convert_float_to_float16(onnx.load(float_path), keep_io_types=True)
+        onnx.save(model, out)
+        return
+    pre = str(work / "preprocessed.onnx")
+    try:
+        quant_pre_process(float_path, pre, skip_symbolic_shape=False)
+    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimization; quantize the float model instead
+        shutil.copy(float_path, pre)
+        notes.append(f"onnxruntime pre-processing failed ({short(exc, 100)}); quantized without it")
+    model = onnx.load(pre)  # pre-processing fuses MatMul+Add into Gemm, which can bring back [1, N] biases
+    flatten_gemm_biases(model)
+    onnx.save(model, pre)
+    if q.mode == QuantMode.DYNAMIC:
+        quantize_dynamic(pre, out, per_channel=q.per_channel, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=list(exclude), nodes_to_quantize=only)
+        return
+    method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
+              CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[q.calibration]
+    quantize_static(pre, out, _Reader(input_name, calib_x[:q.calib_samples]), quant_format=QuantFormat.QDQ,
+                    per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=only)
+
+
+WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def weighted_layers(path: str) -> list[tuple[str, str]]:
+    """(name, op) of the nodes that carry weights: the layers a user can keep in float."""
+    import onnx
+
+    return [(n.name, n.op_type) for n in onnx.load(path, load_external_data=False).graph.node
+            if n.op_type in WEIGHTED_NODES and n.name]
+
+
+def finish_onnx(float_path: str, out: str, recipe, ref: list | None, verify_x: np.ndarray, calib_x: np.ndarray,
+                prune: bool, convert_opset: bool, check_what: str, report=ignore) -> dict:
+    """Normalize, prune, check the float model against `ref`, quantize, and compare the result with the float."""
+    import onnx
+
+    from studio.core.measure.runtimes import OnnxRunner, predict
+    from studio.core.measure.verify import check_float, compare
+    from studio.core.recipe.recipe import QuantMode
+
+    warnings.simplefilter("ignore")
+    work = Path(out).parent
+    result = {"steps": [], "notes": []}
+    if ref is None:  # the source itself is this ONNX file
+        ref = predict(OnnxRunner(float_path), [verify_x])
+        result["ref_before"] = ref
+    model = onnx.load(float_path)
+    q = recipe.quantization
+    opset = recipe.runtime.opset if convert_opset else None
+    if q.mode in (QuantMode.DYNAMIC, QuantMode.INT8) and max(_opset(model), opset or 0) < QUANT_MIN_OPSET:
+        opset = QUANT_MIN_OPSET
+        result["notes"].append(f"opset {_opset(model)} cannot hold per-channel quantization: raised to"
+                               f" {QUANT_MIN_OPSET}")
+    t = time.monotonic()
+    model = normalize(model, opset, result["notes"])
+    if prune:
+        stats = prune_model(model, recipe.pruning.ratio)
+        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                                "seconds": round(time.monotonic() - t, 2), **stats})
+    normalized = str(work / "float.onnx")
+    onnx.save(model, normalized)
+    report(0.3, "checking the float model")
+    got = predict(OnnxRunner(normalized), [verify_x])
+    if prune:  # pruning changes outputs on purpose: report the effect, check nothing
+        result["pruning_effect"] = compare(ref, got)
+        result["conversion_check"] = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
+    else:
+        result["conversion_check"] = check_float(ref, got, check_what, float_path)
+    result["float_path"] = normalized
+    if q.mode == QuantMode.NONE:
+        shutil.copy(normalized, out)
+    else:
+        report(0.5, f"quantizing ({q.mode.value}) with onnxruntime")
+        t = time.monotonic()
+        name = OnnxRunner(normalized).inputs[0].name
+        try:
+            quantize(normalized, out, q, calib_x, name, work, result["notes"])
+        except ConversionError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ConversionError(f"onnxruntime could not quantize the model ({q.mode.value}):"
+                                  f" {short(exc, 200)}") from None
+        step = {"name": f"onnxruntime quantization ({q.mode.value}"
+                        + (f", {q.calibration.value}, {'per-channel' if q.per_channel else 'per-tensor'})"
+                           if q.mode == QuantMode.INT8 else ")"),
+                "seconds": round(time.monotonic() - t, 2)}
+        result["steps"].append(step)
+        result["quantization_effect"] = compare(got, predict(OnnxRunner(out), [verify_x]))
+    report(1.0, "done")
+    return result

@@ -1,0 +1,139 @@
+"""TFLite-side work, run in an ai-edge-litert worker: weight pruning of float buffers, quantization with
+ai-edge-quantizer (dynamic, static int8, fp16) and the float conversion check."""
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+
+import numpy as np
+
+from studio.core.base.errors import ConversionError, short
+from studio.core.base.progress import ignore
+from studio.core.prune.weights import prune_arrays
+
+WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
+
+
+def prune_tflite(src: str, out: str, sparsity: float) -> dict:
+    """Zero the smallest float32 weights of conv / fully-connected ops, rewriting the flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    model = fbu.read_model(src)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
+    targets = []
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+            if name in WEIGHT_OPS and len(op.inputs) > WEIGHT_OPS[name]:
+                tensor = sg.tensors[op.inputs[WEIGHT_OPS[name]]]
+                buf = model.buffers[tensor.buffer]
+                is_float = tensor.type == schema.TensorType.FLOAT32 and buf.data is not None and len(buf.data)
+                if is_float and tensor.buffer not in [b for b, _ in targets]:
+                    targets.append((tensor.buffer, tuple(tensor.shape)))
+    if not targets:
+        raise ConversionError("the TFLite model has no float32 conv or fully-connected weights to prune", src)
+    arrays = [np.frombuffer(bytes(model.buffers[b].data), np.float32).reshape(s) for b, s in targets]
+    pruned, stats = prune_arrays(arrays, sparsity)
+    for (b, _), a in zip(targets, pruned, strict=True):
+        model.buffers[b].data = np.frombuffer(a.astype("<f4").tobytes(), np.uint8)
+    fbu.write_model(model, out)
+    return stats
+
+
+def weighted_layers(path: str) -> list[tuple[str, str]]:
+    """(scope name, op) of the ops with weights; ai-edge-quantizer matches its regexes against these names."""
+    from studio.core.inspect.tflite_model import inspect_tflite
+
+    return [(layer.name, layer.op) for layer in inspect_tflite(path).layers if layer.op in WEIGHT_OPS]
+
+
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: list[str] = (),
+             only: list[str] | None = None) -> None:
+    """Quantize with ai-edge-quantizer; `exclude` keeps those layers in float, `only` quantizes just those."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    from studio.core.recipe.recipe import QuantMode
+
+    granularity = qtyping.QuantGranularity.CHANNELWISE if q.per_channel else qtyping.QuantGranularity.TENSORWISE
+    manager = recipe_manager.RecipeManager()
+    ops = qtyping.TFLOperationName.ALL_SUPPORTED
+    if q.mode == QuantMode.DYNAMIC:
+        rec = recipe.dynamic_wi8_afp32()
+    elif q.mode == QuantMode.FP16:
+        manager.add_weight_only_config(regex=".*", operation_name=ops, num_bits=16,
+                                       algorithm_key=AlgorithmName.FLOAT_CASTING)
+        rec = manager.get_quantization_recipe()
+    else:
+        # ai-edge-quantizer matches against the op scope: its output tensor names, each followed by ";"
+        for scope in ([f"^{re.escape(n)};" for n in only] if only is not None else [".*"]):
+            manager.add_static_config(regex=scope, operation_name=ops, activation_num_bits=8, weight_num_bits=8,
+                                      weight_granularity=granularity)
+        for name in exclude:  # the latest matching scope wins: these layers stay float
+            manager.add_quantization_config(regex=f"^{re.escape(name)};", operation_name=ops,
+                                            algorithm_key=AlgorithmName.NO_QUANTIZE)
+        rec = manager.get_quantization_recipe()
+    qt = quantizer.Quantizer(float_path, rec)
+    calibration = None
+    if qt.need_calibration:
+        sigs = Interpreter(model_path=float_path).get_signature_list()
+        key = next(iter(sigs))
+        name = sigs[key]["inputs"][0]
+        calibration = qt.calibrate({key: [{name: calib_x[i:i + 1]} for i in range(min(len(calib_x),
+                                                                                        q.calib_samples))]},
+                                   num_threads=1)
+    qt.quantize(calibration, enable_progress_report=False).export_model(out, overwrite=True)
+
+
+def finish_tflite(float_path: str, out: str, recipe, ref: list | None, verify_x: np.ndarray, calib_x: np.ndarray,
+                  prune: bool, quantized_path: str | None, check_what: str, report=ignore) -> dict:
+    """Prune, check the float model against `ref`, quantize (unless done already), compare with the float."""
+    from studio.core.measure.runtimes import TfliteRunner, predict
+    from studio.core.measure.verify import check_float, compare
+    from studio.core.recipe.recipe import QuantMode
+
+    warnings.simplefilter("ignore")
+    result = {"steps": [], "notes": []}
+    if ref is None:  # the source itself is this TFLite file
+        ref = predict(TfliteRunner(float_path), [verify_x])
+        result["ref_before"] = ref
+    checked = float_path
+    if prune:
+        t = time.monotonic()
+        checked = out + ".float.tflite"
+        stats = prune_tflite(float_path, checked, recipe.pruning.ratio)
+        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                                "seconds": round(time.monotonic() - t, 2), **stats})
+    report(0.3, "checking the float model")
+    got = predict(TfliteRunner(checked), [verify_x])
+    if prune:
+        result["pruning_effect"] = compare(ref, got)
+        result["conversion_check"] = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
+    else:
+        result["conversion_check"] = check_float(ref, got, check_what, float_path)
+    q = recipe.quantization
+    result["float_path"] = checked
+    if quantized_path:  # quantized by TFLiteConverter already (Keras sources)
+        shutil.copy(quantized_path, out)
+    elif q.mode == QuantMode.NONE:
+        shutil.copy(checked, out)
+    else:
+        report(0.5, f"quantizing ({q.mode.value}) with ai-edge-quantizer")
+        t = time.monotonic()
+        try:
+            quantize(checked, out, q, calib_x)
+        except Exception as exc:  # noqa: BLE001
+            raise ConversionError(f"ai-edge-quantizer could not quantize the model ({q.mode.value}):"
+                                  f" {short(exc, 200)}") from None
+        result["steps"].append({"name": f"ai-edge-quantizer ({q.mode.value})", "seconds": round(time.monotonic() - t,
+                                                                                               2)})
+    if q.mode != QuantMode.NONE:
+        result["quantization_effect"] = compare(got, predict(TfliteRunner(out), [verify_x]))
+    report(1.0, "done")
+    return result

@@ -1,0 +1,1 @@
+"""The trade-off sweep: candidates, scheduling, sensitivity, Pareto front and plot."""

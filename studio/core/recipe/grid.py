@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from studio.core.base.errors import RecipeError
 from studio.core.recipe.recipe import PruneMethod, Pruning, QuantMode, Recipe, Target, read_toml
@@ -82,7 +82,8 @@ class Grid:
             raise RecipeError(f"unknown grid key(s): {', '.join(sorted(unknown))}", source)
         try:
             base = Recipe.from_dict(doc.pop("base", {}), source)
-            return cls(base=base, **{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+            return cls(base=base, **values)
         except RecipeError as exc:
             raise RecipeError(exc.message, source) from None
         except (TypeError, ValueError) as exc:

@@ -53,11 +53,3 @@ def trust(host: str, port: int, key) -> None:
     lines = [line for line in lines if want not in line.split()[0].split(",")] if lines else []
     lines.append(f"{want} {key.export_public_key('openssh').decode().strip()}")
     atomic.write_text(p, "\n".join(lines) + "\n")
-
-
-def forget(host: str, port: int) -> None:
-    p = path()
-    if p.is_file():
-        want = host_id(host, port)
-        keep = [line for line in p.read_text(encoding="utf-8").splitlines() if want not in line.split()[0].split(",")]
-        atomic.write_text(p, "\n".join(keep) + ("\n" if keep else ""))

@@ -100,9 +100,7 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     if info.format not in ("onnx", "tflite"):
         raise BundleError("a bundle carries an ONNX or TFLite model: optimize the model first"
                           " (`studio optimize MODEL --target onnx|tflite -o OUT`)", src.model)
-    if not info.runnable:
-        problem = next(p for p in info.problems if p.severity == "error")
-        raise BundleError(f"the model does not run, so it cannot be bundled: {problem.message}", src.model)
+    info.require_runnable(BundleError, "the model does not run, so it cannot be bundled", src.model)
     if info.details.get("external_data"):
         raise BundleError("models with external weight files are not bundled yet; re-export with weights inside",
                           src.model)

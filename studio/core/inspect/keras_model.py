@@ -7,6 +7,7 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 
@@ -95,8 +96,8 @@ def inspect_keras_model(model, path: Path, fmt: str) -> ModelInfo:
     macs = sum(_layer_macs(layer) for layer in leaves)
     details = {"keras_version": keras.__version__, "model_class": type(model).__name__}
     size = os.path.getsize(path)
-    return ModelInfo(str(path), fmt, "keras", inputs, outputs, int(model.count_params()), size, [str(path)], weights,
-                     histogram(type(x).__name__ for x in leaves), macs, [], details, layers)
+    return ModelInfo(str(path), fmt, Framework.KERAS, inputs, outputs, int(model.count_params()), size, [str(path)],
+                     weights, histogram(type(x).__name__ for x in leaves), macs, [], details, layers)
 
 
 def _savedmodel_macs(graph) -> int | None:
@@ -154,7 +155,7 @@ def inspect_savedmodel(path: Path) -> ModelInfo:
     files = sorted(str(Path(root) / f) for root, _, fs in os.walk(path) for f in fs)
     size = sum(os.path.getsize(f) for f in files)
     layers = [LayerInfo(v.name, "variable", math.prod(v.shape.as_list()), _dims(v.shape)) for v in fn.variables]
-    return ModelInfo(str(path), "savedmodel", "tensorflow", inputs, outputs, sum(weights.values()), size, files,
+    return ModelInfo(str(path), "savedmodel", Framework.TENSORFLOW, inputs, outputs, sum(weights.values()), size, files,
                      weights, histogram(inner_ops or ops), _concrete_macs(fn), problems,
                      {"signature": name, "signatures": sorted(sigs), "tensorflow_version": tf.__version__}, layers)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 MIN_IR_VERSION = 3  # IR 3 introduced opset imports; onnx.checker and onnxruntime refuse anything older
@@ -154,8 +155,8 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     details = {"ir_version": model.ir_version, "opset": opsets.get("ai.onnx"), "opset_imports": opsets,
                "producer": f"{model.producer_name} {model.producer_version}".strip(),
                "external_data": files[1:]}
-    return ModelInfo(str(p), "onnx", "onnx", inputs, outputs, params, sum(os.path.getsize(f) for f in files), files,
-                     weights, ops, macs, problems, details, layers)
+    return ModelInfo(str(p), "onnx", Framework.ONNX, inputs, outputs, params,
+                     sum(os.path.getsize(f) for f in files), files, weights, ops, macs, problems, details, layers)
 
 
 def probe_onnx(path: str, report=ignore) -> list[Problem]:

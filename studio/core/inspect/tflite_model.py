@@ -7,6 +7,7 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
 
 
@@ -165,7 +166,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
                "min_runtime_version": _metadata_text(model, "min_runtime_version", nbuf),
                "description": (model.Description() or b"").decode("utf-8", "replace"),
                "custom_ops": sorted(set(custom_ops)), "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
-    return ModelInfo(str(p), "tflite", "tflite", inputs, outputs, params, len(buf), [str(p)], weights,
+    return ModelInfo(str(p), "tflite", Framework.TFLITE, inputs, outputs, params, len(buf), [str(p)], weights,
                      histogram(op_names), macs, [], details, layers)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
@@ -59,7 +60,7 @@ def _layer_macs(layer) -> int:
     if kind in ("Conv1D", "Conv2D", "Conv3D") and kernel is not None:
         return math.prod(out) * math.prod(int(d) for d in kernel.shape[:-1])
     if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
-        k = layer.depthwise_kernel if hasattr(layer, "depthwise_kernel") else kernel
+        k: Any = getattr(layer, "depthwise_kernel", kernel)
         return math.prod(out) * math.prod(int(d) for d in k.shape[:-2])
     if kind in ("SeparableConv1D", "SeparableConv2D"):
         dk, pk = layer.depthwise_kernel, layer.pointwise_kernel
@@ -116,7 +117,7 @@ def _savedmodel_macs(graph) -> int | None:
             total += math.prod(out) * w[0] * w[1]
         else:
             transpose_a = op.get_attr("transpose_a") if op.type == "MatMul" else op.get_attr("adj_x")
-            k = a[-2] if transpose_a else a[-1]
+            k = None if a is None else a[-2] if transpose_a else a[-1]
             if k is None:
                 return None
             total += math.prod(out) * k

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.inspect.formats import Framework
-from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
 
 
 def _enum_names(cls) -> dict[int, str]:
@@ -41,7 +42,8 @@ def _quant(t) -> Quantization | None:
 def _tensor_info(t, types: dict[int, str], signature_name: str | None = None) -> TensorInfo:
     shape = [int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else []
     sig = [int(x) for x in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength() else shape
-    dims = ["?" if s < 0 else d for d, s in zip(shape, sig, strict=True)] if len(sig) == len(shape) else shape
+    dims: list[Dim] = ["?" if s < 0 else d for d, s in zip(shape, sig, strict=True)] if len(sig) == len(shape) \
+        else list(shape)
     name = signature_name or (t.Name() or b"").decode("utf-8", "replace")
     return TensorInfo(name, dims, types.get(t.Type(), "unknown").lower(), _quant(t))
 
@@ -113,7 +115,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
         return b.DataLength() > 0 or b.Offset() > 1
 
     op_names, layers, custom_ops = [], [], []
-    params, weights, macs = 0, {}, 0
+    params, weights, macs = 0, dict[str, int](), 0
     for si in range(nsub):
         sg = model.Subgraphs(si)
         ntensors = r.count(sg.TensorsLength(), "tensor")
@@ -153,7 +155,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
                 out_name = (tensors[outs[0]].Name() or b"").decode("utf-8", "replace") if outs else label
                 layers.append(LayerInfo(out_name, label, sum(math.prod(shapes[i]) for i in ins
                                                              if i >= 0 and has_data(tensors[i].Buffer())),
-                                        out_shapes[0] if out_shapes else None))
+                                        list(out_shapes[0]) if out_shapes else None))
     main = model.Subgraphs(0)
     nmain = r.count(main.TensorsLength(), "tensor")
     in_idx = [int(x) for x in main.InputsAsNumpy()] if main.InputsLength() else []
@@ -170,13 +172,13 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
                      histogram(op_names), macs, [], details, layers)
 
 
-def custom_op_warning(custom_ops: list[str]) -> Problem:
+def custom_op_warning(custom_ops: Sequence[str]) -> Problem:
     names = ", ".join(f"'{c}'" for c in custom_ops)
     return Problem("warning", "custom-op", f"uses custom op {names}, which is not a TFLite builtin: a device runtime"
                    " needs its own implementation of it")
 
 
-def probe_tflite(path: str, custom_ops: list[str] = (), report=ignore) -> list[Problem]:
+def probe_tflite(path: str, custom_ops: Sequence[str] = (), report=ignore) -> list[Problem]:
     """Whether ai-edge-litert runs the model here (in its own process: a runtime may crash on a bad file).
 
     Custom ops get exactly one problem: refused (error), delegate-only (warning) or provided (warning)."""

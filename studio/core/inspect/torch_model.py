@@ -9,7 +9,7 @@ from pathlib import Path
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.inspect.formats import Format, Framework
-from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 PICKLE_REFUSED = ("holds a pickled Python object (e.g. a whole nn.Module), not plain weights: unpickling runs code"
                   " from the file, so Studio refuses it. Pass --trust-pickle only if you trust its author, or save"
@@ -21,7 +21,7 @@ def _dt(dtype) -> str:
 
 
 def _weights(tensors) -> tuple[int, dict[str, int]]:
-    total, by_dtype = 0, {}
+    total, by_dtype = 0, dict[str, int]()
     for t in tensors:
         total += t.numel()
         by_dtype[_dt(t.dtype)] = by_dtype.get(_dt(t.dtype), 0) + t.numel()
@@ -62,7 +62,7 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
     leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and n]
     for name, mod in leaves:
         def hook(m, args, out, name=name):
-            shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+            shape: list[Dim] | None = list(out.shape) if isinstance(out, torch.Tensor) else None
             layers.append(LayerInfo(name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)),
                                     shape))
         hooks.append(mod.register_forward_hook(hook))

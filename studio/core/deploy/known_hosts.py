@@ -1,11 +1,9 @@
 """Studio's own known_hosts (config dir): a host key is trusted only after the user checked its fingerprint."""
 from __future__ import annotations
 
-import base64
-import hashlib
 from pathlib import Path
 
-from studio.core.base import atomic
+from studio.core.base import atomic, hashing
 from studio.core.base.paths import config_dir
 
 
@@ -19,7 +17,7 @@ def host_id(host: str, port: int) -> str:
 
 def fingerprint(key) -> str:
     """OpenSSH's SHA256 fingerprint of an asyncssh public key."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.public_data).digest()).decode().rstrip("=")
+    return hashing.fingerprint(key.public_data)
 
 
 def lookup(host: str, port: int) -> str | None:

@@ -3,13 +3,13 @@ device, unpack, smoke-test, then switch `current` atomically. On any failure the
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.core.base.errors import Cancelled, StudioError
+from studio.core.base.hashing import sha256_file
 from studio.core.base.progress import CancelToken
 from studio.core.deploy.inventory import Device, DeviceError
 from studio.core.deploy.transport import AgentSession, DeviceTransport, connect, open_session
@@ -46,19 +46,6 @@ def _label(desc: dict | None) -> str:
     if not desc:
         return "nothing (no release installed)"
     return f"{desc.get('name') or desc['id']} v{desc.get('version')}" if desc.get("version") else desc["id"]
-
-
-def sha256_prefix(path: Path, n: int) -> str:
-    h = hashlib.sha256()
-    left = n
-    with open(path, "rb") as fh:
-        while left > 0:
-            chunk = fh.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            h.update(chunk)
-            left -= len(chunk)
-    return h.hexdigest()
 
 
 UploadHook = Callable[[object, int, int], None]  # (transport, bytes sent, bundle size): tests cut the link here
@@ -139,7 +126,7 @@ class _Push:
             raise DeviceError(f"device disk is full: {need / 1e6:.1f} MB needed in {self.device.dir}, "
                               f"{prep['free_bytes'] / 1e6:.1f} MB free")
         self.cancel.raise_if_cancelled()
-        offset = part["size"] if 0 < part["size"] <= size and sha256_prefix(self.bundle, part["size"]) == part[
+        offset = part["size"] if 0 < part["size"] <= size and sha256_file(self.bundle, part["size"]) == part[
             "sha256"] else 0
         self.result.resumed_from = offset
         if offset:

@@ -240,6 +240,30 @@ class Verified:
     key_fingerprint: str | None
 
 
+def _listed_contents(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], manifest: dict,
+                     p: Path) -> dict[str, bytes]:
+    """The files the manifest lists, each checked against its size and sha256; no member missing or unlisted."""
+    listed = set(manifest["files"])
+    for name in sorted(listed - set(members)):
+        raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
+    for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
+        raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
+    for required in (manifest["model"], RUNNER):
+        if required not in listed:
+            raise BundleError(f"{MANIFEST} does not list '{required}'", p)
+    contents = {}
+    for name in sorted(listed):
+        data = _read(zf, members[name], p)
+        want = manifest["files"][name]
+        found = sha256_bytes(data)
+        if found != want["sha256"]:
+            raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
+        if len(data) != want["size"]:
+            raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
+        contents[name] = data
+    return contents
+
+
 def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extract_to: Path | None = None) -> Verified:
     """Check structure, schema, every hash and (with `pubkey`) the signature; BundleError says what is wrong."""
     p = Path(path)
@@ -259,24 +283,7 @@ def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extrac
         except (ValueError, UnicodeDecodeError) as exc:
             raise BundleError(f"{MANIFEST} is not valid JSON ({exc})", p) from None
         _validate(manifest, p)
-        listed = set(manifest["files"])
-        for name in sorted(listed - set(members)):
-            raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
-        for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
-            raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
-        for required in (manifest["model"], RUNNER):
-            if required not in listed:
-                raise BundleError(f"{MANIFEST} does not list '{required}'", p)
-        contents = {}
-        for name in sorted(listed):
-            data = _read(zf, members[name], p)
-            want = manifest["files"][name]
-            found = sha256_bytes(data)
-            if found != want["sha256"]:
-                raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
-            if len(data) != want["size"]:
-                raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
-            contents[name] = data
+        contents = _listed_contents(zf, members, manifest, p)
         signed = SIGNATURE in members
         checked = False
         fingerprint = (manifest.get("signing") or {}).get("key_fingerprint")

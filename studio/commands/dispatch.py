@@ -5,16 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
-
-
-def _crash_log(exc: BaseException) -> str:
-    from studio.core.base.paths import cache_dir, ensure
-
-    path = ensure(cache_dir()) / "crash.log"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)))
-    return str(path)
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None, default=None) -> int:
@@ -25,7 +15,7 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None, def
     if not getattr(args, "run", None):
         parser.print_help()
         return 0
-    from studio.core.base.errors import Cancelled, StudioError
+    from studio.core.base.errors import Cancelled, StudioError, crash_log
 
     try:
         return int(args.run(args) or 0)
@@ -42,6 +32,6 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None, def
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except Exception as exc:  # noqa: BLE001 - a user never sees a traceback; it goes to the crash log
-        print(f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (details in {_crash_log(exc)})",
+        print(f"{parser.prog}: internal error: {type(exc).__name__}: {exc} (details in {crash_log(exc)})",
               file=sys.stderr)
         return 2

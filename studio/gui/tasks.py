@@ -3,11 +3,10 @@ progress, events, results and errors come back as queued Qt signals, and Cancel 
 from __future__ import annotations
 
 import threading
-import traceback
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.base.errors import Cancelled, StudioError
+from studio.core.base.errors import Cancelled, StudioError, crash_log
 from studio.core.base.progress import CancelToken
 
 
@@ -53,24 +52,8 @@ class Task(QObject):
         except StudioError as exc:
             self.failed.emit(exc.one_line())
         except Exception as exc:  # noqa: BLE001 - shown as a message; the traceback goes to the crash log
-            self.failed.emit(f"Unexpected error: {type(exc).__name__}: {exc} (details in {_crash_log()})")
+            self.failed.emit(f"Unexpected error: {type(exc).__name__}: {exc} (details in {crash_log(exc)})")
         else:
             self.succeeded.emit(result)
         finally:
             self.finished.emit()
-
-
-def _crash_log() -> str:
-    from studio.core.base.paths import cache_dir, ensure
-
-    path = ensure(cache_dir()) / "crash.log"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(traceback.format_exc())
-    return str(path)
-
-
-def plain(fn):
-    """Adapt a core function without report/cancel parameters for a Task."""
-    def run(*args, report=None, cancel=None, **kwargs):
-        return fn(*args, **kwargs)
-    return run

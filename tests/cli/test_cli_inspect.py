@@ -26,7 +26,7 @@ def test_bad_inputs_exit_1_with_one_clear_line(tmp_path, shared_models):
     data = (shared_models / "onnx" / "mnist.onnx").read_bytes()
     (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 3])
     cases["truncated"] = (tmp_path / "truncated.onnx", "not a valid ONNX model")
-    (tmp_path / "random.tflite").write_bytes(os.urandom(5000))
+    (tmp_path / "random.tflite").write_bytes(b"\x00\x01" + os.urandom(5000))  # a first byte no format starts with
     cases["random"] = (tmp_path / "random.tflite", "not a TFLite flatbuffer")
     shutil.copy(shared_models / "onnx" / "mnist.onnx", tmp_path / "model.txt")
     cases["extension"] = (tmp_path / "model.txt", "unsupported file extension '.txt'")

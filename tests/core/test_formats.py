@@ -1,11 +1,15 @@
 """Format detection: every kind of bad path gets a one-line ModelLoadError that names the file."""
+import json
 import os
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from studio.core.base.errors import ModelLoadError
-from studio.core.inspect.formats import Format, detect
+import studio.core.schemas
+from studio.core.base.errors import ModelLoadError, RecipeError
+from studio.core.inspect.formats import INSPECTORS, Format, Framework, detect
+from studio.core.inspect.modelinfo import ModelInfo, Problem
 
 
 def expect_error(path, fragment):
@@ -58,3 +62,40 @@ def test_zip_layouts_are_told_apart(tmp_path):
     assert detect(make("b.pt", ["b/code/__torch__/m.py", "b/constants.pkl", "b/data.pkl"])) == Format.TORCHSCRIPT
     assert detect(make("c.pth", ["c/data.pkl", "c/version"])) == Format.TORCH_SAVE
     assert detect(make("d.keras", ["config.json", "metadata.json", "model.weights.h5"])) == Format.KERAS
+
+
+def test_each_format_has_an_inspector_and_only_onnx_and_tflite_have_a_runtime_check():
+    assert set(INSPECTORS) == set(Format)
+    assert {f for f, inspector in INSPECTORS.items() if inspector.runtime} == {Format.ONNX, Format.TFLITE}
+
+
+def test_frameworks_are_the_schema_values_and_each_has_one_display_name():
+    schema = json.loads((Path(studio.core.schemas.__file__).parent / "inspect.schema.json").read_text())
+    assert sorted(Framework) == sorted(schema["properties"]["framework"]["enum"])
+    assert {f.value: f.display_name for f in Framework} == {
+        "onnx": "ONNX", "tflite": "TFLite", "pytorch": "PyTorch", "keras": "Keras", "tensorflow": "SavedModel"}
+    assert {f.framework for f in Format} == set(Framework)
+
+
+def _info(framework, *problems):
+    return ModelInfo("m.x", "fmt", framework, [], [], 0, 0, [], {}, {}, None, list(problems))
+
+
+def test_model_info_json_keeps_the_framework_a_plain_string_and_reads_back_the_enum():
+    info = _info(Framework.PYTORCH, Problem("warning", "w", "mind this"))
+    text = json.dumps(info.to_dict())
+    assert '"framework": "pytorch"' in text
+    back = ModelInfo.from_dict(json.loads(text))
+    assert back == info and type(back.framework) is Framework
+
+
+def test_require_runnable_names_the_first_error_and_the_file():
+    error, later = Problem("error", "runtime-refused", "no kernel for Foo"), Problem("error", "x", "second")
+    _info(Framework.ONNX, Problem("warning", "w", "only a warning")).require_runnable(RecipeError, "cannot do it")
+    with pytest.raises(RecipeError) as err:
+        _info(Framework.ONNX, Problem("warning", "w", "first a warning"), error, later).require_runnable(
+            RecipeError, "cannot do it", "m.x")
+    assert err.value.one_line() == "m.x: cannot do it: no kernel for Foo"
+    _info(Framework.PYTORCH, error).require_runnable(RecipeError, "cannot do it", runtimes_only=True)
+    with pytest.raises(RecipeError):
+        _info(Framework.TFLITE, error).require_runnable(RecipeError, "cannot do it", runtimes_only=True)

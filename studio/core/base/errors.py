@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import traceback
 
 
 class StudioError(Exception):
@@ -69,3 +70,13 @@ def short(exc: BaseException, limit: int = 200) -> str:
         kind = next((w for t, w in _SILENT.items() if isinstance(exc, t)), "an unexpected internal error")
         text = f"{kind} (no further details were given)"
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def crash_log(exc: BaseException) -> str:
+    """Append `exc`'s traceback to the crash log in the cache folder; returns the log's path, to name to the user."""
+    from studio.core.base.paths import cache_dir, ensure
+
+    path = ensure(cache_dir()) / "crash.log"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return str(path)

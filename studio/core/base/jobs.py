@@ -88,6 +88,7 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
         os.close(write_fd)
         os.close(log_fd)
     outcome = None
+    assert proc.stdin is not None  # stdin=PIPE
     try:
         proc.stdin.write(pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL))
         proc.stdin.close()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 from studio.core.base.errors import Cancelled
@@ -41,11 +40,3 @@ def scaled(report: Report, start: float, end: float) -> Report:
         report(start + (end - start) * max(0.0, min(1.0, fraction)), message)
 
     return inner
-
-
-def check(cancel: CancelToken | None) -> None:
-    if cancel is not None:
-        cancel.raise_if_cancelled()
-
-
-Callback = Callable[[float, str], None]

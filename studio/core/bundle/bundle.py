@@ -18,11 +18,15 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.hashing import sha256_bytes
 from studio.core.bundle import signing
+
+if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
+    from studio.core.inspect.modelinfo import ModelInfo
 
 MANIFEST, SIGNATURE, RUNNER = "manifest.json", "manifest.sig", "runner.py"
 MAX_MEMBERS = 64
@@ -91,21 +95,10 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
                  labels: list[str] | None = None, sign_key: str | None = None, created: str | None = None,
                  sample: dict | None = None, preprocessing: dict | None = None) -> dict:
     """Write the bundle zip (temporary name, then rename) and return its manifest."""
-    from studio.core.inspect.inspector import inspect_model
-
     for what, value in (("name", name), ("version", version)):
         if not TOKEN.match(value or ""):
             raise BundleError(f"bundle {what} '{value}' must be 1-64 letters, digits, '.', '_', '+' or '-'")
-    info = inspect_model(src.model)
-    if info.format not in ("onnx", "tflite"):
-        raise BundleError("a bundle carries an ONNX or TFLite model: optimize the model first"
-                          " (`studio optimize MODEL --target onnx|tflite -o OUT`)", src.model)
-    if not info.runnable:
-        problem = next(p for p in info.problems if p.severity == "error")
-        raise BundleError(f"the model does not run, so it cannot be bundled: {problem.message}", src.model)
-    if info.details.get("external_data"):
-        raise BundleError("models with external weight files are not bundled yet; re-export with weights inside",
-                          src.model)
+    info = _bundleable(src.model)
     model_name = f"model.{info.format}"
     payload: dict[str, bytes] = {model_name: src.model.read_bytes(),
                                  RUNNER: (Path(__file__).parent / "runner.py").read_bytes()}
@@ -142,6 +135,27 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     if private:
         members.append((SIGNATURE, signing.sign(private, manifest_bytes)))
     members += sorted(payload.items())
+    _write_zip(out, members, zip_time)
+    return manifest
+
+
+def _bundleable(model: Path) -> ModelInfo:
+    """The model's ModelInfo, or the reason it cannot go in a bundle."""
+    from studio.core.inspect.inspector import inspect_model
+
+    info = inspect_model(model)
+    if info.format not in ("onnx", "tflite"):
+        raise BundleError("a bundle carries an ONNX or TFLite model: optimize the model first"
+                          " (`studio optimize MODEL --target onnx|tflite -o OUT`)", model)
+    info.require_runnable(BundleError, "the model does not run, so it cannot be bundled", model)
+    if info.details.get("external_data"):
+        raise BundleError("models with external weight files are not bundled yet; re-export with weights inside",
+                          model)
+    return info
+
+
+def _write_zip(out: str | os.PathLike, members: list[tuple[str, bytes]], zip_time: tuple) -> None:
+    """The zip, reproducibly: fixed times and modes, deflate level 9; written under a temporary name, then renamed."""
     with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         for member, data in members:
             zi = zipfile.ZipInfo(member, date_time=zip_time)
@@ -149,7 +163,6 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
             zi.create_system = 3
             zi.external_attr = ((0o755 if member == RUNNER else 0o644) | stat.S_IFREG) << 16
             zf.writestr(zi, data, compresslevel=9)
-    return manifest
 
 
 def _deterministic_npz(data: bytes) -> bytes:
@@ -227,6 +240,30 @@ class Verified:
     key_fingerprint: str | None
 
 
+def _listed_contents(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], manifest: dict,
+                     p: Path) -> dict[str, bytes]:
+    """The files the manifest lists, each checked against its size and sha256; no member missing or unlisted."""
+    listed = set(manifest["files"])
+    for name in sorted(listed - set(members)):
+        raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
+    for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
+        raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
+    for required in (manifest["model"], RUNNER):
+        if required not in listed:
+            raise BundleError(f"{MANIFEST} does not list '{required}'", p)
+    contents = {}
+    for name in sorted(listed):
+        data = _read(zf, members[name], p)
+        want = manifest["files"][name]
+        found = sha256_bytes(data)
+        if found != want["sha256"]:
+            raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
+        if len(data) != want["size"]:
+            raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
+        contents[name] = data
+    return contents
+
+
 def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extract_to: Path | None = None) -> Verified:
     """Check structure, schema, every hash and (with `pubkey`) the signature; BundleError says what is wrong."""
     p = Path(path)
@@ -246,24 +283,7 @@ def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extrac
         except (ValueError, UnicodeDecodeError) as exc:
             raise BundleError(f"{MANIFEST} is not valid JSON ({exc})", p) from None
         _validate(manifest, p)
-        listed = set(manifest["files"])
-        for name in sorted(listed - set(members)):
-            raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
-        for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
-            raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
-        for required in (manifest["model"], RUNNER):
-            if required not in listed:
-                raise BundleError(f"{MANIFEST} does not list '{required}'", p)
-        contents = {}
-        for name in sorted(listed):
-            data = _read(zf, members[name], p)
-            want = manifest["files"][name]
-            found = sha256_bytes(data)
-            if found != want["sha256"]:
-                raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
-            if len(data) != want["size"]:
-                raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
-            contents[name] = data
+        contents = _listed_contents(zf, members, manifest, p)
         signed = SIGNATURE in members
         checked = False
         fingerprint = (manifest.get("signing") or {}).get("key_fingerprint")

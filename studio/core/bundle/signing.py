@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from pathlib import Path
 
+from studio.core.base import hashing
 from studio.core.base.errors import StudioError
 
 
@@ -74,7 +74,7 @@ def fingerprint(public_key) -> str:
     from cryptography.hazmat.primitives import serialization
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
+    return hashing.fingerprint(raw)
 
 
 def sign(private_key, data: bytes) -> bytes:

@@ -3,6 +3,7 @@ model inputs (the recipe's preprocessing: by default only reshape and cast, no s
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ def _read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("L") if im.mode in ("L", "1", "P", "I;16") else im.convert("RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("L") if opened.mode in ("L", "1", "P", "I;16") else opened.convert("RGB")
             return np.asarray(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"is not a readable image ({exc})", path) from None
@@ -101,7 +102,7 @@ def _load_images(folder: Path, limit: int | None, resize: tuple[int, int] | None
     for f, _ in files:
         img = _read_image(f)
         if resize is not None:
-            img = np.asarray(Image.fromarray(img).resize((resize[1], resize[0]), Image.BILINEAR))
+            img = np.asarray(Image.fromarray(img).resize((resize[1], resize[0]), Image.Resampling.BILINEAR))
         images.append(img)
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
@@ -111,7 +112,7 @@ def _load_images(folder: Path, limit: int | None, resize: tuple[int, int] | None
     return Dataset(np.stack(images), y, labels, str(folder), "images")
 
 
-def load_dataset(path: str | Path, limit: int | None = None, resize: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(path: str | os.PathLike, limit: int | None = None, resize: tuple[int, int] | None = None) -> Dataset:
     """A dataset from an .npz (x, optional y and labels) or an image folder (class subfolders, or unlabelled)."""
     p = Path(path)
     if not p.exists():

@@ -327,7 +327,7 @@ class Device:
 def dispatch(device, name, args):
     method = getattr(device, "cmd_" + str(name).replace("-", "_"), None)
     if method is None:
-        fail("unknown command %r" % name)
+        raise Fail("unknown command %r" % name)
     try:
         return method(*args)
     except TypeError as exc:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.base.hashing import sha256_file
 from studio.core.base.progress import CancelToken
 from studio.core.bundle.bundle import verify_bundle
 from studio.core.deploy.inventory import Device
-from studio.core.deploy.push import DeviceProgress, PushResult, push_one
+from studio.core.deploy.push import DeviceProgress, PushOptions, PushResult, push_one
 
 
 @dataclass
@@ -28,6 +28,15 @@ class FleetResult:
         return out
 
 
+@dataclass(frozen=True)
+class FleetOptions:
+    """How a fleet push spreads over its devices; `push` says how each device's push runs."""
+    concurrency: int = 4
+    canary: int = 0  # the first N devices go first; the rest only when all of them succeed
+    max_fail: float | None = None  # stop starting pushes once this percentage of the fleet has failed
+    push: PushOptions = field(default_factory=PushOptions)
+
+
 def push(bundle: str | Path, devices: list[Device], *, concurrency: int = 4, canary: int = 0,
          max_fail: float | None = None, smoke: bool = True, pubkey: str | None = None,
          progress: DeviceProgress | None = None, cancel: CancelToken | None = None, on_upload=None) -> FleetResult:
@@ -35,34 +44,35 @@ def push(bundle: str | Path, devices: list[Device], *, concurrency: int = 4, can
     bundle = Path(bundle)
     manifest = verify_bundle(bundle, pubkey).manifest
     sha = sha256_file(bundle)
-    results = asyncio.run(_fleet(bundle, manifest, sha, devices, concurrency, canary, max_fail, smoke, progress,
-                                 cancel, on_upload))
+    options = FleetOptions(concurrency, canary, max_fail,
+                           PushOptions(smoke=smoke, progress=progress, cancel=cancel, on_upload=on_upload))
+    results = asyncio.run(_fleet(bundle, manifest, sha, devices, options))
     return FleetResult(manifest["id"], results)
 
 
-async def _fleet(bundle, manifest, sha, devices, concurrency, canary, max_fail, smoke, progress, cancel,
-                 on_upload) -> list[PushResult]:
+async def _fleet(bundle: Path, manifest: dict, sha: str, devices: list[Device],
+                 options: FleetOptions) -> list[PushResult]:
     done: dict[str, PushResult] = {}
     stop_reason: list[str] = []
+    cancel, max_fail = options.push.cancel, options.max_fail
 
     async def one(device: Device) -> None:
         if stop_reason or (cancel is not None and cancel.cancelled):
             reason = stop_reason[0] if stop_reason else "stopped by the user"
             done[device.name] = PushResult(device.name, "skipped", f"Not attempted: {reason}", bundle=manifest["id"])
             return
-        done[device.name] = await push_one(device, bundle, manifest, sha, smoke=smoke, progress=progress,
-                                           cancel=cancel, on_upload=on_upload)
+        done[device.name] = await push_one(device, bundle, manifest, sha, options.push)
         attempted = [r for r in done.values() if r.status != "skipped"]
         failed = sum(1 for r in attempted if not r.ok)
         if max_fail is not None and attempted and failed * 100 / len(devices) > max_fail and not stop_reason:
             stop_reason.append(f"the failure rate passed --max-fail {max_fail:g}%")
 
-    canaries, rest = devices[:canary], devices[canary:]
+    canaries, rest = devices[:options.canary], devices[options.canary:]
     if canaries:
         await asyncio.gather(*(one(d) for d in canaries))
         if any(not done[d.name].ok for d in canaries) and not stop_reason:
             stop_reason.append("a canary device failed")
-    sem = asyncio.Semaphore(max(1, concurrency))
+    sem = asyncio.Semaphore(max(1, options.concurrency))
 
     async def bounded(device: Device) -> None:
         async with sem:

@@ -129,7 +129,3 @@ def demo_device(root: Path | None = None) -> Device:
 
     folder = root or data_dir() / "demo-device"
     return Device(name="demo", kind="local", dir=str(folder), python=sys.executable, tags=("demo",))
-
-
-def with_changes(device: Device, **changes) -> Device:
-    return dataclasses.replace(device, **changes)

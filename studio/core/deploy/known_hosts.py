@@ -1,11 +1,9 @@
 """Studio's own known_hosts (config dir): a host key is trusted only after the user checked its fingerprint."""
 from __future__ import annotations
 
-import base64
-import hashlib
 from pathlib import Path
 
-from studio.core.base import atomic
+from studio.core.base import atomic, hashing
 from studio.core.base.paths import config_dir
 
 
@@ -19,7 +17,7 @@ def host_id(host: str, port: int) -> str:
 
 def fingerprint(key) -> str:
     """OpenSSH's SHA256 fingerprint of an asyncssh public key."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.public_data).digest()).decode().rstrip("=")
+    return hashing.fingerprint(key.public_data)
 
 
 def lookup(host: str, port: int) -> str | None:
@@ -53,11 +51,3 @@ def trust(host: str, port: int, key) -> None:
     lines = [line for line in lines if want not in line.split()[0].split(",")] if lines else []
     lines.append(f"{want} {key.export_public_key('openssh').decode().strip()}")
     atomic.write_text(p, "\n".join(lines) + "\n")
-
-
-def forget(host: str, port: int) -> None:
-    p = path()
-    if p.is_file():
-        want = host_id(host, port)
-        keep = [line for line in p.read_text(encoding="utf-8").splitlines() if want not in line.split()[0].split(",")]
-        atomic.write_text(p, "\n".join(keep) + ("\n" if keep else ""))

@@ -9,7 +9,7 @@ import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from studio.core.deploy import known_hosts
 from studio.core.deploy.inventory import Device, DeviceError, get
@@ -222,7 +222,7 @@ class SSHTransport:
         self.device = device
         self.conn = conn
         self.tunnel = tunnel_conn
-        self._sftp = None
+        self._sftp: Any = None  # asyncssh's SFTPClient, started on the first upload
 
     @classmethod
     async def connect(cls, device: Device) -> SSHTransport:
@@ -237,10 +237,11 @@ class SSHTransport:
             raise DeviceError(f"unknown host key for {device.name} ({device.host}:{device.port}): its fingerprint is"
                               f" {known_hosts.fingerprint(key)}. Check it, then run `studio devices trust"
                               f" {device.name}`")
-        options = dict(port=device.port, username=device.user, known_hosts=([asyncssh.import_public_key(trusted)],
-                                                                            [], []),
-                       connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
-                       keepalive_interval=KEEPALIVE_S, keepalive_count_max=KEEPALIVE_COUNT, tunnel=tunnel)
+        options: dict[str, Any] = dict(port=device.port, username=device.user,
+                                       known_hosts=([asyncssh.import_public_key(trusted)], [], []),
+                                       connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
+                                       keepalive_interval=KEEPALIVE_S, keepalive_count_max=KEEPALIVE_COUNT,
+                                       tunnel=tunnel)
         if device.key:
             options["client_keys"] = [os.path.expanduser(device.key)]
             options["agent_path"] = None

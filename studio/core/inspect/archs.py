@@ -31,12 +31,6 @@ def mnist_cnn(num_classes: int = 10) -> nn.Module:
 STUDIO_ARCHS = {"studio.mnist_cnn": (mnist_cnn, (1, 1, 28, 28))}
 
 
-def known_archs() -> list[str]:
-    import torchvision
-
-    return sorted(STUDIO_ARCHS) + sorted(torchvision.models.list_models(module=torchvision.models))
-
-
 def default_input_shape(name: str) -> tuple[int, ...]:
     if name in STUDIO_ARCHS:
         return STUDIO_ARCHS[name][1]

@@ -1,12 +1,35 @@
-"""Tell which model format a path holds from its name and its first bytes, before any framework is imported."""
+"""Which model format a path holds, from its name and first bytes (no framework imported), and its inspector."""
 from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from studio.core.base.errors import ModelLoadError
+from studio.core.base.progress import Report, ignore
+
+if TYPE_CHECKING:  # modelinfo imports Framework from here
+    from studio.core.inspect.modelinfo import ModelInfo, Problem
+
+
+class Framework(StrEnum):
+    """The family a model format belongs to; its value is what `inspect --json` writes as "framework"."""
+    ONNX = "onnx"
+    TFLITE = "tflite"
+    PYTORCH = "pytorch"
+    KERAS = "keras"
+    TENSORFLOW = "tensorflow"
+
+    @property
+    def display_name(self) -> str:
+        return _DISPLAY_NAMES[self]
+
+
+_DISPLAY_NAMES = {Framework.ONNX: "ONNX", Framework.TFLITE: "TFLite", Framework.PYTORCH: "PyTorch",
+                  Framework.KERAS: "Keras", Framework.TENSORFLOW: "SavedModel"}
 
 
 class Format(StrEnum):
@@ -20,17 +43,17 @@ class Format(StrEnum):
     SAVEDMODEL = "savedmodel"
 
     @property
-    def framework(self) -> str:
+    def framework(self) -> Framework:
         return {
-            Format.ONNX: "onnx", Format.TFLITE: "tflite", Format.KERAS: "keras", Format.H5: "keras",
-            Format.SAVEDMODEL: "tensorflow",
-        }.get(self, "pytorch")
+            Format.ONNX: Framework.ONNX, Format.TFLITE: Framework.TFLITE, Format.KERAS: Framework.KERAS,
+            Format.H5: Framework.KERAS, Format.SAVEDMODEL: Framework.TENSORFLOW,
+        }.get(self, Framework.PYTORCH)
 
 
-FAMILY_NAMES = {"onnx": "ONNX", "tflite": "TFLite", "pytorch": "PyTorch", "keras": "Keras", "tensorflow": "SavedModel"}
+_PT, _KERAS = Framework.PYTORCH, Framework.KERAS
 EXTENSIONS = {
-    ".onnx": "onnx", ".tflite": "tflite", ".pt": "pytorch", ".pth": "pytorch", ".pt2": "pytorch", ".ts": "pytorch",
-    ".torchscript": "pytorch", ".ckpt": "pytorch", ".keras": "keras", ".h5": "keras", ".hdf5": "keras",
+    ".onnx": Framework.ONNX, ".tflite": Framework.TFLITE, ".pt": _PT, ".pth": _PT, ".pt2": _PT, ".ts": _PT,
+    ".torchscript": _PT, ".ckpt": _PT, ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
 }
 EXPECTED_TEXT = ".onnx, .tflite, .pt, .pth, .pt2, .keras, .h5 or a SavedModel directory"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -91,11 +114,11 @@ def detect(path: str | os.PathLike) -> Format:
         raise ModelLoadError("file is empty (0 bytes)", p)
     family = EXTENSIONS.get(p.suffix.lower())
     if family is None:
-        hint = f"; its content looks like a {FAMILY_NAMES[content.framework]} model" if content else ""
+        hint = f"; its content looks like a {content.framework.display_name} model" if content else ""
         raise ModelLoadError(f"unsupported file extension '{p.suffix or '(none)'}'{hint}; expected {EXPECTED_TEXT}", p)
     if content is not None and content.framework != family and not (family == "keras" and content == Format.H5):
         raise ModelLoadError(
-            f"the extension says {FAMILY_NAMES[family]} but the content is a {FAMILY_NAMES[content.framework]} model;"
+            f"the extension says {family.display_name} but the content is a {content.framework.display_name} model;"
             " rename the file to match its content", p)
     if family == "onnx":
         return Format.ONNX  # protobuf has no magic number: the ONNX parser decides
@@ -116,3 +139,97 @@ def detect(path: str | os.PathLike) -> Format:
         raise ModelLoadError("not a PyTorch file (neither a torch zip archive nor a pickle): the file is truncated"
                              " or corrupt", p)
     return content
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """What a loader may need besides the file: a PyTorch architecture, leave to unpickle, a fixed input shape."""
+    arch: str | None = None
+    trust_pickle: bool = False
+    input_shape: tuple[int, ...] | None = None
+
+
+class Inspector(Protocol):
+    """Reads one format. Its framework is imported inside its methods, so that this table costs no imports."""
+    runtime: str | None  # the runtime whose check runs beside the parser (in its own process), or None
+
+    def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo: ...
+
+    def probe(self, path: str, report: Report = ignore) -> list[Problem]:
+        """The problems the runtime finds when it loads and runs the model; only where `runtime` is set."""
+        ...
+
+    def settle(self, info: ModelInfo) -> None:
+        """Add what needs the parser's and the runtime's findings together (after both have run)."""
+        ...
+
+
+class _Onnx:
+    runtime: str | None = "onnxruntime"
+
+    def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo:
+        from studio.core.inspect.onnx_model import inspect_onnx
+        return inspect_onnx(path, report=report)
+
+    def probe(self, path: str, report: Report = ignore) -> list[Problem]:
+        from studio.core.inspect.onnx_model import probe_onnx
+        return probe_onnx(path, report=report)
+
+    def settle(self, info: ModelInfo) -> None:
+        pass
+
+
+class _TFLite:
+    runtime: str | None = "ai-edge-litert"
+
+    def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo:
+        from studio.core.inspect.tflite_model import inspect_tflite
+        return inspect_tflite(path, report=report)
+
+    def probe(self, path: str, report: Report = ignore) -> list[Problem]:
+        from studio.core.inspect.tflite_model import inspect_tflite, probe_tflite
+        return probe_tflite(path, inspect_tflite(path).details.get("custom_ops", []), report=report)
+
+    def settle(self, info: ModelInfo) -> None:
+        """A custom operator the runtime check did not name (it crashed or hung first) still gets its warning."""
+        from studio.core.inspect.tflite_model import custom_op_warning
+        if info.details.get("custom_ops") and not any(p.code == "custom-op" for p in info.problems):
+            info.problems.append(custom_op_warning(info.details["custom_ops"]))
+
+
+class _NoRuntime:
+    """A format read by loading it into its framework: the load is the check; there is no separate runtime."""
+    runtime: str | None = None
+
+    def probe(self, path: str, report: Report = ignore) -> list[Problem]:
+        return []
+
+    def settle(self, info: ModelInfo) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Torch(_NoRuntime):
+    format: Format
+
+    def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo:
+        from studio.core.inspect.torch_model import inspect_torch
+        return inspect_torch(path, self.format.value, options.arch, options.trust_pickle, options.input_shape,
+                             report=report)
+
+
+@dataclass(frozen=True)
+class _Keras(_NoRuntime):
+    format: Format
+
+    def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo:
+        from studio.core.inspect.keras_model import inspect_keras
+        return inspect_keras(path, self.format.value, report=report)
+
+
+INSPECTORS: dict[Format, Inspector] = {
+    Format.ONNX: _Onnx(), Format.TFLITE: _TFLite(),
+    Format.TORCHSCRIPT: _Torch(Format.TORCHSCRIPT), Format.TORCH_EXPORT: _Torch(Format.TORCH_EXPORT),
+    Format.TORCH_SAVE: _Torch(Format.TORCH_SAVE),
+    Format.KERAS: _Keras(Format.KERAS), Format.H5: _Keras(Format.H5), Format.SAVEDMODEL: _Keras(Format.SAVEDMODEL),
+}

@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 
@@ -58,7 +60,7 @@ def _layer_macs(layer) -> int:
     if kind in ("Conv1D", "Conv2D", "Conv3D") and kernel is not None:
         return math.prod(out) * math.prod(int(d) for d in kernel.shape[:-1])
     if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
-        k = layer.depthwise_kernel if hasattr(layer, "depthwise_kernel") else kernel
+        k: Any = getattr(layer, "depthwise_kernel", kernel)
         return math.prod(out) * math.prod(int(d) for d in k.shape[:-2])
     if kind in ("SeparableConv1D", "SeparableConv2D"):
         dk, pk = layer.depthwise_kernel, layer.pointwise_kernel
@@ -95,8 +97,8 @@ def inspect_keras_model(model, path: Path, fmt: str) -> ModelInfo:
     macs = sum(_layer_macs(layer) for layer in leaves)
     details = {"keras_version": keras.__version__, "model_class": type(model).__name__}
     size = os.path.getsize(path)
-    return ModelInfo(str(path), fmt, "keras", inputs, outputs, int(model.count_params()), size, [str(path)], weights,
-                     histogram(type(x).__name__ for x in leaves), macs, [], details, layers)
+    return ModelInfo(str(path), fmt, Framework.KERAS, inputs, outputs, int(model.count_params()), size, [str(path)],
+                     weights, histogram(type(x).__name__ for x in leaves), macs, [], details, layers)
 
 
 def _savedmodel_macs(graph) -> int | None:
@@ -115,7 +117,7 @@ def _savedmodel_macs(graph) -> int | None:
             total += math.prod(out) * w[0] * w[1]
         else:
             transpose_a = op.get_attr("transpose_a") if op.type == "MatMul" else op.get_attr("adj_x")
-            k = a[-2] if transpose_a else a[-1]
+            k = None if a is None else a[-2] if transpose_a else a[-1]
             if k is None:
                 return None
             total += math.prod(out) * k
@@ -154,7 +156,7 @@ def inspect_savedmodel(path: Path) -> ModelInfo:
     files = sorted(str(Path(root) / f) for root, _, fs in os.walk(path) for f in fs)
     size = sum(os.path.getsize(f) for f in files)
     layers = [LayerInfo(v.name, "variable", math.prod(v.shape.as_list()), _dims(v.shape)) for v in fn.variables]
-    return ModelInfo(str(path), "savedmodel", "tensorflow", inputs, outputs, sum(weights.values()), size, files,
+    return ModelInfo(str(path), "savedmodel", Framework.TENSORFLOW, inputs, outputs, sum(weights.values()), size, files,
                      weights, histogram(inner_ops or ops), _concrete_macs(fn), problems,
                      {"signature": name, "signatures": sorted(sigs), "tensorflow_version": tf.__version__}, layers)
 

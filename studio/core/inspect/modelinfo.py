@@ -1,8 +1,12 @@
 """What `inspect` learns about a model: plain dataclasses that turn into the documented JSON object."""
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from studio.core.base.errors import StudioError
+from studio.core.inspect.formats import Framework
 
 Dim = int | str  # a str is a dynamic dimension: its symbolic name, or "?" when it has none
 
@@ -49,7 +53,7 @@ class ModelInfo:
     path: str
     # onnx | tflite | torchscript | torch_export | torch_state_dict | torch_module | keras | h5 | savedmodel
     format: str
-    framework: str  # onnx | tflite | pytorch | keras | tensorflow
+    framework: Framework
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     params: int
@@ -66,6 +70,18 @@ class ModelInfo:
     def runnable(self) -> bool:
         return not any(p.severity == "error" for p in self.problems)
 
+    def require_runnable(self, error: type[StudioError], doing: str, path: str | os.PathLike | None = None, *,
+                         runtimes_only: bool = False) -> None:
+        """Refuse a model that does not run here: raise `error("<doing>: <its first error>", path)`.
+
+        runtimes_only: refuse only what ONNX Runtime or LiteRT refused (a framework's own loader is the check
+        for the other formats, later)."""
+        if runtimes_only and self.framework not in (Framework.ONNX, Framework.TFLITE):
+            return
+        problem = next((p for p in self.problems if p.severity == "error"), None)
+        if problem is not None:
+            raise error(f"{doing}: {problem.message}", path)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["schema_version"] = 1
@@ -79,7 +95,7 @@ class ModelInfo:
             return TensorInfo(t["name"], list(t["shape"]), t["dtype"], Quantization(**q) if q else None)
 
         return cls(
-            path=d["path"], format=d["format"], framework=d["framework"],
+            path=d["path"], format=d["format"], framework=Framework(d["framework"]),
             inputs=[tensor(t) for t in d["inputs"]], outputs=[tensor(t) for t in d["outputs"]],
             params=d["params"], size_bytes=d["size_bytes"], files=list(d["files"]),
             weight_dtypes=dict(d["weight_dtypes"]), ops=dict(d["ops"]), macs=d["macs"],

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
-from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
+from studio.core.inspect.formats import Framework
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 MIN_IR_VERSION = 3  # IR 3 introduced opset imports; onnx.checker and onnxruntime refuse anything older
 
@@ -21,10 +22,10 @@ def _dtype_name(elem_type: int) -> str:
         return onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "undefined"
 
 
-def _shape(type_proto) -> list:
+def _shape(type_proto) -> list[Dim]:
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
         return []
-    dims = []
+    dims: list[Dim] = []
     for d in type_proto.tensor_type.shape.dim:
         if d.HasField("dim_value") and d.dim_value > 0:
             dims.append(int(d.dim_value))
@@ -60,6 +61,11 @@ def _check_external_data(model, base: Path, path: Path) -> list[str]:
     return sorted(files)
 
 
+def _concrete(shape: list[Dim] | None) -> list[int] | None:
+    """The shape when every dimension is known, else None."""
+    return [int(d) for d in shape] if shape and all(isinstance(d, int) for d in shape) else None
+
+
 def _macs(model) -> tuple[int | None, dict[str, list]]:
     """Multiply-accumulates for batch 1, from onnx shape inference over Conv, ConvTranspose, Gemm and MatMul."""
     import onnx
@@ -77,7 +83,6 @@ def _macs(model) -> tuple[int | None, dict[str, list]]:
     shapes = {v.name: _shape(v.type) for v in
               list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
     shapes.update({t.name: list(t.dims) for t in inferred.graph.initializer})
-    known = lambda s: bool(s) and all(isinstance(d, int) for d in s)  # noqa: E731
     total = 0
     # where the data and weight inputs sit; quantized kernels (dynamic and QOperator formats) count like float ones
     operands = {"Conv": (0, 1), "ConvTranspose": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0, 1),
@@ -85,12 +90,11 @@ def _macs(model) -> tuple[int | None, dict[str, list]]:
     for node in inferred.graph.node:
         if node.op_type not in operands:
             continue
-        ins = [shapes.get(node.input[i]) if i < len(node.input) else None for i in operands[node.op_type]]
-        out = shapes.get(node.output[0])
-        if not all(known(s) for s in ins) or not known(out):
+        x, w = (_concrete(shapes.get(node.input[i]) if i < len(node.input) else None) for i in operands[node.op_type])
+        out = _concrete(shapes.get(node.output[0]))
+        if x is None or w is None or out is None:
             return None, shapes
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        x, w = ins
         if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
             total += math.prod(out) * math.prod(w[1:])
         elif node.op_type == "ConvTranspose":
@@ -143,7 +147,8 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     params = sum(sizes.values())
     ops = histogram((f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type) for n in graph.node)
     report(0.6, "inferring shapes")
-    macs, shapes = None, {}
+    macs: int | None = None
+    shapes: dict[str, list] = {}
     if sum(os.path.getsize(f) for f in files) < 1_500_000_000:  # protobuf cannot hold 2 GB in memory
         # shape inference reads small constants (Reshape targets), which may live in the external file
         onnx.load_external_data_for_model(model, str(p.parent))
@@ -154,8 +159,8 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     details = {"ir_version": model.ir_version, "opset": opsets.get("ai.onnx"), "opset_imports": opsets,
                "producer": f"{model.producer_name} {model.producer_version}".strip(),
                "external_data": files[1:]}
-    return ModelInfo(str(p), "onnx", "onnx", inputs, outputs, params, sum(os.path.getsize(f) for f in files), files,
-                     weights, ops, macs, problems, details, layers)
+    return ModelInfo(str(p), "onnx", Framework.ONNX, inputs, outputs, params,
+                     sum(os.path.getsize(f) for f in files), files, weights, ops, macs, problems, details, layers)
 
 
 def probe_onnx(path: str, report=ignore) -> list[Problem]:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
-from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
+from studio.core.inspect.formats import Framework
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
 
 
 def _enum_names(cls) -> dict[int, str]:
@@ -40,7 +42,8 @@ def _quant(t) -> Quantization | None:
 def _tensor_info(t, types: dict[int, str], signature_name: str | None = None) -> TensorInfo:
     shape = [int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else []
     sig = [int(x) for x in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength() else shape
-    dims = ["?" if s < 0 else d for d, s in zip(shape, sig, strict=True)] if len(sig) == len(shape) else shape
+    dims: list[Dim] = ["?" if s < 0 else d for d, s in zip(shape, sig, strict=True)] if len(sig) == len(shape) \
+        else list(shape)
     name = signature_name or (t.Name() or b"").decode("utf-8", "replace")
     return TensorInfo(name, dims, types.get(t.Type(), "unknown").lower(), _quant(t))
 
@@ -86,20 +89,44 @@ def inspect_tflite(path: str, report=ignore) -> ModelInfo:
                              " truncated or damaged", p) from None
 
 
+def _operator_codes(model, r: _Reader, builtin: dict[int, str]) -> list[tuple[str, str | None]]:
+    """(builtin name, custom code) of each operator code; the name is CUSTOM for a custom operator."""
+    codes = []
+    for i in range(r.count(model.OperatorCodesLength(), "operator code")):
+        oc = model.OperatorCodes(i)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        custom = oc.CustomCode()
+        codes.append((builtin.get(code, f"UNKNOWN_{code}"), custom.decode("utf-8", "replace") if custom else None))
+    return codes
+
+
+def _adj_x(op, schema) -> bool:
+    """Whether a BATCH_MATMUL transposes its first operand."""
+    if op.BuiltinOptions() is None:
+        return False
+    o = schema.BatchMatMulOptions()
+    o.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+    return bool(o.AdjX())
+
+
+def _main_io(main, r: _Reader, types: dict[int, str]) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The model's inputs and outputs: those of its first subgraph."""
+    nmain = r.count(main.TensorsLength(), "tensor")
+    in_idx = [int(x) for x in main.InputsAsNumpy()] if main.InputsLength() else []
+    out_idx = [int(x) for x in main.OutputsAsNumpy()] if main.OutputsLength() else []
+    if any(i < 0 or i >= nmain for i in in_idx + out_idx):
+        raise ModelLoadError("corrupt TFLite flatbuffer: model inputs or outputs refer to missing tensors", r.path)
+    tensors = lambda idx: [_tensor_info(main.Tensors(i), types) for i in idx]  # noqa: E731
+    return tensors(in_idx), tensors(out_idx)
+
+
 def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
     r = _Reader(buf, p)
     if len(buf) < 16:
         raise ModelLoadError("corrupt TFLite flatbuffer: file too short", p)
     model = schema.Model.GetRootAs(buf, 0)
     types = _enum_names(schema.TensorType)
-    builtin = _enum_names(schema.BuiltinOperator)
-    codes = []
-    for i in range(r.count(model.OperatorCodesLength(), "operator code")):
-        oc = model.OperatorCodes(i)
-        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
-        name = builtin.get(code, f"UNKNOWN_{code}")
-        custom = oc.CustomCode()
-        codes.append((name, custom.decode("utf-8", "replace") if custom else None))
+    codes = _operator_codes(model, r, _enum_names(schema.BuiltinOperator))
     nsub = r.count(model.SubgraphsLength(), "subgraph")
     if nsub == 0:
         raise ModelLoadError("corrupt TFLite flatbuffer: no subgraph", p)
@@ -112,7 +139,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
         return b.DataLength() > 0 or b.Offset() > 1
 
     op_names, layers, custom_ops = [], [], []
-    params, weights, macs = 0, {}, 0
+    params, weights, macs = 0, dict[str, int](), 0
     for si in range(nsub):
         sg = model.Subgraphs(si)
         ntensors = r.count(sg.TensorsLength(), "tensor")
@@ -140,42 +167,30 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
                 raise ModelLoadError(f"corrupt TFLite flatbuffer: operator {oi} refers to a missing tensor", p)
             in_shapes = [shapes[i] for i in ins if i >= 0]
             out_shapes = [shapes[i] for i in outs if i >= 0]
-            adj_x = False
-            if name == "BATCH_MATMUL" and op.BuiltinOptions() is not None:
-                o = schema.BatchMatMulOptions()
-                o.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-                adj_x = bool(o.AdjX())
-            m = _macs_of(name, in_shapes, out_shapes, adj_x)
+            m = _macs_of(name, in_shapes, out_shapes, name == "BATCH_MATMUL" and _adj_x(op, schema))
             if m is not None:
                 macs += m
             if si == 0:
                 out_name = (tensors[outs[0]].Name() or b"").decode("utf-8", "replace") if outs else label
                 layers.append(LayerInfo(out_name, label, sum(math.prod(shapes[i]) for i in ins
                                                              if i >= 0 and has_data(tensors[i].Buffer())),
-                                        out_shapes[0] if out_shapes else None))
-    main = model.Subgraphs(0)
-    nmain = r.count(main.TensorsLength(), "tensor")
-    in_idx = [int(x) for x in main.InputsAsNumpy()] if main.InputsLength() else []
-    out_idx = [int(x) for x in main.OutputsAsNumpy()] if main.OutputsLength() else []
-    if any(i < 0 or i >= nmain for i in in_idx + out_idx):
-        raise ModelLoadError("corrupt TFLite flatbuffer: model inputs or outputs refer to missing tensors", p)
-    inputs = [_tensor_info(main.Tensors(i), types) for i in in_idx]
-    outputs = [_tensor_info(main.Tensors(i), types) for i in out_idx]
+                                        list(out_shapes[0]) if out_shapes else None))
+    inputs, outputs = _main_io(model.Subgraphs(0), r, types)
     details = {"schema_version": int(model.Version()), "subgraphs": nsub,
                "min_runtime_version": _metadata_text(model, "min_runtime_version", nbuf),
                "description": (model.Description() or b"").decode("utf-8", "replace"),
                "custom_ops": sorted(set(custom_ops)), "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
-    return ModelInfo(str(p), "tflite", "tflite", inputs, outputs, params, len(buf), [str(p)], weights,
+    return ModelInfo(str(p), "tflite", Framework.TFLITE, inputs, outputs, params, len(buf), [str(p)], weights,
                      histogram(op_names), macs, [], details, layers)
 
 
-def custom_op_warning(custom_ops: list[str]) -> Problem:
+def custom_op_warning(custom_ops: Sequence[str]) -> Problem:
     names = ", ".join(f"'{c}'" for c in custom_ops)
     return Problem("warning", "custom-op", f"uses custom op {names}, which is not a TFLite builtin: a device runtime"
                    " needs its own implementation of it")
 
 
-def probe_tflite(path: str, custom_ops: list[str] = (), report=ignore) -> list[Problem]:
+def probe_tflite(path: str, custom_ops: Sequence[str] = (), report=ignore) -> list[Problem]:
     """Whether ai-edge-litert runs the model here (in its own process: a runtime may crash on a bad file).
 
     Custom ops get exactly one problem: refused (error), delegate-only (warning) or provided (warning)."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
-from studio.core.inspect.formats import Format
-from studio.core.inspect.modelinfo import LayerInfo, ModelInfo, Problem, TensorInfo, histogram
+from studio.core.inspect.formats import Format, Framework
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 PICKLE_REFUSED = ("holds a pickled Python object (e.g. a whole nn.Module), not plain weights: unpickling runs code"
                   " from the file, so Studio refuses it. Pass --trust-pickle only if you trust its author, or save"
@@ -21,7 +21,7 @@ def _dt(dtype) -> str:
 
 
 def _weights(tensors) -> tuple[int, dict[str, int]]:
-    total, by_dtype = 0, {}
+    total, by_dtype = 0, dict[str, int]()
     for t in tensors:
         total += t.numel()
         by_dtype[_dt(t.dtype)] = by_dtype.get(_dt(t.dtype), 0) + t.numel()
@@ -62,7 +62,7 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
     leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and n]
     for name, mod in leaves:
         def hook(m, args, out, name=name):
-            shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+            shape: list[Dim] | None = list(out.shape) if isinstance(out, torch.Tensor) else None
             layers.append(LayerInfo(name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)),
                                     shape))
         hooks.append(mod.register_forward_hook(hook))
@@ -78,7 +78,7 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
             h.remove()
     outs = out if isinstance(out, (tuple, list)) else [out]
     params, weights = _weights(list(module.parameters()))
-    return ModelInfo(str(path), fmt, "pytorch", [TensorInfo("input", list(input_shape), "float32")],
+    return ModelInfo(str(path), fmt, Framework.PYTORCH, [TensorInfo("input", list(input_shape), "float32")],
                      [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
                       for i, o in enumerate(outs) if hasattr(o, "shape")],
                      params, _size(path), [str(path)], weights, histogram(type(m).__name__ for _, m in leaves),
@@ -125,7 +125,7 @@ def _inspect_export(path: Path, input_shape) -> ModelInfo:
     macs = _macs(ep.module(), [torch.zeros(s) for s in shapes])
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
     details = {"torch_version": torch.__version__, "studio": studio}
-    return ModelInfo(str(path), Format.TORCH_EXPORT.value, "pytorch", inputs, outputs, params, _size(path),
+    return ModelInfo(str(path), Format.TORCH_EXPORT.value, Framework.PYTORCH, inputs, outputs, params, _size(path),
                      [str(path)], weights, histogram(opname(n) for n in calls), macs, [], details, layers)
 
 
@@ -163,9 +163,9 @@ def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
     layers = [LayerInfo(n, getattr(mod, "original_name", type(mod).__name__),
                         sum(p.numel() for p in mod.parameters(recurse=False)))
               for n, mod in m.named_modules() if n and not list(mod.children())]
-    return ModelInfo(str(path), Format.TORCHSCRIPT.value, "pytorch", inputs, outputs, params, _size(path), [str(path)],
-                     weights, histogram(ops), macs, problems, {"torch_version": torch.__version__, "studio": studio},
-                     layers)
+    return ModelInfo(str(path), Format.TORCHSCRIPT.value, Framework.PYTORCH, inputs, outputs, params, _size(path),
+                     [str(path)], weights, histogram(ops), macs, problems,
+                     {"torch_version": torch.__version__, "studio": studio}, layers)
 
 
 def find_state_dict(obj) -> dict | None:
@@ -228,8 +228,8 @@ def _inspect_saved(path: Path, arch: str | None, trust_pickle: bool, input_shape
     problem = Problem("warning", "no-architecture", "a state_dict holds weights only: pass --arch NAME (a torchvision"
                       " architecture such as resnet18, or studio.mnist_cnn) to see inputs, operators and MACs")
     layers = [LayerInfo(k, "tensor", v.numel(), list(v.shape)) for k, v in sd.items()]
-    return ModelInfo(str(path), "torch_state_dict", "pytorch", [], [], params, _size(path), [str(path)], weights, {},
-                     None, [problem], {"tensors": len(sd)}, layers)
+    return ModelInfo(str(path), "torch_state_dict", Framework.PYTORCH, [], [], params, _size(path), [str(path)],
+                     weights, {}, None, [problem], {"tensors": len(sd)}, layers)
 
 
 def inspect_torch(path: str, fmt: str, arch: str | None = None, trust_pickle: bool = False, input_shape=None,

@@ -65,7 +65,7 @@ def measure_latency(path: str, threads: int = 1, warmup: int = 10, runs: int = 5
     feeds = [spec.encode(rng.standard_normal(spec.shape).astype(np.float32)) for spec in runner.inputs]
     for _ in range(warmup):
         runner.run(feeds)
-    times = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < runs or (time.perf_counter() - start < min_seconds and len(times) < 100 * runs):
         t = time.perf_counter()

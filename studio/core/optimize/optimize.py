@@ -21,12 +21,12 @@ from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.base.versions import host, library_versions
 from studio.core.data.datasets import load_dataset, prepare, synthetic
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, Target, check_source
 
 VERIFY_SAMPLES = 16
-NAMES = {"pytorch": "PyTorch", "keras": "Keras", "tensorflow": "SavedModel", "onnx": "ONNX", "tflite": "TFLite"}
 REPORT_VERSION = 1
 
 
@@ -80,9 +80,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     out_dir = Path(out_dir)
     report(0.0, "inspecting the source model")
     info = inspect_model(model, arch=arch, trust_pickle=trust_pickle, input_shape=input_shape, cancel=cancel)
-    if not info.runnable and info.framework in ("onnx", "tflite"):
-        problem = next(p for p in info.problems if p.severity == "error")
-        raise ConversionError(f"cannot optimize a model its runtime refuses: {problem.message}", model)
+    info.require_runnable(ConversionError, "cannot optimize a model its runtime refuses", model, runtimes_only=True)
     try:
         check_source(recipe, info.format, has_module(info), is_quantized(info))
     except RecipeError as exc:
@@ -117,9 +115,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
                              trust_pickle, scaled(report, 0.05, 0.9), cancel)
         report(0.92, "inspecting the result")
         out_info = inspect_model(work / final_name, cancel=cancel)
-        if not out_info.runnable:
-            problem = next(x for x in out_info.problems if x.severity == "error")
-            raise ConversionError(f"the result does not run: {problem.message}")
+        out_info.require_runnable(ConversionError, "the result does not run")
         doc = _report(model, info, recipe, out_info, stages, warnings, calib, calib_ds, final_name, started,
                       work / final_name)
         os.replace(work / final_name, out_dir / final_name)
@@ -140,7 +136,8 @@ def float_stage(model, info, recipe, shape, verify_x, calib_x, train, work: Path
 
     fw, target = info.framework, recipe.target
     floated = str(work / ("converted.onnx" if target == Target.ONNX else "converted.tflite"))
-    stage = {"what": f"{NAMES[fw]} -> {NAMES[target.value]}", "float": floated, "ref": None, "first": {"steps": []},
+    stage = {"what": f"{fw.display_name} -> {Framework(target).display_name}", "float": floated, "ref": None,
+             "first": {"steps": []},
              "prune_in_finish": recipe.pruning.method == PruneMethod.UNSTRUCTURED, "quantized": {}}
 
     def job(fn, *args, name, rep=ignore):

@@ -137,9 +137,7 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     report(0.0, "inspecting the model")
     info = inspect_model(model, arch=options.arch, trust_pickle=options.trust_pickle, input_shape=options.input_shape,
                          cancel=cancel)
-    if not info.runnable and info.framework in ("onnx", "tflite"):
-        raise SweepError(f"cannot sweep a model its runtime refuses: "
-                         f"{next(p.message for p in info.problems if p.severity == 'error')}", model)
+    info.require_runnable(SweepError, "cannot sweep a model its runtime refuses", model, runtimes_only=True)
     shape = input_shape_of(info, options.input_shape)
     config = _config(model, info, grid, data, options)
     run.mkdir(parents=True, exist_ok=True)

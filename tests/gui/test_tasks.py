@@ -66,8 +66,8 @@ def test_shutdown_cancels_and_waits(app, qtbot):
             stopped.wait(0.01)
         stopped.set()
 
-    runner.start(Task("long", until_cancelled), print, print)
-    runner.start(Task("status", until_cancelled), print, print, key="status")
+    runner.start(Task("long", until_cancelled), lambda _: None, lambda _: None)
+    runner.start(Task("status", until_cancelled), lambda _: None, lambda _: None, key="status")
     runner.shutdown(10)
     assert stopped.is_set()
 

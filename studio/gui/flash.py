@@ -34,7 +34,6 @@ class FlashWindow(QWidget):
         self.bundle: str | None = None
         self.tasks = TaskRunner(self)
         self.tasks.main_started.connect(self._on_flash_started)
-        self.tasks.main_finished.connect(self._on_flash_finished)
         self.rows: dict[str, QListWidgetItem] = {}  # device name -> its result line
         self._style()
         box = page_layout(self, "Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
@@ -223,6 +222,7 @@ class FlashWindow(QWidget):
                                                                                 " switched keep what they ran."))
 
     def _on_flash_started(self, task: Task) -> None:
+        task.finished.connect(self._on_flash_finished)  # after the result is shown, as the window grew to fit both
         self.progress.setValue(0)
         self.progress.show()
         self.cancel.show()
@@ -247,7 +247,7 @@ class FlashWindow(QWidget):
                                   " were not updated: see below. They still run what they ran before.")
         self.refresh_devices()
 
-    def _on_flash_finished(self, task: Task) -> None:
+    def _on_flash_finished(self) -> None:
         self.cancel.hide()
         self.progress.hide()
         self._update_button()

@@ -28,40 +28,40 @@ def run(args) -> int:
 
 
 def run_terminal() -> int:
+    import dataclasses
+
     from studio.commands.progressbar import ProgressBar
     from studio.commands.sweep_cmd import print_table
     from studio.core.app import work
+    from studio.core.app.demo import demo_project
+    from studio.core.app.project import ChosenCandidate, ExportedBundle, PushOutcome, default_path
     from studio.core.base.paths import data_dir
-    from studio.core.recipe.grid import Grid
-    from studio.gui.app import demo_project
 
     print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
     with ProgressBar() as bar:
         info = work.demo_setup(report=bar)
     project = demo_project(info)
+    model, sweep = project.model.path or "", project.sweep
     print(f"   PyTorch sample {info['torch_model']}: {info['torch_accuracy']:.1f}% on {info['dataset']}")
-    run_dir = work.sweep_dir(project.model, project.grid, project.dataset, {"demo": "terminal"})
-    print(f"2. Sweep: {len(Grid.from_dict(project.grid).candidates())} candidates, each converted, run and timed"
-          " for real")
+    run_dir = work.sweep_dir(model, sweep.grid.to_dict(), sweep.dataset, {"demo": "terminal"})
+    print(f"2. Sweep: {len(sweep.grid.candidates())} candidates, each converted, run and timed for real")
     with ProgressBar() as bar:
-        doc = work.sweep(project.model, project.grid, project.dataset, str(run_dir), {"sensitivity": False},
+        doc = work.sweep(model, sweep.grid.to_dict(), sweep.dataset, str(run_dir), {"sensitivity": False},
                          report=bar)
     print_table(doc, str(run_dir))
     chosen = doc["best"]
     out = str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")
     print(f"3. Export: {chosen} -> {out}")
     res = work.export(str(run_dir / "candidates" / chosen), out, name="mnist-demo", version="1.0.0",
-                      labels=info["labels"], sign_key=None, dataset=project.dataset)
+                      labels=info["labels"], sign_key=None, dataset=sweep.dataset)
     print(f"   verified: {res['files']} files, {res['manifest']['id']}")
     print("4. Deploy: push to the local demo device (a folder that behaves like a board)")
     result = work.push(out, ["demo"])
     for r in result.results:
         print(f"   {r.device}: {r.message}")
-    from studio.core.app.project import default_path
-
-    project.run_dir, project.chosen = str(run_dir), chosen
-    project.export.update(bundle=out, verified=True, id=res["manifest"]["id"])
-    project.deploy["last"] = [r.to_dict() for r in result.results]
+    project.chosen = ChosenCandidate(run_dir=str(run_dir), candidate=chosen)
+    project.bundle = ExportedBundle(path=out, id=res["manifest"]["id"], verified=True)
+    project.deploy = dataclasses.replace(project.deploy, last=tuple(PushOutcome.of(r) for r in result.results))
     project.save(default_path())
     print(f"Done. The session is saved in {default_path()}: `studio gui` opens it in the window.")
     return 0 if result.ok else 1

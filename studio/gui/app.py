@@ -34,23 +34,9 @@ def application():
     return app, theme.apply(app)
 
 
-def demo_project(info: dict):
-    """The sample MNIST model and data, a small grid that shows real trade-offs, and the demo device chosen."""
-    from studio.core.app.project import Project
-    from studio.core.base.paths import data_dir
-    from studio.core.recipe.grid import Grid
-
-    grid = Grid(targets=("onnx", "tflite"), quant=("none", "int8"), prune=(0.0, 0.25))
-    return Project(model=info["torch_model"], dataset=info["dataset"], train_dataset=info["train_dataset"],
-                   labels=info["labels"], grid=grid.to_dict(), sensitivity=True,
-                   export={"name": "mnist-demo", "version": "1.0.0", "labels": info["labels"],
-                           "out": str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")},
-                   deploy={"devices": ["demo"]}, path=str(data_dir() / "projects" / "demo.studio.json"))
-
-
 def open_window(project_path: str | None = None, demo: bool = False):
     """Build the main window (not yet shown). In demo mode the samples are prepared by a task in the window."""
-    from studio.core.app.project import Project, default_path
+    from studio.core.app.project import ModelChoice, Project, default_path
 
     from .main_window import MainWindow
 
@@ -61,7 +47,7 @@ def open_window(project_path: str | None = None, demo: bool = False):
         return window
     path = Path(project_path) if project_path else default_path()
     if project_path and not path.name.endswith(".studio.json"):
-        project = Project(model=str(path.resolve()))  # a model file: start a new session with it
+        project = Project(model=ModelChoice(str(path.resolve())))  # a model file: start a new session with it
     elif path.is_file():
         project = Project.load(path)
     else:
@@ -71,6 +57,7 @@ def open_window(project_path: str | None = None, demo: bool = False):
 
 def start_demo(window) -> None:
     from studio.core.app import work
+    from studio.core.app.demo import demo_project
 
     from .tasks import Task
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QListWidget, QListWidget
 from studio.core.app import work
 
 from .resources import icon, icons_dir, white_icon
-from .tasks import Task
+from .tasks import Task, TaskRunner
 from .theme import ACCENT
 from .widgets import Banner, Card, DropZone, page_layout
 
@@ -32,18 +32,34 @@ class FlashWindow(QWidget):
         self.resize(760, 820)
         self.pubkey = pubkey
         self.bundle: str | None = None
-        self.task: Task | None = None
-        self._alive: set[Task] = set()  # tasks referenced until they end
+        self.tasks = TaskRunner(self)
+        self.tasks.main_started.connect(self._on_flash_started)
         self.rows: dict[str, QListWidgetItem] = {}  # device name -> its result line
+        self._style()
+        box = page_layout(self, "Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
+                                                 " Flash. A device only switches to the new model after it passed its"
+                                                 " check; otherwise it keeps what it runs now.", margins=28, spacing=14)
+        box.addWidget(self._build_bundle_step())
+        box.addWidget(self._build_devices_step())
+        box.addWidget(self._build_flash_step(), 1)
+        self.refresh_devices()
+        self._update_button()
+
+    @property
+    def task(self) -> Task | None:
+        """The flash that is running, if any."""
+        return self.tasks.main
+
+    # --- builders ----------------------------------------------------------------------------------------------
+    def _style(self) -> None:
         check = (icons_dir() / "check.svg").as_posix()
         self.setStyleSheet("QListWidget::item { padding: 6px; }"
                            " QListWidget::indicator { width: 22px; height: 22px; border-radius: 5px;"
                            " border: 2px solid #8a8f98; }"
                            f" QListWidget::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT};"
                            f" image: url({check}); }}")
-        box = page_layout(self, "Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
-                                                 " Flash. A device only switches to the new model after it passed its"
-                                                 " check; otherwise it keeps what it runs now.", margins=28, spacing=14)
+
+    def _build_bundle_step(self) -> Card:
         step1 = Card("1  Bundle")
         self.drop = DropZone("Drop the bundle here, or click to open it")
         self.drop.dropped.connect(self.open_bundle)
@@ -52,8 +68,9 @@ class FlashWindow(QWidget):
         self.verdict = _big(Banner(), 14)
         step1.body.addWidget(self.verdict)
         _big(step1.title, 14)
-        box.addWidget(step1)
+        return step1
 
+    def _build_devices_step(self) -> Card:
         step2 = Card("2  Devices")
         self.devices = _big(QListWidget(), 13)
         self.devices.setIconSize(QSize(24, 24))
@@ -72,8 +89,9 @@ class FlashWindow(QWidget):
         row.addStretch()
         step2.body.addLayout(row)
         _big(step2.title, 14)
-        box.addWidget(step2)
+        return step2
 
+    def _build_flash_step(self) -> Card:
         step3 = Card("3  Flash")
         row = QHBoxLayout()
         self.flash = _big(QPushButton(white_icon("flash"), "Flash"), 16)
@@ -100,9 +118,7 @@ class FlashWindow(QWidget):
         self.results.setMinimumHeight(120)
         step3.body.addWidget(self.results)
         _big(step3.title, 14)
-        box.addWidget(step3, 1)
-        self.refresh_devices()
-        self._update_button()
+        return step3
 
     # --- bundle ------------------------------------------------------------------------------------------------
     def choose(self) -> None:
@@ -129,9 +145,8 @@ class FlashWindow(QWidget):
         def bad(message):
             self.verdict.show_message("error", f"Do not use this bundle. It failed its check:<br><span style="
                                                f"'font-weight:400;font-size:11pt'>{message}</span>")
-        task.succeeded.connect(ok)
-        task.failed.connect(bad)
-        self._keep(task).start()
+
+        self.tasks.start(task, ok, bad, key="verify")  # a bundle opened since replaces the one being checked
 
     # --- devices -----------------------------------------------------------------------------------------------
     def refresh_devices(self) -> None:
@@ -158,9 +173,8 @@ class FlashWindow(QWidget):
         self.devices.blockSignals(False)
         self._update_button()
         if devices:
-            task = Task("Device status", work.statuses)
-            task.succeeded.connect(self._show_status)
-            self._keep(task).start()
+            self.tasks.start(Task("Device status", work.statuses), self._show_status, lambda msg: None,
+                             key="status")  # a failed refresh leaves the list as it is
 
     def _show_status(self, rows: list[dict]) -> None:
         by_name = {r["device"]: r for r in rows}
@@ -202,17 +216,17 @@ class FlashWindow(QWidget):
         task = Task("Flash", work.push, self.bundle, names, events=True)
         task.progressed.connect(lambda f, m: self.progress.setValue(int(f * 1000)))
         task.event_received.connect(self._device_progress)
-        task.succeeded.connect(self._done)
-        task.failed.connect(lambda msg: self.outcome.show_message("error", f"Nothing was flashed: {msg}"))
-        task.cancelled.connect(lambda: self.outcome.show_message("warning", "Stopped. Devices that had not"
-                                                                            " switched keep what they ran."))
-        task.finished.connect(self._finished)
-        self.task = self._keep(task)
+        self.tasks.start(task, self._done,
+                         lambda msg: self.outcome.show_message("error", f"Nothing was flashed: {msg}"),
+                         on_cancel=lambda: self.outcome.show_message("warning", "Stopped. Devices that had not"
+                                                                                " switched keep what they ran."))
+
+    def _on_flash_started(self, task: Task) -> None:
+        task.finished.connect(self._on_flash_finished)  # after the result is shown, as the window grew to fit both
         self.progress.setValue(0)
         self.progress.show()
         self.cancel.show()
         self._update_button()
-        task.start()
 
     def _device_progress(self, event: dict) -> None:
         item = self.rows.get(event["device"])
@@ -233,24 +247,14 @@ class FlashWindow(QWidget):
                                   " were not updated: see below. They still run what they ran before.")
         self.refresh_devices()
 
-    def _finished(self) -> None:
-        self.task = None
+    def _on_flash_finished(self) -> None:
         self.cancel.hide()
         self.progress.hide()
         self._update_button()
 
     def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    def _keep(self, task: Task) -> Task:
-        """Hold a reference until the task ends (a Task is a QObject that must outlive its thread)."""
-        self._alive.add(task)
-        task.finished.connect(lambda: self._alive.discard(task))
-        return task
+        self.tasks.cancel_main()
 
     def closeEvent(self, event):
-        for task in list(self._alive):
-            task.cancel()
-            task.wait(10)
+        self.tasks.shutdown(10)
         super().closeEvent(event)

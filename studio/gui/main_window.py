@@ -2,6 +2,7 @@
 and the session autosaved to its project file after every change."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,9 +21,16 @@ from PySide6.QtWidgets import (
 
 from studio import __version__
 from studio.core.app import work
-from studio.core.app.project import Project
+from studio.core.app.project import (
+    ChosenCandidate,
+    ExportedBundle,
+    ExportSettings,
+    ModelChoice,
+    Project,
+    PushOutcome,
+    SweepSettings,
+)
 from studio.core.base.paths import config_dir, data_dir
-from studio.core.recipe.grid import Grid
 
 from .page_deploy import DeployPage
 from .page_export import ExportPage
@@ -30,7 +38,7 @@ from .page_load import LoadPage
 from .page_optimize import OptimizePage
 from .page_preview import PreviewPage
 from .resources import icon
-from .tasks import Task
+from .tasks import Task, TaskRunner
 from .widgets import TaskBar
 
 STEPS = [("load", "Load"), ("optimize", "Optimize"), ("preview", "Preview"), ("export", "Export"),
@@ -45,10 +53,10 @@ class MainWindow(QMainWindow):
     def __init__(self, project: Project, dark: bool = False):
         super().__init__()
         self.project = project
-        self.task: Task | None = None  # the one long task the status bar shows
-        self._background: set[Task] = set()
+        self.tasks = TaskRunner(self)
+        self.tasks.main_started.connect(self._on_task_started)
+        self.tasks.main_finished.connect(lambda task: self.taskbar.idle())
         self.flash_window = None
-        self._restoring = False
         self.setWindowIcon(icon("studio"))
         self.setMinimumSize(1000, 680)
         central = QWidget()
@@ -119,13 +127,12 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         self.load.load_requested.connect(self.load_model)
         self.optimize.run_requested.connect(self.run_sweep)
-        self.optimize.changed.connect(self._optimize_changed)
+        self.optimize.settings_changed.connect(self._on_sweep_settings)
         self.preview.candidate_chosen.connect(self._chosen)
         self.preview.use_requested.connect(lambda cid: self.go(3))
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
-        for edit in (self.export.name, self.export.version, self.export.labels, self.export.key, self.export.out):
-            edit.textChanged.connect(self._export_changed)
+        self.export.settings_changed.connect(self._on_export_settings)
         self.deploy.add_requested.connect(self.add_device)
         self.deploy.refresh_requested.connect(self.refresh_devices)
         self.deploy.probe_requested.connect(self.probe_device)
@@ -153,44 +160,32 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         settings().setValue("geometry", self.saveGeometry())
         self.save_project()
-        for task in [self.task, *self._background]:
-            if task is not None and task.running:
-                task.cancel()
-                task.wait(10)
+        self.tasks.shutdown(10)
         if self.flash_window is not None:
             self.flash_window.close()
         super().closeEvent(event)
 
     # --- tasks -------------------------------------------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:
+        """The one long task the status bar shows."""
+        return self.tasks.main
+
     def start(self, task: Task, on_ok, on_error=None, main: bool = True) -> bool:
-        """Main tasks are one at a time, shown with progress and Cancel; background ones (status) run quietly."""
-        if main and self.task is not None:
-            self.statusBar().showMessage(f"Busy: {self.task.name}. Wait for it or cancel it (Esc).", 5000)
-            return False
-        def then(handler):
-            def call(value):
-                self._finished(task)  # free the slot first, so a handler can start the next task
-                handler(value)
-            return call
+        """Main tasks are one at a time, shown with progress and Cancel; background ones (status) run quietly, a
+        newer one of the same name replacing an older one."""
+        def cancelled():
+            self.statusBar().showMessage(f"{task.name}: cancelled", 8000)
 
-        task.succeeded.connect(then(on_ok))
-        task.failed.connect(then(on_error or self.show_error))
-        if main:
-            self.task = task
-            self.taskbar.busy(task.name)
-            task.progressed.connect(self.taskbar.progress)
-            task.cancelled.connect(lambda: self.statusBar().showMessage(f"{task.name}: cancelled", 8000))
-        else:
-            self._background.add(task)
-        task.finished.connect(lambda: self._finished(task))
-        task.start()
-        return True
+        if self.tasks.start(task, on_ok, on_error or self.show_error, key=None if main else task.name,
+                            on_cancel=cancelled if main else None):
+            return True
+        self.statusBar().showMessage(f"Busy: {self.task.name}. Wait for it or cancel it (Esc).", 5000)
+        return False
 
-    def _finished(self, task: Task) -> None:
-        if task is self.task:
-            self.task = None
-            self.taskbar.idle()
-        self._background.discard(task)
+    def _on_task_started(self, task: Task) -> None:
+        self.taskbar.busy(task.name)
+        task.progressed.connect(self.taskbar.progress)
 
     def cancel_task(self) -> None:
         if self.task is not None:
@@ -244,43 +239,41 @@ class MainWindow(QMainWindow):
     def restore_project(self) -> None:
         """Show the session as it was: model, recipe and grid, measured results, chosen candidate, export."""
         p = self.project
-        if not p.grid:
-            p.grid = Grid(targets=("onnx", "tflite"), quant=("none", "dynamic", "int8")).to_dict()
-        self._restoring = True  # the page's change signals must not write half-set widgets back
-        try:
-            self.optimize.set_state(p)
-            self.export.set_values(dict(p.export))
-        finally:
-            self._restoring = False
+        self.optimize.render(p.sweep)
+        self.export.render(p.export)
         self._show_bundle()
-        results = Path(p.run_dir or "") / "results.json"
-        if p.run_dir and results.is_file():
+        self._show_saved_results(p.chosen.run_dir)
+        if p.chosen.candidate:
+            self.preview.select(p.chosen.candidate)
+        if p.model.path:
+            self.load_model(p.model.path)
+        self.refresh_devices()
+
+    def _show_saved_results(self, run_dir: str | None) -> None:
+        results = Path(run_dir or "") / "results.json"
+        if run_dir and results.is_file():
             try:
                 self.preview.set_results(json.loads(results.read_text(encoding="utf-8")))
             except ValueError:
                 self.preview.banner.show_message("warning", f"{results}: cannot be read; run the sweep again")
-        elif p.run_dir and (Path(p.run_dir) / "journal.jsonl").is_file():
+        elif run_dir and (Path(run_dir) / "journal.jsonl").is_file():
             self.preview.banner.show_message("info", "A sweep was interrupted: run it again (Ctrl+R) to resume"
                                                      " where it stopped.")
-        if p.chosen:
-            self.preview.select(p.chosen)
-        if p.model:
-            self.load_model(p.model)
-        self.refresh_devices()
 
     # --- load --------------------------------------------------------------------------------------------------
     def load_model(self, path: str) -> None:
         from studio.core.inspect.inspector import inspect_model
 
-        opts = self.load.options() if path != self.project.model else {
-            "arch": self.project.arch or self.load.options()["arch"], "trust_pickle": self.project.trust_pickle}
+        known = self.project.model
+        opts = self.load.options() if path != known.path else {
+            "arch": known.arch or self.load.options()["arch"], "trust_pickle": known.trust_pickle}
         task = Task("Inspecting the model", inspect_model, path, **opts)
 
         def ok(info):
-            changed = path != self.project.model
-            self.project.model, self.project.arch, self.project.trust_pickle = path, opts["arch"], opts["trust_pickle"]
+            changed = path != self.project.model.path
+            self.project.model = ModelChoice(path, arch=opts["arch"], trust_pickle=opts["trust_pickle"])
             if changed:
-                self.project.run_dir, self.project.chosen = None, None
+                self.project.chosen = ChosenCandidate()
                 self.preview.clear()
                 self.preview.summary.setText("No sweep yet: run one from Optimize (Ctrl+R).")
             self.load.show_info(info)
@@ -291,43 +284,24 @@ class MainWindow(QMainWindow):
         self.start(task, ok, self.load.show_error)
 
     # --- optimize / preview ------------------------------------------------------------------------------------
-    def _optimize_changed(self) -> None:
-        if self._restoring:
-            return
-        try:
-            self.project.grid = self.optimize.grid().to_dict()
-        except Exception:  # noqa: BLE001 - an invalid grid is shown on the page and not saved
-            return
-        o = self.optimize
-        self.project.dataset = o.dataset.text().strip() or None
-        self.project.train_dataset = o.train.text().strip() or None
-        self.project.max_drop = o.max_drop.value() or None
-        self.project.budget_min = o.budget.value() or None
-        self.project.sensitivity = o.sensitivity.isChecked()
-        self.project.sweep_device = o.device.currentData()
+    def _on_sweep_settings(self, settings: SweepSettings) -> None:
+        self.project.sweep = settings
         self.schedule_save()
 
-    def sweep_options(self) -> dict:
-        p = self.project
-        return {"max_drop": p.max_drop, "budget_s": p.budget_min * 60 if p.budget_min else None,
-                "sensitivity": p.sensitivity, "arch": p.arch, "trust_pickle": p.trust_pickle,
-                "finetune": p.train_dataset if self.optimize.epochs.value() else None,
-                "threads": self.optimize.threads.value(), "device": p.sweep_device}
-
     def run_sweep(self) -> None:
-        if not self.project.model:
+        if not self.project.model.path:
             self.go(0)
             self.load.show_error("Load a model first (Ctrl+O).")
             return
         if not self.optimize.run.isEnabled():
             self.go(1)
             return
-        self._optimize_changed()
         p = self.project
-        options = self.sweep_options()
+        model, grid, dataset = p.model.path, p.sweep.grid.to_dict(), p.sweep.dataset
+        options = p.sweep.options(p.model)
         keyed = {k: v for k, v in options.items() if k not in ("budget_s", "sensitivity")}
-        run_dir = str(work.sweep_dir(p.model, p.grid, p.dataset, keyed))
-        task = Task("Sweep", work.sweep, p.model, p.grid, p.dataset, run_dir, options, events=True)
+        run_dir = str(work.sweep_dir(model, grid, dataset, keyed))
+        task = Task("Sweep", work.sweep, model, grid, dataset, run_dir, options, events=True)
         task.event_received.connect(self._sweep_event)
 
         def ok(doc):
@@ -341,7 +315,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Sweep finished: {len(doc['candidates'])} candidates in {run_dir}", 10000)
 
         if self.start(task, ok):
-            p.run_dir, p.chosen = run_dir, None
+            p.chosen = ChosenCandidate(run_dir=run_dir)
             self.save_project()
             self.preview.clear()
             self.preview.banner.hide()
@@ -354,39 +328,37 @@ class MainWindow(QMainWindow):
             self.preview.set_sensitivity(event["sensitivity"])
 
     def _chosen(self, cid: str) -> None:
-        self.project.chosen = cid
+        self.project.chosen = dataclasses.replace(self.project.chosen, candidate=cid)
         self._update_export_source()
         self.schedule_save()
 
     # --- export ------------------------------------------------------------------------------------------------
     def export_source(self) -> str | None:
-        p = self.project
-        if p.chosen and p.run_dir:
-            return str(Path(p.run_dir) / "candidates" / p.chosen)
-        if p.model and Path(p.model).suffix in (".onnx", ".tflite"):
-            return p.model
+        chosen, model = self.project.chosen, self.project.model.path
+        if chosen.candidate and chosen.run_dir:
+            return str(Path(chosen.run_dir) / "candidates" / chosen.candidate)
+        if model and Path(model).suffix in (".onnx", ".tflite"):
+            return model
         return None
 
     def _update_export_source(self) -> None:
-        p = self.project
-        stem = Path(p.model).stem.replace("_", "-") if p.model else "model"
-        if p.chosen:
-            c = self.preview.candidates.get(p.chosen, {})
-            text = (f"Candidate <b>{p.chosen}</b> of the sweep: {c.get('accuracy') or c.get('agreement') or 0:.2f}%"
+        model, chosen = self.project.model.path, self.project.chosen.candidate
+        stem = Path(model).stem.replace("_", "-") if model else "model"
+        if chosen:
+            c = self.preview.candidates.get(chosen, {})
+            text = (f"Candidate <b>{chosen}</b> of the sweep: {c.get('accuracy') or c.get('agreement') or 0:.2f}%"
                     f" {'accuracy' if c.get('accuracy') is not None else 'agreement'},"
                     f" {c.get('latency_ms_median') or 0:.4f} ms median (measured).")
         elif self.export_source():
-            text = f"The loaded model as it is: <b>{Path(p.model).name}</b>."
+            text = f"The loaded model as it is: <b>{Path(model or '').name}</b>."
         else:
             text = "Nothing to export yet: run a sweep and pick a candidate in Preview (a PyTorch or Keras model" \
                    " must be converted first)."
         version = self.export.version.text() or "1.0.0"
         self.export.set_source(text, stem, data_dir() / "bundles" / f"{stem}-{version}.bundle.zip")
 
-    def _export_changed(self) -> None:
-        if self._restoring:
-            return
-        self.project.export.update(self.export.values())
+    def _on_export_settings(self, settings: ExportSettings) -> None:
+        self.project.export = settings
         self.schedule_save()
 
     def new_key(self) -> None:
@@ -409,13 +381,13 @@ class MainWindow(QMainWindow):
             self.go(3)
             self.export.show_result(False, "Choose a candidate in Preview first (or load an ONNX/TFLite model).")
             return
-        v = self.export.values()
-        if not v["name"] or not v["out"].endswith(".zip"):
+        v = self.export.settings()
+        if not v.name or not v.out.endswith(".zip"):
             self.export.show_result(False, "Give the bundle a name and a file name ending in .bundle.zip.")
             return
-        Path(v["out"]).parent.mkdir(parents=True, exist_ok=True)
-        task = Task("Export", work.export, source, v["out"], name=v["name"], version=v["version"],
-                    labels=v["labels"], sign_key=v["sign_key"], dataset=self.project.dataset)
+        Path(v.out).parent.mkdir(parents=True, exist_ok=True)
+        task = Task("Export", work.export, source, v.out, name=v.name, version=v.version, labels=v.labels,
+                    sign_key=v.sign_key, dataset=self.project.sweep.dataset)
 
         def ok(res):
             m = res["manifest"]
@@ -424,7 +396,8 @@ class MainWindow(QMainWindow):
             self.export.show_result(True, f"Verified: {m['name']} {m['version']}, {res['files']} files, {sig}.",
                                     f"Bundle <b>{res['bundle']}</b><br>id {m['id']}, {m['format']},"
                                     f" needs {m['runtime']['name']} ≥ {m['runtime']['min_version']}")
-            self.project.export.update(v, bundle=res["bundle"], verified=True, id=m["id"])
+            self.project.export = v
+            self.project.bundle = ExportedBundle(res["bundle"], id=m["id"], verified=True)
             self._show_bundle()
             self.save_project()
 
@@ -432,9 +405,9 @@ class MainWindow(QMainWindow):
 
     # --- deploy ------------------------------------------------------------------------------------------------
     def _show_bundle(self) -> None:
-        bundle = self.project.export.get("bundle")
-        if bundle and Path(bundle).is_file():
-            self.deploy.bundle.setText(f"<b>{Path(bundle).name}</b> ({self.project.export.get('id', '')}), verified"
+        bundle = self.project.bundle
+        if bundle and Path(bundle.path).is_file():
+            self.deploy.bundle.setText(f"<b>{Path(bundle.path).name}</b> ({bundle.id}), verified"
                                        " when exported and again before every push.")
         else:
             self.deploy.bundle.setText("No bundle yet: export one first (Ctrl+4).")
@@ -449,9 +422,9 @@ class MainWindow(QMainWindow):
             self.deploy.banner.show_message("error", exc.one_line())
             return
         trusted = {d.name: d.kind == "local" or known_hosts.lookup(d.host, d.port) is not None for d in devices}
-        chosen = self.project.deploy.get("devices") or [d.name for d in devices if "demo" in d.tags]
+        chosen = list(self.project.deploy.devices) or [d.name for d in devices if "demo" in d.tags]
         self.deploy.set_devices(devices, trusted, chosen)
-        self.optimize.set_devices([d.name for d in devices], self.project.sweep_device)
+        self.optimize.set_devices([d.name for d in devices], self.project.sweep.device)
         if devices:
             self.refresh_devices_status()
 
@@ -504,22 +477,23 @@ class MainWindow(QMainWindow):
                    lambda msg: self.deploy.banner.show_message("error", msg))
 
     def push(self, names: list[str]) -> None:
-        bundle = self.project.export.get("bundle")
-        if not bundle or not Path(bundle).is_file():
+        bundle = self.project.bundle
+        if not bundle or not Path(bundle.path).is_file():
             self.deploy.banner.show_message("error", "Export a bundle first (Ctrl+4).")
             return
         if not names:
             self.deploy.banner.show_message("info", "Tick the devices to push to.")
             return
-        self.project.deploy["devices"] = names
-        task = Task("Push", work.push, bundle, names, events=True)
+        self.project.deploy = dataclasses.replace(self.project.deploy, devices=tuple(names))
+        task = Task("Push", work.push, bundle.path, names, events=True)
         task.event_received.connect(lambda e: self.deploy.set_progress(e["device"], e["fraction"], e["message"]))
 
         def ok(result):
             self.deploy.set_results(result.results)
             counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
             self.deploy.banner.show_message("ok" if result.ok else "error", f"{result.bundle}: {counts}.")
-            self.project.deploy["last"] = [r.to_dict() for r in result.results]
+            self.project.deploy = dataclasses.replace(self.project.deploy,
+                                                      last=tuple(PushOutcome.of(r) for r in result.results))
             self.save_project()
             self.refresh_devices_status()
 
@@ -544,8 +518,8 @@ class MainWindow(QMainWindow):
 
         if self.flash_window is None:
             self.flash_window = FlashWindow()
-        bundle = self.project.export.get("bundle")
-        if bundle and Path(bundle).is_file() and not self.flash_window.bundle:
-            self.flash_window.open_bundle(bundle)
+        bundle = self.project.bundle
+        if bundle and Path(bundle.path).is_file() and not self.flash_window.bundle:
+            self.flash_window.open_bundle(bundle.path)
         self.flash_window.show()
         self.flash_window.raise_()

@@ -1,18 +1,25 @@
 """Export: name, version, labels and signing key; the bundle is verified right after it is written."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
+from studio.core.app.project import ExportSettings
+
+from . import binding as bind
+from .binding import Binding
 from .resources import icon, white_icon
 from .widgets import Banner, Card, help_label, page_layout
 
 
 class ExportPage(QWidget):
+    """Emits the ExportSettings its fields make; renders one when restored."""
     export_requested = Signal()
     new_key_requested = Signal()
+    settings_changed = Signal(object)  # ExportSettings
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -59,6 +66,10 @@ class ExportPage(QWidget):
         self.details.setWordWrap(True)
         box.addWidget(self.details)
         box.addStretch()
+        self.binding = Binding({"name": bind.text(self.name), "version": bind.text(self.version),
+                                "labels": bind.text(self.labels), "sign_key": bind.text(self.key),
+                                "out": bind.text(self.out)}, self)
+        self.binding.changed.connect(lambda: self.settings_changed.emit(self.settings()))
 
     @staticmethod
     def _with_button(edit: QLineEdit, text: str, slot) -> QWidget:
@@ -93,16 +104,14 @@ class ExportPage(QWidget):
         if not self.out.text():
             self.out.setText(str(default_out))
 
-    def values(self) -> dict:
-        return {"name": self.name.text().strip(), "version": self.version.text().strip(),
-                "labels": self.labels.text().strip() or None, "sign_key": self.key.text().strip() or None,
-                "out": self.out.text().strip()}
+    def settings(self) -> ExportSettings:
+        v = self.binding.values()
+        return ExportSettings(name=v["name"] or "", version=v["version"] or "", labels=v["labels"],
+                              sign_key=v["sign_key"], out=v["out"] or "")
 
-    def set_values(self, values: dict) -> None:
-        for key, edit in (("name", self.name), ("version", self.version), ("labels", self.labels),
-                          ("sign_key", self.key), ("out", self.out)):
-            if values.get(key):
-                edit.setText(str(values[key]))
+    def render(self, settings: ExportSettings) -> None:
+        """Show these settings; no settings_changed is emitted for them."""
+        self.binding.show(dataclasses.asdict(settings))
 
     def show_result(self, ok: bool, text: str, details: str = "") -> None:
         self.banner.show_message("ok" if ok else "error", text)

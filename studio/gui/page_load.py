@@ -62,6 +62,14 @@ class LoadPage(QWidget):
         box.addLayout(opts)
         self.banner = Banner()
         box.addWidget(self.banner)
+        box.addWidget(self._build_summary())
+        box.addWidget(self._build_tables(), 1)
+        box.addWidget(help_label("Next: choose how to optimize it (Ctrl+2)."))
+        self.summary.hide()
+        self.tabs.hide()
+        self.info: ModelInfo | None = None
+
+    def _build_summary(self) -> Card:
         self.summary = Card("Summary")
         grid = QGridLayout()
         self.metrics = {k: Metric(k) for k in ("Format", "File size", "Parameters", "MACs (batch 1)",
@@ -76,7 +84,9 @@ class LoadPage(QWidget):
         self.problems = QLabel("")
         self.problems.setWordWrap(True)
         self.summary.body.addWidget(self.problems)
-        box.addWidget(self.summary)
+        return self.summary
+
+    def _build_tables(self) -> QTabWidget:
         self.tabs = QTabWidget()
         self.layers = QTableView()
         self.ops = QTableView()
@@ -88,11 +98,7 @@ class LoadPage(QWidget):
             view.verticalHeader().hide()
         self.tabs.addTab(self.layers, "Layers")
         self.tabs.addTab(self.ops, "Operators")
-        box.addWidget(self.tabs, 1)
-        box.addWidget(help_label("Next: choose how to optimize it (Ctrl+2)."))
-        self.summary.hide()
-        self.tabs.hide()
-        self.info: ModelInfo | None = None
+        return self.tabs
 
     def choose(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model", "", MODEL_FILTER)

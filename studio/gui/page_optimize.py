@@ -1,8 +1,10 @@
 """Optimize: the recipe controls, the sweep grid, the dataset (with a preview) and the bounds."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,10 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.app.project import SweepSettings
 from studio.core.base.errors import StudioError
 from studio.core.recipe.grid import Grid
-from studio.core.recipe.recipe import Preprocess, Quantization, Recipe, Runtime
+from studio.core.recipe.recipe import CalibMethod, Layout, PruneMethod, QuantMode, Target
 
+from . import binding as bind
+from .binding import Binding, Field
 from .resources import icon, white_icon
 from .widgets import Banner, Card, help_label, page_layout
 
@@ -51,12 +56,41 @@ def _checks(form: QFormLayout, label: str, options, help_text: str) -> dict[str,
     return boxes
 
 
+def _ratios(edit: QLineEdit) -> Field:
+    """Pruning ratios typed as "0, 0.25, 0.5" (a bad number raises ValueError when read)."""
+    def get() -> tuple[float, ...]:
+        return tuple(float(x) for x in edit.text().replace(";", ",").split(",") if x.strip()) or (0.0,)
+    return Field((edit,), get, lambda v: edit.setText(", ".join(f"{r:g}" for r in v)), (edit.textChanged,))
+
+
 class OptimizePage(QWidget):
+    """Emits the SweepSettings its widgets make (when they make a valid one); renders one when restored."""
     run_requested = Signal()
-    changed = Signal()
+    settings_changed = Signal(object)  # SweepSettings
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._shown = SweepSettings()  # the last settings shown or made: keeps recipe fields the page has no widget for
+        self.devices_known: list[str] = []  # inventory names, kept to re-select the project's device
+        box = self._build_frame()
+        cols = QHBoxLayout()
+        cols.setSpacing(12)
+        left, right = QVBoxLayout(), QVBoxLayout()
+        cols.addLayout(left, 1)
+        cols.addLayout(right, 1)
+        box.addLayout(cols)
+        left.addWidget(self._build_dataset_card())
+        left.addWidget(self._build_grid_card())
+        left.addStretch()
+        right.addWidget(self._build_recipe_card())
+        right.addWidget(self._build_bounds_card())
+        right.addStretch()
+        box.addLayout(self._build_run_row())
+        self.binding = self._bind()
+        self.binding.changed.connect(self._on_widget_changed)
+
+    # --- builders ---------------------------------------------------------------------------------------------
+    def _build_frame(self) -> QVBoxLayout:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea()
@@ -68,13 +102,9 @@ class OptimizePage(QWidget):
                                              " real; nothing is estimated.")
         self.banner = Banner()
         box.addWidget(self.banner)
-        cols = QHBoxLayout()
-        cols.setSpacing(12)
-        left, right = QVBoxLayout(), QVBoxLayout()
-        cols.addLayout(left, 1)
-        cols.addLayout(right, 1)
-        box.addLayout(cols)
+        return box
 
+    def _build_dataset_card(self) -> Card:
         data = Card("Dataset")
         row = QHBoxLayout()
         self.dataset = QLineEdit()
@@ -90,8 +120,9 @@ class OptimizePage(QWidget):
         self.data_note = help_label("Samples are reshaped to the model's input and cast; set scaling below.")
         data.body.addWidget(self.data_note)
         self.dataset.editingFinished.connect(self.refresh_preview)
-        left.addWidget(data)
+        return data
 
+    def _build_grid_card(self) -> Card:
         grid_card = Card("Sweep grid")
         form = QFormLayout()
         self.targets = _checks(form, "Targets", (("onnx", "ONNX (onnxruntime)"), ("tflite", "TFLite (ai-edge-litert)")),
@@ -114,8 +145,9 @@ class OptimizePage(QWidget):
         grid_card.body.addLayout(form)
         self.count = QLabel("")
         grid_card.body.addWidget(self.count)
-        left.addWidget(grid_card)
+        return grid_card
 
+    def _build_recipe_card(self) -> Card:
         recipe = Card("Recipe details")
         rform = QFormLayout()
         self.calib = QComboBox()
@@ -143,8 +175,9 @@ class OptimizePage(QWidget):
         self.threads.setRange(1, 64)
         _row(rform, "Threads", self.threads, "Runtime threads when timing (match your device).")
         recipe.body.addLayout(rform)
-        right.addWidget(recipe)
+        return recipe
 
+    def _build_bounds_card(self) -> Card:
         bounds = Card("Bounds")
         bform = QFormLayout()
         self.max_drop = QDoubleSpinBox()
@@ -163,14 +196,12 @@ class OptimizePage(QWidget):
         _row(bform, "Sensitivity", self.sensitivity, "Which layers lose most when quantized or pruned alone.")
         self.device = QComboBox()
         self.device.addItem("only this machine", None)
-        self.devices_known: list[str] = []  # inventory names, kept to re-select the project's device
         _row(bform, "Device latency", self.device, "Also time every candidate on this device, next to this"
                                                    " machine's latency.")
         bounds.body.addLayout(bform)
-        right.addWidget(bounds)
-        right.addStretch()
-        left.addStretch()
+        return bounds
 
+    def _build_run_row(self) -> QHBoxLayout:
         run_row = QHBoxLayout()
         run_row.addStretch()
         self.run = QPushButton(white_icon("play"), "Run sweep")
@@ -178,81 +209,80 @@ class OptimizePage(QWidget):
         self.run.setToolTip("Measure every candidate (Ctrl+R)")
         self.run.clicked.connect(self.run_requested)
         run_row.addWidget(self.run)
-        box.addLayout(run_row)
-        for w in list(self.targets.values()) + list(self.quants.values()) + [self.per_channel, self.sensitivity]:
-            w.toggled.connect(self._changed)
-        for w in (self.prune, self.dataset, self.train):
-            w.textChanged.connect(self._changed)
-        for w in (self.epochs, self.calib_n, self.threads, self.budget):
-            w.valueChanged.connect(self._changed)
-        for w in (self.max_drop, self.scale):
-            w.valueChanged.connect(self._changed)
-        for w in (self.prune_method, self.calib, self.io, self.layout_combo, self.device):
-            w.currentTextChanged.connect(self._changed)
+        return run_row
 
-    # --- state <-> widgets ----------------------------------------------------------------------------------
-    def set_state(self, project) -> None:
-        widgets = list(self.targets.values()) + list(self.quants.values())
-        for w in widgets:
-            w.blockSignals(True)
-        grid = Grid.from_dict(project.grid) if project.grid else Grid()
-        for t, c in self.targets.items():
-            c.setChecked(t in grid.targets)
-        for q, c in self.quants.items():
-            c.setChecked(q in grid.quant)
-        for w in widgets:
-            w.blockSignals(False)
-        self.prune.setText(", ".join(f"{r:g}" for r in grid.prune))
-        self.prune_method.setCurrentText(grid.prune_method)
-        self.epochs.setValue(grid.finetune_epochs)
-        b = grid.base
-        self.calib.setCurrentText(b.quantization.calibration.value)
-        self.per_channel.setChecked(b.quantization.per_channel)
-        self.io.setCurrentText(b.quantization.io)
-        self.scale.setValue(b.preprocess.scale)
-        self.layout_combo.setCurrentText(b.preprocess.layout.value)
-        self.calib_n.setValue(b.quantization.calib_samples)
-        self.threads.setValue(b.runtime.threads)
-        self.dataset.setText(project.dataset or "")
-        self.train.setText(project.train_dataset or "")
-        self.max_drop.setValue(project.max_drop or 0)
-        self.budget.setValue(int(project.budget_min or 0))
-        self.sensitivity.setChecked(project.sensitivity)
-        self.set_devices(self.devices_known, project.sweep_device)
+    def _bind(self) -> Binding:
+        """Every widget by the name of the settings value it holds."""
+        return Binding({
+            "targets": bind.ticked(self.targets, Target), "quant": bind.ticked(self.quants, QuantMode),
+            "prune": _ratios(self.prune), "prune_method": bind.choice(self.prune_method, PruneMethod),
+            "finetune_epochs": bind.number(self.epochs), "train_dataset": bind.text(self.train),
+            "calibration": bind.choice(self.calib, CalibMethod), "per_channel": bind.checked(self.per_channel),
+            "io": bind.choice(self.io), "scale": bind.number(self.scale),
+            "layout": bind.choice(self.layout_combo, Layout), "calib_samples": bind.number(self.calib_n),
+            "threads": bind.number(self.threads), "dataset": bind.text(self.dataset),
+            "max_drop": bind.number(self.max_drop, zero_is_none=True),
+            "budget_min": bind.number(self.budget, zero_is_none=True),
+            "sensitivity": bind.checked(self.sensitivity), "device": bind.item_data(self.device)}, self)
+
+    # --- settings <-> widgets ---------------------------------------------------------------------------------
+    def settings(self) -> SweepSettings:
+        """The settings the widgets show (StudioError or ValueError when they do not make a valid grid)."""
+        v = self.binding.values()
+        b = self._shown.grid.base
+        base = b.replace(quantization=dataclasses.replace(b.quantization, calibration=v["calibration"],
+                                                          per_channel=v["per_channel"], io=v["io"],
+                                                          calib_samples=v["calib_samples"]),
+                         preprocess=dataclasses.replace(b.preprocess, scale=v["scale"], layout=v["layout"]),
+                         runtime=dataclasses.replace(b.runtime, threads=v["threads"]))
+        grid = Grid(targets=v["targets"], quant=v["quant"], prune=v["prune"], prune_method=v["prune_method"],
+                    finetune_epochs=v["finetune_epochs"], base=base)
+        return SweepSettings(grid=grid, dataset=v["dataset"], train_dataset=v["train_dataset"],
+                             max_drop=v["max_drop"], budget_min=v["budget_min"], sensitivity=v["sensitivity"],
+                             device=v["device"])
+
+    def render(self, settings: SweepSettings) -> None:
+        """Show these settings; no settings_changed is emitted for them."""
+        self._shown = settings
+        g, b = settings.grid, settings.grid.base
+        self.binding.show({
+            "targets": g.targets, "quant": g.quant, "prune": g.prune, "prune_method": g.prune_method,
+            "finetune_epochs": g.finetune_epochs, "train_dataset": settings.train_dataset,
+            "calibration": b.quantization.calibration, "per_channel": b.quantization.per_channel,
+            "io": b.quantization.io, "scale": b.preprocess.scale, "layout": b.preprocess.layout,
+            "calib_samples": b.quantization.calib_samples, "threads": b.runtime.threads,
+            "dataset": settings.dataset, "max_drop": settings.max_drop, "budget_min": settings.budget_min,
+            "sensitivity": settings.sensitivity})
+        self.set_devices(self.devices_known, settings.device)
         self.refresh_preview()
-        self._changed()
+        self._show_count(settings)
 
     def set_devices(self, names: list[str], chosen: str | None) -> None:
         self.devices_known = list(names)
-        self.device.blockSignals(True)
-        self.device.clear()
-        self.device.addItem("only this machine", None)
-        for name in names:
-            self.device.addItem(name, name)
-        index = self.device.findData(chosen)
-        self.device.setCurrentIndex(max(0, index))
-        self.device.blockSignals(False)
+        with QSignalBlocker(self.device):
+            self.device.clear()
+            self.device.addItem("only this machine", None)
+            for name in names:
+                self.device.addItem(name, name)
+            self.device.setCurrentIndex(max(0, self.device.findData(chosen)))
 
-    def grid(self) -> Grid:
-        ratios = tuple(float(x) for x in self.prune.text().replace(";", ",").split(",") if x.strip())
-        base = Recipe(quantization=Quantization(calibration=self.calib.currentText(),
-                                                per_channel=self.per_channel.isChecked(), io=self.io.currentText(),
-                                                calib_samples=self.calib_n.value()),
-                      preprocess=Preprocess(scale=self.scale.value(), layout=self.layout_combo.currentText()),
-                      runtime=Runtime(threads=self.threads.value()))
-        return Grid(targets=tuple(t for t, c in self.targets.items() if c.isChecked()),
-                    quant=tuple(q for q, c in self.quants.items() if c.isChecked()), prune=ratios or (0.0,),
-                    prune_method=self.prune_method.currentText(), finetune_epochs=self.epochs.value(), base=base)
-
-    def _changed(self, *args) -> None:
+    def _on_widget_changed(self) -> None:
         try:
-            n = len(self.grid().candidates())
-            self.count.setText(f"<b>{n}</b> candidate{'s' if n != 1 else ''} to measure")
-            self.run.setEnabled(True)
+            settings = self.settings()
         except (StudioError, ValueError) as exc:
-            self.count.setText(f"<span style='color:#d24b4b'>{getattr(exc, 'message', exc)}</span>")
-            self.run.setEnabled(False)
-        self.changed.emit()
+            self._show_count(None, getattr(exc, "message", str(exc)))
+            return
+        self._shown = settings
+        self._show_count(settings)
+        self.settings_changed.emit(settings)
+
+    def _show_count(self, settings: SweepSettings | None, problem: str = "") -> None:
+        if settings is None:
+            self.count.setText(f"<span style='color:#d24b4b'>{problem}</span>")
+        else:
+            n = len(settings.grid.candidates())
+            self.count.setText(f"<b>{n}</b> candidate{'s' if n != 1 else ''} to measure")
+        self.run.setEnabled(settings is not None)
 
     def _choose_dataset(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", "", "Datasets (*.npz);;All files (*)")

@@ -38,14 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     w.resize(1360, 860)
     w.show()
 
-    def idle():
-        return w.task is None
-
     def shot(name: str, widget=None) -> None:
         app.processEvents()
         path = out / f"{args.theme}-{name}.png"
         (widget or w).grab().save(str(path))
         print(path)
+
+    tour(app, w, shot)
+    w.close()
+    return 0
+
+
+def tour(app, w, shot) -> None:
+    """Every page in the order a user meets them, with a shot of each."""
+    def idle():
+        return w.task is None
 
     wait_for(app, lambda: idle() and w.load.info is not None, 600, "the demo set-up")
     w.go(0)
@@ -67,16 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     w.go(4)
     w.push(w.deploy.checked())
     wait_for(app, idle, 300, "the push")
-    wait_for(app, lambda: not w._background, 60, "the device status")
+    wait_for(app, lambda: w.tasks.idle, 60, "the device status")
     shot("5-deploy")
     w.open_flash()
     f = w.flash_window
-    wait_for(app, lambda: f.bundle is not None and not getattr(f, "_alive", None), 60, "the bundle check")
+    wait_for(app, lambda: f.bundle is not None and f.tasks.idle, 60, "the bundle check")
     f.start_flash()
-    wait_for(app, lambda: f.task is None and not f._alive, 300, "the flash")
+    wait_for(app, lambda: f.tasks.idle, 300, "the flash")
     shot("6-flash", f)
-    w.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def make_window(app, qtbot, tmp_path):
 
 def wait_idle(qtbot, w, timeout_s: float = 300) -> None:
     """Until the window's main task and its background tasks are done."""
-    qtbot.waitUntil(lambda: w.task is None and not w._background, timeout=int(timeout_s * 1000))
+    qtbot.waitUntil(lambda: w.tasks.idle, timeout=int(timeout_s * 1000))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
     w.show()
     qtbot.waitUntil(lambda: w.load.info is not None and w.task is None, timeout=600_000)
     # Load: the sample model, its dataset and the demo device are there without any set-up
-    assert w.project.model == samples["torch_model"] and w.load.banner.property("kind") == "ok"
+    assert w.project.model.path == samples["torch_model"] and w.load.banner.property("kind") == "ok"
     assert w.optimize.dataset.text() == samples["dataset"]
     wait_idle(qtbot, w)
     assert w.deploy.checked() == ["demo"]
@@ -62,7 +62,7 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
     wait_idle(qtbot, again)
     assert set(again.preview.candidates) == set(cands)
     assert again.preview.candidates[best]["accuracy"] == cands[best]["accuracy"]
-    assert again.preview.selected == best and again.project.chosen == best
+    assert again.preview.selected == best and again.project.chosen.candidate == best
     assert "mnist-demo-1.0.0.bundle.zip" in again.deploy.bundle.text()
     assert again.load.info is not None and again.optimize.dataset.text() == samples["dataset"]
     again.close()
@@ -70,15 +70,16 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
 
 def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, qtbot, samples, tmp_path,
                                                                    monkeypatch):
-    from studio.core.app.project import Project
+    from studio.core.app.project import ModelChoice, Project, SweepSettings
     from studio.core.deploy import inventory
     from studio.core.recipe.grid import Grid
 
     monkeypatch.setattr("studio.core.app.project.runs_dir", lambda: tmp_path / "runs")
     inventory.add(inventory.demo_device(tmp_path / "board"))
-    grid = Grid(targets=("onnx",), quant=("none", "dynamic")).to_dict()
-    w = make_window(Project(model=samples["torch_model"], dataset=samples["dataset"], grid=grid,
-                            sweep_device="demo", path=str(tmp_path / "p.studio.json")))
+    grid = Grid(targets=("onnx",), quant=("none", "dynamic"))
+    w = make_window(Project(model=ModelChoice(samples["torch_model"]),
+                            sweep=SweepSettings(grid=grid, dataset=samples["dataset"], device="demo"),
+                            path=str(tmp_path / "p.studio.json")))
     assert w.optimize.device.currentData() == "demo"
     beats: list[float] = []
     timer = QTimer()
@@ -103,12 +104,13 @@ def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, q
 
 
 def test_worker_errors_show_in_the_window_and_it_keeps_working(make_window, qtbot, tmp_path, onnx_model):
-    from studio.core.app.project import Project
+    from studio.core.app.project import ModelChoice, Project, SweepSettings
     from studio.gui.tasks import Task
 
     broken = tmp_path / "data.npz"
     broken.write_bytes(b"not a zip at all")
-    w = make_window(Project(model=onnx_model, dataset=str(broken), path=str(tmp_path / "p.studio.json")))
+    w = make_window(Project(model=ModelChoice(onnx_model), sweep=SweepSettings(dataset=str(broken)),
+                            path=str(tmp_path / "p.studio.json")))
     w.run_sweep()
     wait_idle(qtbot, w)
     banner = w.preview.banner
@@ -150,12 +152,13 @@ def test_thousands_of_signals_from_a_worker_arrive_in_order(make_window, qtbot):
 
 
 def test_cancel_stops_a_sweep_and_keeps_what_was_measured(make_window, qtbot, samples, tmp_path, monkeypatch):
-    from studio.core.app.project import Project
+    from studio.core.app.project import ModelChoice, Project, SweepSettings
     from studio.core.recipe.grid import Grid
 
     monkeypatch.setattr("studio.core.app.project.runs_dir", lambda: tmp_path / "runs")
-    grid = Grid(targets=("onnx",), quant=("none", "dynamic", "int8", "fp16")).to_dict()
-    w = make_window(Project(model=samples["torch_model"], dataset=samples["dataset"], grid=grid,
+    grid = Grid(targets=("onnx",), quant=("none", "dynamic", "int8", "fp16"))
+    w = make_window(Project(model=ModelChoice(samples["torch_model"]),
+                            sweep=SweepSettings(grid=grid, dataset=samples["dataset"]),
                             path=str(tmp_path / "p.studio.json")))
     w.run_sweep()
     qtbot.waitUntil(lambda: len(w.preview.candidates) >= 1, timeout=300_000)

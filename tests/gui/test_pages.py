@@ -21,7 +21,7 @@ def test_load_page_shows_summary_layers_and_problems(make_window, qtbot, onnx_mo
     ops = {page.ops.model().index(r, 0).data(): page.ops.model().index(r, 1).data()
            for r in range(page.ops.model().rowCount())}
     assert ops.get("QuantizeLinear", 0) >= 1
-    assert w.project.model == onnx_model
+    assert w.project.model.path == onnx_model
     # a broken file: an error line naming the file, the previous model stays the project's model
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
@@ -29,10 +29,12 @@ def test_load_page_shows_summary_layers_and_problems(make_window, qtbot, onnx_mo
     wait_idle(qtbot, w)
     assert page.banner.property("kind") == "error"
     assert "broken.onnx" in page.banner.text()
-    assert w.project.model == onnx_model
+    assert w.project.model.path == onnx_model
 
 
 def test_optimize_page_counts_candidates_refuses_bad_grid_and_previews_data(make_window, samples):
+    from studio.core.recipe.recipe import Target
+
     w = make_window()
     page = w.optimize
     page.targets["onnx"].setChecked(True)
@@ -50,7 +52,7 @@ def test_optimize_page_counts_candidates_refuses_bad_grid_and_previews_data(make
     assert len(thumbs) == 8 and all(t.pixmap() is not None and not t.pixmap().isNull() for t in thumbs)
     assert "labelled" in page.data_note.text()
     # the choices are the project's, saved as they change
-    assert w.project.grid["targets"] == ["onnx"] and w.project.dataset == samples["dataset"]
+    assert w.project.sweep.grid.targets == (Target.ONNX,) and w.project.sweep.dataset == samples["dataset"]
 
 
 def _results(n_ok: int = 4) -> dict:
@@ -94,7 +96,7 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     # a click on a point chooses the candidate and the export page follows
     with qtbot.waitSignal(page.candidate_chosen) as got:
         page.chart.candidate_clicked.emit("onnx-c2")
-    assert got.args == ["onnx-c2"] and w.project.chosen == "onnx-c2"
+    assert got.args == ["onnx-c2"] and w.project.chosen.candidate == "onnx-c2"
     assert "onnx-c2" in w.export.source.text()
     assert page.table.selectionModel().selectedRows()[0].data(Qt.UserRole + 1) == "onnx-c2"
     assert page.chart._tip(0, 0, "onnx-c2").startswith("onnx-c2")
@@ -122,8 +124,8 @@ def test_export_page_writes_a_verified_bundle_and_reports_bad_input(make_window,
     assert w.export.banner.property("kind") == "ok", w.export.banner.text()
     assert "Verified: mnist-test 2.1.0" in w.export.banner.text() and "signature checked" in w.export.banner.text()
     assert verify_bundle(out, f"{key}.pub").manifest["labels"][0] == "0"
-    assert w.project.export["bundle"] == str(out)
-    assert json.loads((tmp_path / "test.studio.json").read_text())["export"]["bundle"] == str(out)
+    assert w.project.bundle.path == str(out)
+    assert json.loads((tmp_path / "test.studio.json").read_text())["bundle"]["path"] == str(out)
     # a labels file that does not exist: a message naming it, no bundle written
     w.export.labels.setText(str(tmp_path / "nope.txt"))
     w.export.out.setText(str(tmp_path / "second.bundle.zip"))
@@ -134,20 +136,21 @@ def test_export_page_writes_a_verified_bundle_and_reports_bad_input(make_window,
 
 
 def test_deploy_page_pushes_to_a_local_device_and_rolls_back(make_window, qtbot, sample_bundles, tmp_path):
+    from studio.core.app.project import ExportedBundle
     from studio.core.deploy import inventory
 
     inventory.add(inventory.demo_device(tmp_path / "board"))
     w = make_window()
     assert w.deploy.table.rowCount() == 1 and w.deploy.checked() == ["demo"]
     assert w.deploy.table.item(0, 2).text() == "nothing installed"
-    w.project.export["bundle"] = str(sample_bundles["onnx"])
+    w.project.bundle = ExportedBundle(str(sample_bundles["onnx"]))
     w.push(["demo"])
     wait_idle(qtbot, w)
     result = w.deploy.table.item(0, 5).text()
     assert result == "Installed v1.0.0, check passed"
     assert w.deploy.table.cellWidget(0, 4).value() == 100
     assert w.deploy.table.item(0, 2).text() == "mnist-onnx 1.0.0"
-    w.project.export["bundle"] = str(sample_bundles["tflite"])
+    w.project.bundle = ExportedBundle(str(sample_bundles["tflite"]))
     w.push(["demo"])
     wait_idle(qtbot, w)
     assert w.deploy.table.item(0, 2).text() == "mnist-tflite 1.0.0"

@@ -1,49 +1,174 @@
-"""The studio session as a file: model, recipe, sweep, chosen candidate, export and deploy choices.
+"""The studio session as a file: model, sweep settings, chosen candidate, export and deploy choices.
 
 Saved atomically after every change (`*.studio.json`, with schema_version and a tested migration), so a crash
-loses nothing; measurements themselves live in the sweep's run folder and journal."""
+loses nothing; measurements themselves live in the sweep's run folder and journal. Each section is a frozen
+record: a page emits a new one and the window puts it in the project."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.paths import data_dir
+from studio.core.recipe.grid import Grid
+from studio.core.recipe.recipe import QuantMode, Target
 
-PROJECT_VERSION = 2
+PROJECT_VERSION = 3
 
 
 class ProjectError(StudioError):
     """A project file cannot be read."""
 
 
+def default_grid() -> Grid:
+    """What a new session offers to sweep: both runtimes, float and the two int8 modes."""
+    return Grid(targets=(Target.ONNX, Target.TFLITE), quant=(QuantMode.NONE, QuantMode.DYNAMIC, QuantMode.INT8))
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model file and how to open it."""
+    path: str | None = None
+    arch: str | None = None  # the architecture a state_dict belongs to
+    trust_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What the Optimize page sets: the grid, the data and the bounds of one sweep."""
+    grid: Grid = field(default_factory=default_grid)
+    dataset: str | None = None
+    train_dataset: str | None = None  # labelled data for recovery fine-tuning after pruning
+    max_drop: float | None = None  # accuracy points; None: no bound
+    budget_min: float | None = None  # minutes; None: no budget
+    sensitivity: bool = True
+    device: str | None = None  # also time each candidate on this inventory device
+
+    def __post_init__(self):
+        for name in ("max_drop", "budget_min"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ProjectError(f"sweep {name} must not be negative, not {value}")
+
+    def options(self, model: ModelChoice) -> dict[str, Any]:
+        """The sweep's options (studio.core.sweep.SweepOptions fields) for this model."""
+        return {"max_drop": self.max_drop, "budget_s": self.budget_min * 60 if self.budget_min else None,
+                "sensitivity": self.sensitivity, "arch": model.arch, "trust_pickle": model.trust_pickle,
+                "finetune": self.train_dataset if self.grid.finetune_epochs else None,
+                "threads": self.grid.base.runtime.threads, "device": self.device}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_fields(self), "grid": self.grid.to_dict()}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SweepSettings:
+        grid = Grid.from_dict(doc["grid"]) if doc.get("grid") else default_grid()
+        return cls(**{**_known(cls, doc), "grid": grid})
+
+
+@dataclass(frozen=True)
+class ChosenCandidate:
+    """The sweep's run folder and the candidate picked in Preview."""
+    run_dir: str | None = None
+    candidate: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What the Export page sets."""
+    name: str = ""
+    version: str = "1.0.0"
+    labels: str | None = None
+    sign_key: str | None = None
+    out: str = ""
+
+
+@dataclass(frozen=True)
+class ExportedBundle:
+    """The last bundle written and verified."""
+    path: str
+    id: str = ""
+    verified: bool = False
+
+
+class PushStatus(StrEnum):
+    INSTALLED = "installed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    """One device's result of the last push, in the words the technician saw."""
+    device: str
+    status: PushStatus
+    message: str = ""
+    running: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", PushStatus(self.status))
+
+    @classmethod
+    def of(cls, result: Any) -> PushOutcome:
+        """From a studio.core.deploy.push.PushResult (or anything with its fields)."""
+        return cls(result.device, PushStatus(result.status), result.message, result.running)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    devices: tuple[str, ...] = ()  # the devices ticked for the next push
+    last: tuple[PushOutcome, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "devices", tuple(self.devices))
+        object.__setattr__(self, "last", tuple(self.last))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"devices": list(self.devices), "last": [_fields(o) for o in self.last]}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> DeploySettings:
+        return cls(devices=tuple(doc.get("devices") or ()),
+                   last=tuple(PushOutcome(**_known(PushOutcome, row)) for row in doc.get("last") or ()))
+
+
 @dataclass
 class Project:
-    model: str | None = None
-    arch: str | None = None
-    trust_pickle: bool = False
-    dataset: str | None = None
-    train_dataset: str | None = None
-    labels: str | None = None
-    recipe: dict = field(default_factory=dict)
-    grid: dict = field(default_factory=dict)
-    max_drop: float | None = None
-    budget_min: float | None = None
-    sensitivity: bool = True
-    sweep_device: str | None = None  # also time each candidate on this device
-    run_dir: str | None = None
-    chosen: str | None = None
-    export: dict = field(default_factory=dict)  # name, version, labels, sign_key, bundle, verified
-    deploy: dict = field(default_factory=dict)  # devices (names), last results
+    """The session: one frozen record per section, replaced whole when a page changes it."""
+    model: ModelChoice = field(default_factory=ModelChoice)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    chosen: ChosenCandidate = field(default_factory=ChosenCandidate)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    bundle: ExportedBundle | None = None
+    deploy: DeploySettings = field(default_factory=DeploySettings)
     path: str | None = field(default=None, compare=False)
 
-    def to_dict(self) -> dict:
-        doc = dataclasses.asdict(self)
-        doc.pop("path")
-        return {"schema_version": PROJECT_VERSION, **doc}
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": PROJECT_VERSION, "model": _fields(self.model), "sweep": self.sweep.to_dict(),
+                "chosen": _fields(self.chosen), "export": _fields(self.export),
+                "bundle": _fields(self.bundle) if self.bundle else None, "deploy": self.deploy.to_dict()}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], where: Any = None) -> Project:
+        doc = migrate(doc, where)
+        try:
+            bundle = doc.get("bundle")
+            return cls(model=ModelChoice(**_known(ModelChoice, doc.get("model") or {})),
+                       sweep=SweepSettings.from_dict(doc.get("sweep") or {}),
+                       chosen=ChosenCandidate(**_known(ChosenCandidate, doc.get("chosen") or {})),
+                       export=ExportSettings(**_known(ExportSettings, doc.get("export") or {})),
+                       bundle=ExportedBundle(**_known(ExportedBundle, bundle)) if bundle else None,
+                       deploy=DeploySettings.from_dict(doc.get("deploy") or {}))
+        except StudioError as exc:
+            raise ProjectError(f"invalid project: {exc.message}", where) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ProjectError(f"invalid project: {exc}", where) from None
 
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path or self.path or default_path())
@@ -60,26 +185,74 @@ class Project:
             raise ProjectError("project file not found", p) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProjectError(f"not a project file ({exc})", p) from None
-        doc = migrate(doc, p)
-        names = {f.name for f in dataclasses.fields(cls)} - {"path"}
-        project = cls(**{k: v for k, v in doc.items() if k in names})
+        if not isinstance(doc, dict):
+            raise ProjectError("not a project file (not a JSON object)", p)
+        project = cls.from_dict(doc, p)
         project.path = str(p)
         return project
 
 
-def migrate(doc: dict, where) -> dict:
-    """Version 1 kept the sweep as `sweep: {run, chosen}` and the bundle path at the top level."""
+def migrate(doc: dict[str, Any], where: Any) -> dict[str, Any]:
+    """Bring an older project document to the current version, one step at a time."""
+    doc = dict(doc)
     version = doc.get("schema_version", 1)
-    if not isinstance(version, int) or version > PROJECT_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise ProjectError(f"project schema_version {version!r} is not a version", where)
+    if version > PROJECT_VERSION:
         raise ProjectError(f"project schema_version {version} is newer than this studio ({PROJECT_VERSION})", where)
     if version == 1:
-        sweep = doc.pop("sweep", {}) or {}
-        doc.setdefault("run_dir", sweep.get("run"))
-        doc.setdefault("chosen", sweep.get("chosen"))
-        if "bundle" in doc:
-            doc.setdefault("export", {})["bundle"] = doc.pop("bundle")
-    doc.pop("schema_version", None)
+        doc = _from_1(doc)
+    if version <= 2:
+        doc = _from_2(doc)
+    doc["schema_version"] = PROJECT_VERSION
     return doc
+
+
+def _from_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the sweep as `sweep: {run, chosen}` and the bundle path at the top level."""
+    sweep = doc.pop("sweep", {}) or {}
+    doc.setdefault("run_dir", sweep.get("run"))
+    doc.setdefault("chosen", sweep.get("chosen"))
+    if "bundle" in doc:
+        doc.setdefault("export", {})["bundle"] = doc.pop("bundle")
+    return doc
+
+
+def _from_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 was flat (model, arch, dataset, grid, ... at the top level) with `export` and `deploy` dicts that
+    mixed settings and results; its `recipe` and `labels` keys were never read."""
+    export = dict(doc.get("export") or {})
+    deploy = doc.get("deploy") or {}
+    bundle = export.pop("bundle", None)
+    return {"model": {"path": doc.get("model"), "arch": doc.get("arch"),
+                      "trust_pickle": doc.get("trust_pickle", False)},
+            "sweep": {"grid": doc.get("grid") or None, "dataset": doc.get("dataset"),
+                      "train_dataset": doc.get("train_dataset"), "max_drop": doc.get("max_drop"),
+                      "budget_min": doc.get("budget_min"), "sensitivity": doc.get("sensitivity", True),
+                      "device": doc.get("sweep_device")},
+            "chosen": {"run_dir": doc.get("run_dir"), "candidate": doc.get("chosen")},
+            "export": {k: v for k, v in export.items() if k in _names(ExportSettings) and v is not None},
+            "bundle": {"path": bundle, "id": export.get("id", ""), "verified": bool(export.get("verified"))}
+            if bundle else None,
+            "deploy": {"devices": deploy.get("devices") or [], "last": deploy.get("last") or []}}
+
+
+def _names(cls: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _known(cls: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """The keys of doc that are fields of cls (a newer studio's extra keys are ignored)."""
+    return {k: v for k, v in doc.items() if k in _names(cls)}
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A flat record's fields as JSON values (enums as their strings)."""
+    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
 
 
 def default_path() -> Path:

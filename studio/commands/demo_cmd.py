@@ -33,6 +33,7 @@ def run_terminal() -> int:
     from studio.core.app import work
     from studio.core.base.paths import data_dir
     from studio.core.recipe.grid import Grid
+    from studio.core.sweep.run_folder import RunFolder
     from studio.gui.app import demo_project
 
     print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
@@ -50,7 +51,7 @@ def run_terminal() -> int:
     chosen = doc["best"]
     out = str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")
     print(f"3. Export: {chosen} -> {out}")
-    res = work.export(str(run_dir / "candidates" / chosen), out, name="mnist-demo", version="1.0.0",
+    res = work.export(str(RunFolder(run_dir).candidate(chosen)), out, name="mnist-demo", version="1.0.0",
                       labels=info["labels"], sign_key=None, dataset=project.dataset)
     print(f"   verified: {res['files']} files, {res['manifest']['id']}")
     print("4. Deploy: push to the local demo device (a folder that behaves like a board)")

@@ -23,6 +23,8 @@ from studio.core.app import work
 from studio.core.app.project import Project
 from studio.core.base.paths import config_dir, data_dir
 from studio.core.recipe.grid import Grid
+from studio.core.sweep.records import CandidateFinished, SensitivityReady, SweepEvent, SweepFinished
+from studio.core.sweep.run_folder import RunFolder
 
 from .page_deploy import DeployPage
 from .page_export import ExportPage
@@ -253,13 +255,13 @@ class MainWindow(QMainWindow):
         finally:
             self._restoring = False
         self._show_bundle()
-        results = Path(p.run_dir or "") / "results.json"
-        if p.run_dir and results.is_file():
+        run = RunFolder(p.run_dir) if p.run_dir else None
+        if run and run.has_results:
             try:
-                self.preview.set_results(json.loads(results.read_text(encoding="utf-8")))
+                self.preview.set_results(json.loads(run.results.read_text(encoding="utf-8")))
             except ValueError:
-                self.preview.banner.show_message("warning", f"{results}: cannot be read; run the sweep again")
-        elif p.run_dir and (Path(p.run_dir) / "journal.jsonl").is_file():
+                self.preview.banner.show_message("warning", f"{run.results}: cannot be read; run the sweep again")
+        elif run and run.has_journal:
             self.preview.banner.show_message("info", "A sweep was interrupted: run it again (Ctrl+R) to resume"
                                                      " where it stopped.")
         if p.chosen:
@@ -347,11 +349,13 @@ class MainWindow(QMainWindow):
             self.preview.banner.hide()
             self.go(2)
 
-    def _sweep_event(self, event: dict) -> None:
-        if event["type"] == "candidate":
-            self.preview.add_candidate(event["candidate"])
-        elif event["type"] == "sensitivity":
-            self.preview.set_sensitivity(event["sensitivity"])
+    def _sweep_event(self, event: SweepEvent) -> None:
+        if isinstance(event, CandidateFinished):
+            self.preview.add_candidate(event)
+        elif isinstance(event, SensitivityReady):
+            self.preview.set_sensitivity(event.sensitivity)
+        elif isinstance(event, SweepFinished):  # also when interrupted: show the front and pick as written
+            self.preview.set_results(event.results)
 
     def _chosen(self, cid: str) -> None:
         self.project.chosen = cid
@@ -362,7 +366,7 @@ class MainWindow(QMainWindow):
     def export_source(self) -> str | None:
         p = self.project
         if p.chosen and p.run_dir:
-            return str(Path(p.run_dir) / "candidates" / p.chosen)
+            return str(RunFolder(p.run_dir).candidate(p.chosen))
         if p.model and Path(p.model).suffix in (".onnx", ".tflite"):
             return p.model
         return None
@@ -371,10 +375,10 @@ class MainWindow(QMainWindow):
         p = self.project
         stem = Path(p.model).stem.replace("_", "-") if p.model else "model"
         if p.chosen:
-            c = self.preview.candidates.get(p.chosen, {})
-            text = (f"Candidate <b>{p.chosen}</b> of the sweep: {c.get('accuracy') or c.get('agreement') or 0:.2f}%"
-                    f" {'accuracy' if c.get('accuracy') is not None else 'agreement'},"
-                    f" {c.get('latency_ms_median') or 0:.4f} ms median (measured).")
+            c = self.preview.candidates.get(p.chosen)
+            acc, agree, ms = (c.accuracy, c.agreement, c.latency_ms_median) if c else (None, None, None)
+            text = (f"Candidate <b>{p.chosen}</b> of the sweep: {acc or agree or 0:.2f}%"
+                    f" {'accuracy' if acc is not None else 'agreement'}, {ms or 0:.4f} ms median (measured).")
         elif self.export_source():
             text = f"The loaded model as it is: <b>{Path(p.model).name}</b>."
         else:

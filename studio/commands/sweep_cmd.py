@@ -126,6 +126,7 @@ def run(args) -> int:
 def print_table(doc: dict, out: str) -> None:
     from studio.core.inspect.modelinfo import human_bytes
     from studio.core.sweep.records import CandidateResult
+    from studio.core.sweep.run_folder import RunFolder
 
     rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
     device = any(c.device_latency_ms_median is not None for c in rows)
@@ -149,4 +150,5 @@ def print_table(doc: dict, out: str) -> None:
           f"no labels: 'agree' is top-1 agreement with the original on {doc['data']['samples']} samples")
     if doc["skipped"]:
         print(f"not run (time budget): {', '.join(doc['skipped'])}; run again with the same -o to continue")
-    print(f"results in {out}/results.json, {out}/results.csv and {out}/tradeoff.png")
+    run = RunFolder(out)
+    print(f"results in {run.results}, {run.results_csv} and {run.plot}")

@@ -87,7 +87,7 @@ def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
         with open(request.out, "wb") as fh:
             fh.write(_converter(model, fn, src).convert())
         steps.append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
-        result["quantized"] = {mode: _tflite_quantized(model, fn, request, mode, path, steps, report)
+        result["quantized"] = {mode: _tflite_quantized(model, fn, request, mode, path, steps=steps, report=report)
                                for mode, path in request.quantized.items()}
     else:
         _to_onnx(model, fn, request)
@@ -99,7 +99,7 @@ def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
     return result
 
 
-def _tflite_quantized(model, fn, request: ConvertRequest, mode_name: str, out: str, steps: list[dict[str, Any]],
+def _tflite_quantized(model, fn, request: ConvertRequest, mode_name: str, out: str, *, steps: list[dict[str, Any]],
                       report) -> str:
     """Quantize with TFLiteConverter into `out`; returns `out`."""
     import tensorflow as tf

@@ -37,7 +37,7 @@ def _runner_outputs(path: str, x: np.ndarray):
     return predict(open_runner(path), [x])
 
 
-def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y: np.ndarray | None,
+def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y: np.ndarray | None, *,
                       report=ignore, deadline: float | None = None) -> dict:
     """Quantize one weighted layer at a time (int8, static) and measure what that alone does to the outputs."""
     backend = backend_for_file(float_path)

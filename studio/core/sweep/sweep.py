@@ -179,18 +179,16 @@ def _load_stage(path: Path) -> FloatStage | None:
 
 
 class _Progress:
-    """Counts finished candidates for the progress report and forwards each to the listener."""
+    """Counts finished candidates for the progress report and forwards each to the listener (called under the
+    sweep's recording lock)."""
 
     def __init__(self, report: Report, total: int, emit: Callable[[SweepEvent], None]):
         self._report, self._total, self.emit = report, max(1, total), emit
         self._done = 0
-        self._lock = threading.Lock()
 
     def finished(self, row: CandidateResult) -> None:
-        with self._lock:
-            self._done += 1
-            done = self._done
-        self._report(done / self._total, f"{row.id}: {row.status}")
+        self._done += 1
+        self._report(self._done / self._total, f"{row.id}: {row.status}")
 
 
 class _Sweep:
@@ -203,6 +201,7 @@ class _Sweep:
         self.options, self.cancel, self.deadline = options, cancel, deadline
         self.device_bench, self.progress = device_bench, progress
         self.gate = MeasureGate()
+        self._recording = threading.Lock()
 
     def handle(self, task: Task) -> Iterable[Task]:
         if isinstance(task, GroupTask):
@@ -211,9 +210,10 @@ class _Sweep:
         return ()
 
     def _record(self, row: CandidateResult) -> None:
-        event = self.writer.record(row)
-        self.progress.finished(row)
-        self.progress.emit(event)
+        with self._recording:  # events leave in the order rows were written, so the last front is the latest
+            event = self.writer.record(row)
+            self.progress.finished(row)
+            self.progress.emit(event)
 
     def _group(self, task: GroupTask) -> list[Task]:
         info = self.source.info

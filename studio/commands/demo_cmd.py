@@ -36,6 +36,7 @@ def run_terminal() -> int:
     from studio.core.app.demo import demo_project
     from studio.core.app.project import ChosenCandidate, ExportedBundle, PushOutcome, default_path
     from studio.core.base.paths import data_dir
+    from studio.core.sweep.run_folder import RunFolder
 
     print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
     with ProgressBar() as bar:
@@ -52,7 +53,7 @@ def run_terminal() -> int:
     chosen = doc["best"]
     out = str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")
     print(f"3. Export: {chosen} -> {out}")
-    res = work.export(str(run_dir / "candidates" / chosen), out, name="mnist-demo", version="1.0.0",
+    res = work.export(str(RunFolder(run_dir).candidate(chosen)), out, name="mnist-demo", version="1.0.0",
                       labels=info["labels"], sign_key=None, dataset=sweep.dataset)
     print(f"   verified: {res['files']} files, {res['manifest']['id']}")
     print("4. Deploy: push to the local demo device (a folder that behaves like a board)")

@@ -87,6 +87,7 @@ def run(args) -> int:
     from studio.core.base.atomic import json_safe
     from studio.core.base.errors import Cancelled
     from studio.core.base.progress import CancelToken
+    from studio.core.sweep.records import CandidateFinished
     from studio.core.sweep.sweep import SweepOptions, run_sweep
 
     grid = build_grid(args)
@@ -103,9 +104,9 @@ def run(args) -> int:
     lock = threading.Lock()
 
     def on_event(event):
-        if args.json and event["type"] == "candidate":
+        if args.json and isinstance(event, CandidateFinished):
             with lock:
-                print(json.dumps(json_safe(event["candidate"])), flush=True)
+                print(json.dumps(json_safe(event.candidate.to_dict())), flush=True)
 
     previous = signal.signal(signal.SIGINT, lambda *a: token.cancel())  # finish cleanly, keep the journal
     try:
@@ -124,26 +125,30 @@ def run(args) -> int:
 
 def print_table(doc: dict, out: str) -> None:
     from studio.core.inspect.modelinfo import human_bytes
+    from studio.core.sweep.records import CandidateResult
+    from studio.core.sweep.run_folder import RunFolder
 
-    device = any(c.get("device_latency_ms_median") is not None for c in doc["candidates"])
+    rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
+    device = any(c.device_latency_ms_median is not None for c in rows)
     head = f"{'candidate':<22} {'status':<7} {'accuracy':>8} {'agree':>6} {'ms p50':>8} {'ms p90':>8}" + \
            (f" {'device ms':>9}" if device else "") + f" {'size':>9}  pareto"
     print(head)
     print("-" * len(head))
-    for c in doc["candidates"]:
-        if c["status"] != "ok":
-            print(f"{c['id']:<22} failed  {c['error']}")
+    for c in rows:
+        if not c.ok:
+            print(f"{c.id:<22} failed  {c.error}")
             continue
-        acc = f"{c['accuracy']:.1f}" if c["accuracy"] is not None else "-"
-        dev = f" {c['device_latency_ms_median']:>9.3f}" if device and c.get("device_latency_ms_median") else \
+        acc = f"{c.accuracy:.1f}" if c.accuracy is not None else "-"
+        dev = f" {c.device_latency_ms_median:>9.3f}" if device and c.device_latency_ms_median else \
             (f" {'-':>9}" if device else "")
-        mark = "*" if c["pareto"] else ""
-        star = "  best" if c["id"] == doc["best"] else ""
-        print(f"{c['id']:<22} ok      {acc:>8} {c['agreement']:>6.1f} {c['latency_ms_median']:>8.4f}"
-              f" {c['latency_ms_p90']:>8.4f}{dev} {human_bytes(c['size_bytes']):>9}  {mark}{star}")
+        mark = "*" if c.pareto else ""
+        star = "  best" if c.id == doc["best"] else ""
+        print(f"{c.id:<22} ok      {acc:>8} {c.agreement:>6.1f} {c.latency_ms_median:>8.4f}"
+              f" {c.latency_ms_p90:>8.4f}{dev} {human_bytes(c.size_bytes or 0):>9}  {mark}{star}")
     ref = doc["reference"].get("accuracy")
     print(f"original model: {ref:.1f}% on {doc['data']['samples']} samples" if ref is not None else
           f"no labels: 'agree' is top-1 agreement with the original on {doc['data']['samples']} samples")
     if doc["skipped"]:
         print(f"not run (time budget): {', '.join(doc['skipped'])}; run again with the same -o to continue")
-    print(f"results in {out}/results.json, {out}/results.csv and {out}/tradeoff.png")
+    run = RunFolder(out)
+    print(f"results in {run.results}, {run.results_csv} and {run.plot}")

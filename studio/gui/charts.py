@@ -1,5 +1,5 @@
-"""pyqtgraph charts: the live accuracy-vs-latency scatter and the per-layer sensitivity bars. Charts take plain
-candidate dicts and update items made once (setData), as Orange3 does."""
+"""pyqtgraph charts: the live accuracy-vs-latency scatter and the per-layer sensitivity bars. Charts take the core's
+candidate records and update items made once (setData), as Orange3 does."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 
 from studio.core.inspect.modelinfo import human_bytes
-from studio.core.sweep.pareto import front_2d, score
+from studio.core.sweep.pareto import front_2d
+from studio.core.sweep.records import CandidateResult
 
 from . import theme
 
@@ -49,17 +50,16 @@ class TradeoffChart(pg.PlotWidget):
         self.addItem(self.scatter)
         self.selected_ring = pg.ScatterPlotItem(pen=pg.mkPen("#f2b84b", width=3), brush=None, size=30)
         self.addItem(self.selected_ring)
-        self.source: list[dict] = []
-        self.candidates: list[dict] = []
+        self.source: list[CandidateResult] = []
+        self.candidates: list[CandidateResult] = []
         self.selected: str | None = None
 
-    def _x(self, c: dict):
-        return c.get("device_latency_ms_median") if self.use_device else c.get("latency_ms_median")
+    def _x(self, c: CandidateResult) -> float | None:
+        return c.device_latency_ms_median if self.use_device else c.latency_ms_median
 
-    def set_candidates(self, candidates: list[dict], metric: str | None = None) -> None:
+    def set_candidates(self, candidates: list[CandidateResult], metric: str | None = None) -> None:
         self.source = candidates  # all of them, to re-plot when the latency axis changes
-        self.candidates = [c for c in candidates if c.get("status") == "ok" and score(c) is not None
-                           and self._x(c) is not None]
+        self.candidates = [c for c in candidates if c.ok and c.score is not None and self._x(c) is not None]
         if metric and metric != self.metric:
             self.metric = metric
             self.setLabel("left", metric)
@@ -68,23 +68,18 @@ class TradeoffChart(pg.PlotWidget):
             self.front.setData([], [])
             self._select_ring()
             return
-        biggest = max(c["size_bytes"] for c in self.candidates)
+        biggest = max(c.size_bytes or 0 for c in self.candidates) or 1
         spots = []
         for c in self.candidates:
-            edge = pg.mkPen(theme.chart_colors(self.dark)["foreground"], width=2) if c.get("pareto") else None
-            spots.append({"pos": (self._x(c), score(c)), "size": 10 + 26 * (c["size_bytes"] / biggest) ** 0.5,
-                          "brush": QColor(QUANT_COLORS.get(c["quant"], "#8172b3")), "pen": edge,
-                          "symbol": TARGET_SYMBOLS.get(c["target"], "o"), "data": c["id"]})
+            edge = pg.mkPen(theme.chart_colors(self.dark)["foreground"], width=2) if c.pareto else None
+            spots.append({"pos": (self._x(c), c.score), "size": 10 + 26 * ((c.size_bytes or 0) / biggest) ** 0.5,
+                          "brush": QColor(QUANT_COLORS.get(c.quant, "#8172b3")), "pen": edge,
+                          "symbol": TARGET_SYMBOLS.get(c.target, "o"), "data": c.id})
         self.scatter.setData(spots)
-        front = front_2d([dict(c, latency_ms_median=self._x(c)) for c in self.candidates])
-        xs = np.array([self._x(c) for c in self.candidates if c["id"] in {f["id"] for f in front}])
-        order = np.argsort(xs)
-        fx = xs[order]
-        fy = np.array([score(c) for c in self.candidates if c["id"] in {f["id"] for f in front}])[order]
-        if len(fx):  # a staircase: each step holds the best accuracy reached so far
-            sx = np.repeat(fx, 2)[1:]
-            sy = np.repeat(fy, 2)[:-1]
-            self.front.setData(sx, sy)
+        front = front_2d(self.candidates, latency=self._x)
+        if front:  # a staircase: each step holds the best accuracy reached so far
+            fx, fy = np.array([self._x(c) for c in front]), np.array([c.score for c in front])
+            self.front.setData(np.repeat(fx, 2)[1:], np.repeat(fy, 2)[:-1])
         self._select_ring()
 
     def set_device_latency(self, on: bool) -> None:
@@ -98,24 +93,24 @@ class TradeoffChart(pg.PlotWidget):
         self._select_ring()
 
     def _select_ring(self) -> None:
-        hit = [c for c in self.candidates if c["id"] == self.selected]
-        self.selected_ring.setData([{"pos": (self._x(c), score(c))} for c in hit])
+        hit = [c for c in self.candidates if c.id == self.selected]
+        self.selected_ring.setData([{"pos": (self._x(c), c.score)} for c in hit])
 
     def _clicked(self, item, points, ev=None) -> None:
         if len(points):
             self.candidate_clicked.emit(points[0].data())
 
     def _tip(self, x, y, data):
-        c = next((c for c in self.candidates if c["id"] == data), None)
+        c = next((c for c in self.candidates if c.id == data), None)
         if c is None:
             return ""
-        lines = [c["id"], f"{self.metric}: {score(c):.2f}", f"latency p50 {c['latency_ms_median']:.4f} ms,"
-                 f" p90 {c['latency_ms_p90']:.4f} ms", f"size {human_bytes(c['size_bytes'])}"]
-        if c.get("device_latency_ms_median") is not None:
-            lines.append(f"on the device: {c['device_latency_ms_median']:.4f} ms")
-        if c.get("float_layers"):
-            lines.append(f"{len(c['float_layers'])} layer(s) kept in float")
-        if c.get("pareto"):
+        lines = [c.id, f"{self.metric}: {c.score:.2f}", f"latency p50 {c.latency_ms_median:.4f} ms,"
+                 f" p90 {c.latency_ms_p90:.4f} ms", f"size {human_bytes(c.size_bytes or 0)}"]
+        if c.device_latency_ms_median is not None:
+            lines.append(f"on the device: {c.device_latency_ms_median:.4f} ms")
+        if c.float_layers:
+            lines.append(f"{len(c.float_layers)} layer(s) kept in float")
+        if c.pareto:
             lines.append("on the Pareto front")
         return "\n".join(lines)
 

@@ -31,6 +31,8 @@ from studio.core.app.project import (
     SweepSettings,
 )
 from studio.core.base.paths import config_dir, data_dir
+from studio.core.sweep.records import CandidateFinished, SensitivityReady, SweepEvent, SweepFinished
+from studio.core.sweep.run_folder import RunFolder
 
 from .page_deploy import DeployPage
 from .page_export import ExportPage
@@ -250,13 +252,13 @@ class MainWindow(QMainWindow):
         self.refresh_devices()
 
     def _show_saved_results(self, run_dir: str | None) -> None:
-        results = Path(run_dir or "") / "results.json"
-        if run_dir and results.is_file():
+        run = RunFolder(run_dir) if run_dir else None
+        if run and run.has_results:
             try:
-                self.preview.set_results(json.loads(results.read_text(encoding="utf-8")))
+                self.preview.set_results(json.loads(run.results.read_text(encoding="utf-8")))
             except ValueError:
-                self.preview.banner.show_message("warning", f"{results}: cannot be read; run the sweep again")
-        elif run_dir and (Path(run_dir) / "journal.jsonl").is_file():
+                self.preview.banner.show_message("warning", f"{run.results}: cannot be read; run the sweep again")
+        elif run and run.has_journal:
             self.preview.banner.show_message("info", "A sweep was interrupted: run it again (Ctrl+R) to resume"
                                                      " where it stopped.")
 
@@ -321,11 +323,13 @@ class MainWindow(QMainWindow):
             self.preview.banner.hide()
             self.go(2)
 
-    def _sweep_event(self, event: dict) -> None:
-        if event["type"] == "candidate":
-            self.preview.add_candidate(event["candidate"])
-        elif event["type"] == "sensitivity":
-            self.preview.set_sensitivity(event["sensitivity"])
+    def _sweep_event(self, event: SweepEvent) -> None:
+        if isinstance(event, CandidateFinished):
+            self.preview.add_candidate(event)
+        elif isinstance(event, SensitivityReady):
+            self.preview.set_sensitivity(event.sensitivity)
+        elif isinstance(event, SweepFinished):  # also when interrupted: show the front and pick as written
+            self.preview.set_results(event.results)
 
     def _chosen(self, cid: str) -> None:
         self.project.chosen = dataclasses.replace(self.project.chosen, candidate=cid)
@@ -336,7 +340,7 @@ class MainWindow(QMainWindow):
     def export_source(self) -> str | None:
         chosen, model = self.project.chosen, self.project.model.path
         if chosen.candidate and chosen.run_dir:
-            return str(Path(chosen.run_dir) / "candidates" / chosen.candidate)
+            return str(RunFolder(chosen.run_dir).candidate(chosen.candidate))
         if model and Path(model).suffix in (".onnx", ".tflite"):
             return model
         return None
@@ -345,10 +349,10 @@ class MainWindow(QMainWindow):
         model, chosen = self.project.model.path, self.project.chosen.candidate
         stem = Path(model).stem.replace("_", "-") if model else "model"
         if chosen:
-            c = self.preview.candidates.get(chosen, {})
-            text = (f"Candidate <b>{chosen}</b> of the sweep: {c.get('accuracy') or c.get('agreement') or 0:.2f}%"
-                    f" {'accuracy' if c.get('accuracy') is not None else 'agreement'},"
-                    f" {c.get('latency_ms_median') or 0:.4f} ms median (measured).")
+            c = self.preview.candidates.get(chosen)
+            acc, agree, ms = (c.accuracy, c.agreement, c.latency_ms_median) if c else (None, None, None)
+            text = (f"Candidate <b>{chosen}</b> of the sweep: {acc or agree or 0:.2f}%"
+                    f" {'accuracy' if acc is not None else 'agreement'}, {ms or 0:.4f} ms median (measured).")
         elif self.export_source():
             text = f"The loaded model as it is: <b>{Path(model or '').name}</b>."
         else:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.inspect.modelinfo import human_bytes
-from studio.core.sweep.pareto import best, pareto_ids
+from studio.core.sweep.records import CandidateFinished, CandidateResult
 
 from .charts import SensitivityChart, TradeoffChart, legend_html
 from .resources import white_icon
@@ -29,6 +29,8 @@ COLUMNS = [("id", "Candidate"), ("target", "Target"), ("quant", "Quantization"),
 
 
 class PreviewPage(QWidget):
+    """Renders a sweep's candidates as the core flagged them: it never ranks or recomputes the Pareto front."""
+
     candidate_chosen = Signal(str)
     use_requested = Signal(str)
 
@@ -38,6 +40,22 @@ class PreviewPage(QWidget):
                                                           " for details, click to choose one.", spacing=10)
         self.banner = Banner()
         box.addWidget(self.banner)
+        box.addLayout(self._top_row())
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self._charts(dark))
+        split.addWidget(self._table())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([480, 260])
+        box.addWidget(split, 1)
+        self.candidates: dict[str, CandidateResult] = {}
+        self.order: list[str] = []
+        self.best: str | None = None
+        self.metric = "top-1 accuracy (%)"
+        self.sensitivity: dict = {}
+        self.selected: str | None = None
+
+    def _top_row(self) -> QHBoxLayout:
         top = QHBoxLayout()
         self.summary = QLabel("No sweep yet: run one from Optimize (Ctrl+R).")
         top.addWidget(self.summary, 1)
@@ -52,8 +70,9 @@ class PreviewPage(QWidget):
         self.use.setEnabled(False)
         self.use.clicked.connect(lambda: self.selected and self.use_requested.emit(self.selected))
         top.addWidget(self.use)
-        box.addLayout(top)
-        split = QSplitter(Qt.Vertical)
+        return top
+
+    def _charts(self, dark: bool) -> QSplitter:
         charts = QSplitter(Qt.Horizontal)
         self.chart = TradeoffChart(dark)
         self.chart.candidate_clicked.connect(self.select)
@@ -75,7 +94,9 @@ class PreviewPage(QWidget):
         charts.addWidget(sens_card)
         charts.setStretchFactor(0, 3)
         charts.setStretchFactor(1, 2)
-        split.addWidget(charts)
+        return charts
+
+    def _table(self) -> QTableView:
         self.model = QStandardItemModel(0, len(COLUMNS))
         self.model.setHorizontalHeaderLabels([c[1] for c in COLUMNS])
         self.proxy = QSortFilterProxyModel()
@@ -91,41 +112,40 @@ class PreviewPage(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().selectionChanged.connect(self._table_selected)
-        split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([480, 260])
-        box.addWidget(split, 1)
-        self.candidates: dict[str, dict] = {}
-        self.order: list[str] = []
-        self.metric = "top-1 accuracy (%)"
-        self.sensitivity: dict = {}
-        self.selected: str | None = None
+        return self.table
 
     # --- data in ---------------------------------------------------------------------------------------------
     def clear(self) -> None:
         self.candidates.clear()
         self.order.clear()
+        self.best = None
         self.model.removeRows(0, self.model.rowCount())
         self.sensitivity = {}
         self.sens_kind.clear()
         self.chart.set_candidates([])
         self.summary.setText("Sweep running: points appear as candidates finish.")
 
-    def add_candidate(self, c: dict) -> None:
-        """A finished candidate (live from a running sweep)."""
-        if c["id"] not in self.candidates:
-            self.order.append(c["id"])
-        self.candidates[c["id"]] = c
+    def add_candidate(self, event: CandidateFinished) -> None:
+        """A finished candidate (live from a running sweep), with the front and best pick the core computed."""
+        c = event.candidate
+        if c.id not in self.candidates:
+            self.order.append(c.id)
+        self.candidates[c.id] = c
+        front = set(event.pareto)
+        self.candidates = {i: r.with_pareto(i in front) for i, r in self.candidates.items()}
+        self.best = event.best
         self._refresh()
 
     def set_results(self, doc: dict) -> None:
-        self.candidates = {c["id"]: c for c in doc["candidates"]}
-        self.order = [c["id"] for c in doc["candidates"]]
+        """A results document (results.json): its rows carry the core's Pareto flags and its best pick."""
+        rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
+        self.candidates = {c.id: c for c in rows}
+        self.order = [c.id for c in rows]
+        self.best = doc.get("best")
         self.metric = doc.get("metric", self.metric)
         if doc.get("sensitivity"):
             self.set_sensitivity(doc["sensitivity"])
-        self._refresh(doc.get("best"))
+        self._refresh()
 
     def set_sensitivity(self, sens: dict) -> None:
         self.sensitivity = sens or {}
@@ -141,46 +161,26 @@ class PreviewPage(QWidget):
         if kind:
             self.sens.show_rows(kind, self.sensitivity[kind]["layers"])
 
-    def _refresh(self, best_id: str | None = None) -> None:
+    def _refresh(self) -> None:
         rows = [self.candidates[i] for i in self.order]
-        front = set(pareto_ids(rows))
-        for r in rows:
-            r["pareto"] = r["id"] in front
-        best_id = best_id or best(rows)
         self.chart.set_candidates(rows, self.metric)
-        self.latency_mode.setEnabled(any(r.get("device_latency_ms_median") is not None for r in rows))
+        self.latency_mode.setEnabled(any(r.device_latency_ms_median is not None for r in rows))
         self.model.removeRows(0, self.model.rowCount())
         for r in rows:
-            items = []
-            for key, _ in COLUMNS:
-                v = r.get(key)
-                text = ("yes" if v else "") if key == "pareto" else human_bytes(v) if key == "size_bytes" and v else \
-                    f"{v:.4f}" if isinstance(v, float) and "latency" in key else \
-                    f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
-                if key == "status" and r.get("error"):
-                    text = f"failed: {r['error']}"
-                item = QStandardItem(text)
-                numeric = key not in ("id", "target", "quant", "status")
-                item.setData(v if isinstance(v, (int, float)) else float("inf") if numeric else text,
-                             Qt.UserRole)  # missing numbers sort after every measured one
-                item.setData(r["id"], Qt.UserRole + 1)
-                item.setEditable(False)
-                items.append(item)
-            self.model.appendRow(items)
-        ok = [r for r in rows if r["status"] == "ok"]
-        failed = len(rows) - len(ok)
-        text = f"{len(rows)} candidates measured, {len(front)} on the Pareto front"
+            self.model.appendRow(_row_items(r))
+        failed = sum(1 for r in rows if not r.ok)
+        text = f"{len(rows)} candidates measured, {sum(1 for r in rows if r.pareto)} on the Pareto front"
         if failed:
             text += f", {failed} failed"
-        if best_id:
-            text += f"; best: <b>{best_id}</b>"
+        if self.best:
+            text += f"; best: <b>{self.best}</b>"
         self.summary.setText(text)
         if self.selected:
             self.chart.select(self.selected)
 
     # --- selection -------------------------------------------------------------------------------------------
     def select(self, cid: str) -> None:
-        if cid not in self.candidates or self.candidates[cid]["status"] != "ok":
+        if cid not in self.candidates or not self.candidates[cid].ok:
             return
         self.selected = cid
         self.chart.select(cid)
@@ -197,3 +197,22 @@ class PreviewPage(QWidget):
             cid = rows[0].data(Qt.UserRole + 1)
             if cid != self.selected:
                 self.select(cid)
+
+
+def _row_items(r: CandidateResult) -> list[QStandardItem]:
+    """One table row: display text, a sort key (missing numbers sort after every measured one) and the id."""
+    items = []
+    for key, _ in COLUMNS:
+        v = getattr(r, key)
+        text = ("yes" if v else "") if key == "pareto" else human_bytes(v) if key == "size_bytes" and v else \
+            f"{v:.4f}" if isinstance(v, float) and "latency" in key else \
+            f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
+        if key == "status" and r.error:
+            text = f"failed: {r.error}"
+        item = QStandardItem(text)
+        numeric = key not in ("id", "target", "quant", "status")
+        item.setData(v if isinstance(v, (int, float)) else float("inf") if numeric else text, Qt.UserRole)
+        item.setData(r.id, Qt.UserRole + 1)
+        item.setEditable(False)
+        items.append(item)
+    return items

@@ -4,12 +4,15 @@ import json
 import numpy as np
 import pytest
 
+from studio.core.base.atomic import json_safe
 from studio.core.base.errors import Cancelled
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken
 from studio.core.measure.evaluate import evaluate
 from studio.core.recipe.grid import Grid
-from studio.core.sweep.sweep import SweepError, SweepOptions, read_journal, run_sweep
+from studio.core.sweep.records import CandidateFinished, CandidateResult, SensitivityReady, SweepFinished
+from studio.core.sweep.results import read_journal
+from studio.core.sweep.sweep import SweepError, SweepOptions, run_sweep
 
 SIX = Grid(targets=("onnx",), quant=("none", "dynamic", "int8"), prune=(0.0, 0.5))
 
@@ -20,19 +23,28 @@ def interrupted_then_resumed(samples, tmp_path_factory):
     run = tmp_path_factory.mktemp("sweep") / "run"
     token, first = CancelToken(), []
 
+    finished = []
+
     def stop_after_first(event):
-        if event["type"] == "candidate":
-            first.append(event["candidate"]["id"])
+        if isinstance(event, CandidateFinished):
+            first.append(event.candidate.id)
             token.cancel()
+        elif isinstance(event, SweepFinished):
+            finished.append(event.results)
     with pytest.raises(Cancelled, match="run it again"):
         run_sweep(samples["torch_model"], SIX, samples["dataset"], run, cancel=token, on_event=stop_after_first)
     journal_after_first = read_journal(run / "journal.jsonl")
     mtimes = {i: (run / "candidates" / i / "candidate.json").stat().st_mtime_ns for i in journal_after_first}
-    second = []
+    second, events = [], []
+
+    def listen(event):
+        events.append(event)
+        if isinstance(event, CandidateFinished):
+            second.append(event.candidate.id)
     doc = run_sweep(samples["torch_model"], SIX, samples["dataset"], run, options=SweepOptions(sensitivity=True),
-                    on_event=lambda e: second.append(e["candidate"]["id"]) if e["type"] == "candidate" else None)
+                    on_event=listen)
     return {"run": run, "doc": doc, "first": first, "second": second, "journal_after_first": journal_after_first,
-            "mtimes": mtimes}
+            "mtimes": mtimes, "interrupted": finished, "events": events}
 
 
 def test_resume_skips_finished_candidates(interrupted_then_resumed):
@@ -45,6 +57,19 @@ def test_resume_skips_finished_candidates(interrupted_then_resumed):
         assert (r["run"] / "candidates" / i / "candidate.json").stat().st_mtime_ns == mtime
     journal = read_journal(r["run"] / "journal.jsonl")
     assert len(journal) == 6 and all(journal[i] == row for i, row in r["journal_after_first"].items())
+    assert len(r["interrupted"]) == 1 and r["interrupted"][0]["interrupted"] is True
+
+
+def test_events_carry_the_cores_pareto_flags(interrupted_then_resumed):
+    events, doc = interrupted_then_resumed["events"], interrupted_then_resumed["doc"]
+    finished = [e for e in events if isinstance(e, CandidateFinished)]
+    last = finished[-1]
+    assert list(last.pareto) == doc["pareto"] and last.best == doc["best"]
+    for e in finished:  # each event's own flag agrees with the front it carries
+        assert e.candidate.pareto == (e.candidate.id in e.pareto)
+    assert isinstance(events[-1], SweepFinished) and events[-1].results == doc
+    rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
+    assert [r.to_dict() for r in rows] == doc["candidates"]
 
 
 def test_six_candidates_pareto_equals_brute_force(interrupted_then_resumed):
@@ -99,6 +124,8 @@ def test_sensitivity_is_chart_data(interrupted_then_resumed):
     assert [row["layer"] for row in prune] == ["1", "4", "7", "10"]  # every conv/linear except the classifier
     assert all(row["channels_after"] < row["channels_before"] for row in prune)
     assert max(row["accuracy_drop"] for row in prune) > 0
+    ready = [e for e in interrupted_then_resumed["events"] if isinstance(e, SensitivityReady)]
+    assert len(ready) == 1 and json.loads(json.dumps(json_safe(ready[0].sensitivity))) == sens
 
 
 def test_different_sweep_in_the_same_folder_is_refused(interrupted_then_resumed, samples):
@@ -141,8 +168,8 @@ def test_accuracy_aware_quantization_keeps_the_most_sensitive_layers_float(inter
     ref = predict(open_runner(fp32), [x])
     int8_row = next(c for c in interrupted_then_resumed["doc"]["candidates"] if c["id"] == "onnx-int8-p0.00")
     assert int8_row["agreement"] < 100.0  # plain int8 changes a few predictions of this model
-    kept = keep_sensitive_float(fp32, str(tmp_path / "kept.onnx"), Quantization("int8"), x[:100], x, None, ref,
-                                ref_score=100.0, max_drop=0.0, metric="agreement")
+    kept = keep_sensitive_float(fp32, str(tmp_path / "kept.onnx"), Quantization("int8"), x[:100], x, None,
+                                reference=ref, ref_score=100.0, max_drop=0.0, metric="agreement")
     ranked = sorted(kept["sensitivity"]["layers"], key=lambda r: -r["error"])
     assert kept["float_layers"] and kept["float_layers"] == [r["layer"] for r in ranked[:len(kept["float_layers"])]]
     got = score_outputs(predict(open_runner(str(tmp_path / "kept.onnx")), [x]), None, ref)

@@ -39,10 +39,10 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
     wait_idle(qtbot, w, 900)
     assert seen_live == [True]
     cands = w.preview.candidates
-    assert len(cands) == 8 and all(c["status"] == "ok" for c in cands.values())
+    assert len(cands) == 8 and all(c.status == "ok" for c in cands.values())
     assert len(w.preview.chart.scatter.points()) == 8
     assert w.preview.sens_kind.count() >= 1  # per-layer sensitivity measured too
-    best = min((c for c in cands.values() if c["pareto"]), key=lambda c: c["latency_ms_median"])["id"]
+    best = min((c for c in cands.values() if c.pareto), key=lambda c: c.latency_ms_median).id
     w.preview.select(best)
     # Export (verified) -> Deploy to the local demo device
     w.go(3)
@@ -61,7 +61,7 @@ def test_demo_flow_load_to_deploy_then_restart_loses_nothing(app, qtbot, tmp_pat
     qtbot.addWidget(again)
     wait_idle(qtbot, again)
     assert set(again.preview.candidates) == set(cands)
-    assert again.preview.candidates[best]["accuracy"] == cands[best]["accuracy"]
+    assert again.preview.candidates[best].accuracy == cands[best].accuracy
     assert again.preview.selected == best and again.project.chosen.candidate == best
     assert "mnist-demo-1.0.0.bundle.zip" in again.deploy.bundle.text()
     assert again.load.info is not None and again.optimize.dataset.text() == samples["dataset"]
@@ -95,7 +95,7 @@ def test_window_stays_responsive_during_a_sweep_timed_on_a_device(make_window, q
     assert len(gaps) > 100, "the sweep was too short to say anything"
     assert max(gaps) < 0.2, f"the GUI thread stalled for {max(gaps) * 1000:.0f} ms"
     # host and device latency side by side
-    device_ms = [c["device_latency_ms_median"] for c in w.preview.candidates.values()]
+    device_ms = [c.device_latency_ms_median for c in w.preview.candidates.values()]
     assert all(isinstance(v, float) and v > 0 for v in device_ms)
     assert w.preview.latency_mode.isEnabled()
     w.preview.latency_mode.setCurrentIndex(1)

@@ -55,17 +55,27 @@ def test_optimize_page_counts_candidates_refuses_bad_grid_and_previews_data(make
     assert w.project.sweep.grid.targets == (Target.ONNX,) and w.project.sweep.dataset == samples["dataset"]
 
 
-def _results(n_ok: int = 4) -> dict:
-    cands = []
-    for i in range(n_ok):
-        cands.append({"id": f"onnx-c{i}", "target": "onnx", "quant": "int8" if i % 2 else "none", "prune": "none",
-                      "prune_ratio": 0.0, "status": "ok", "accuracy": 90.0 + i, "agreement": 99.0,
-                      "latency_ms_median": 1.0 + i * (1 if i != 2 else -0.5), "latency_ms_p90": 2.0 + i,
-                      "size_bytes": 1000 * (i + 1), "error": None})
-    cands.append({"id": "tflite-bad", "target": "tflite", "quant": "int8", "prune": "none", "prune_ratio": 0.0,
-                  "status": "failed", "accuracy": None, "agreement": None, "latency_ms_median": None,
-                  "latency_ms_p90": None, "size_bytes": None, "error": "conversion failed: because"})
-    return {"candidates": cands, "metric": "top-1 accuracy (%)",
+def _rows(n_ok: int = 4) -> list:
+    from studio.core.recipe.recipe import Quantization, Recipe
+    from studio.core.sweep.records import CandidateResult, CandidateStatus
+
+    rows = [CandidateResult(id=f"onnx-c{i}", recipe=Recipe(quantization=Quantization("int8" if i % 2 else "none")),
+                            status=CandidateStatus.OK, accuracy=90.0 + i, agreement=99.0,
+                            latency_ms_median=1.0 + i * (1 if i != 2 else -0.5), latency_ms_p90=2.0 + i,
+                            size_bytes=1000 * (i + 1)) for i in range(n_ok)]
+    rows.append(CandidateResult(id="tflite-bad", recipe=Recipe(target="tflite", quantization=Quantization("int8")),
+                                status=CandidateStatus.FAILED, error="conversion failed: because"))
+    return rows
+
+
+def _results(rows: list) -> dict:
+    """The results document as the core writes it: rows with the core's Pareto flags, the front and best pick."""
+    from studio.core.sweep.pareto import best
+    from studio.core.sweep.results import with_pareto_flags
+
+    flagged = with_pareto_flags(rows)
+    return {"candidates": [c.to_dict() for c in flagged], "metric": "top-1 accuracy (%)",
+            "pareto": [c.id for c in flagged if c.pareto], "best": best(flagged),
             "sensitivity": {"quantization": {"layers": [{"layer": "conv1", "sqnr_db": 20.0},
                                                         {"layer": "fc", "sqnr_db": 45.0}]}}}
 
@@ -73,18 +83,24 @@ def _results(n_ok: int = 4) -> dict:
 def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     w = make_window()
     page = w.preview
+    from studio.core.sweep.pareto import best, pareto_ids
+    from studio.core.sweep.records import CandidateFinished
+
     page.clear()
-    doc = _results()
-    for c in doc["candidates"][:2]:
-        page.add_candidate(c)  # live, as a sweep emits them
+    rows = _rows()
+    for i, c in enumerate(rows[:2]):  # live, as a sweep emits them: the core's front and pick come along
+        page.add_candidate(CandidateFinished(c, tuple(pareto_ids(rows[:i + 1])), best(rows[:i + 1])))
     assert len(page.chart.scatter.points()) == 2
+    assert {c.id for c in page.candidates.values() if c.pareto} == set(pareto_ids(rows[:2]))
+    doc = _results(rows)
     page.set_results(doc)
     assert len(page.chart.scatter.points()) == 4  # the failed one is in the table, not on the chart
     assert page.model.rowCount() == 5
     status = [page.model.item(r, 11).text() for r in range(5)]
     assert status.count("ok") == 4 and "failed: conversion failed: because" in status
-    front = {c["id"] for c in page.candidates.values() if c.get("pareto")}
-    assert front and "tflite-bad" not in front
+    front = {c.id for c in page.candidates.values() if c.pareto}
+    assert front and front == set(doc["pareto"]) and "tflite-bad" not in front
+    assert f"best: <b>{doc['best']}</b>" in page.summary.text()
     x, _y = page.chart.front.getData()
     assert len(x) >= 1
     # sensitivity bars: one per layer, the sensitive layer coloured differently

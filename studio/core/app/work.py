@@ -23,6 +23,8 @@ def sweep_dir(model: str, grid: dict, dataset: str | None, options: dict) -> Pat
 
 def sweep(model: str, grid: dict, dataset: str | None, run_dir: str, options: dict, *, report=ignore, cancel=None,
           on_event=None) -> dict:
+    """Run (or resume) the sweep in run_dir; events are studio.core.sweep.records' CandidateFinished,
+    SensitivityReady and SweepFinished."""
     from studio.core.recipe.grid import Grid
     from studio.core.sweep.sweep import SweepOptions, run_sweep
 

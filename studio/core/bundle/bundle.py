@@ -24,6 +24,7 @@ from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.hashing import sha256_bytes
 from studio.core.bundle import signing
+from studio.core.sweep.run_folder import RunFolder
 
 if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
     from studio.core.inspect.modelinfo import ModelInfo
@@ -334,8 +335,9 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
     p = Path(path)
     if p.is_file():
         return ExportSource(p)
-    if not p.exists() and (p.parent / "results.json").is_file():
-        p = p.parent / "candidates" / p.name  # RUN/ID means the candidate ID of sweep run RUN
+    candidate = RunFolder.of_candidate(p)  # RUN/ID (or RUN/candidates/ID) means candidate ID of sweep run RUN
+    if candidate is not None:
+        p = candidate[0].candidate(candidate[1])
     if p.is_dir():
         models = sorted(p.glob("model.onnx")) + sorted(p.glob("model.tflite"))
         if not models:

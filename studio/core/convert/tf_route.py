@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import ignore
+from studio.core.convert.request import ConvertRequest
 from studio.core.prune.weights import prune_arrays
 
 
@@ -55,19 +57,20 @@ def _converter(model, fn, src):
     return tf.lite.TFLiteConverter.from_concrete_functions([fn])
 
 
-def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.ndarray, float_out: str,
-                quantized: dict[str, str] | None = None, report=ignore) -> dict:
+def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
     """Prune (unstructured) and convert a Keras model; for TFLite targets also quantize with TFLiteConverter into
-    `quantized` ({mode: path}), so one loaded model serves every quantization mode."""
+    `request.quantized` ({mode: path}), so one loaded model serves every quantization mode."""
     import tensorflow as tf
 
-    from studio.core.recipe.recipe import PruneMethod, QuantMode, Target
+    from studio.core.recipe.recipe import PruneMethod, Target
 
     warnings.simplefilter("ignore")
     tf.keras.utils.set_random_seed(0)
     started = time.monotonic()
-    model, fn = _load(src, fmt)
-    result = {"steps": [], "notes": []}
+    src, recipe, verify_x = request.src, request.recipe, request.verify_x
+    model, fn = _load(src, request.fmt)
+    steps: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"steps": steps, "notes": []}
     result["ref_before"] = _call(model, fn, verify_x)
     if recipe.pruning.method == PruneMethod.UNSTRUCTURED:
         if model is None:
@@ -75,66 +78,80 @@ def keras_stage(src: str, fmt: str, recipe, verify_x: np.ndarray, calib_x: np.nd
                                   src)
         t = time.monotonic()
         stats = _prune_keras(model, recipe.pruning.ratio)
-        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                                "seconds": round(time.monotonic() - t, 2), **stats})
+        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                      "seconds": round(time.monotonic() - t, 2), **stats})
     result["ref"] = _call(model, fn, verify_x)
-    report(0.3, f"converting to {recipe.target.value} in float")
+    report(0.3, f"converting to {recipe.target} in float")
     t = time.monotonic()
     if recipe.target == Target.TFLITE:
-        with open(float_out, "wb") as fh:
+        with open(request.out, "wb") as fh:
             fh.write(_converter(model, fn, src).convert())
-        result["steps"].append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
-        q = recipe.quantization
-        result["quantized"] = {}
-        for mode_name, final_out in (quantized or {}).items():
-            mode = QuantMode(mode_name)
-            report(0.6, f"quantizing ({mode.value}) with TFLiteConverter")
-            t = time.monotonic()
-            conv = _converter(model, fn, src)
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            if mode == QuantMode.FP16:
-                conv.target_spec.supported_types = [tf.float16]
-            elif mode == QuantMode.INT8:
-                def representative():
-                    for i in range(min(len(calib_x), q.calib_samples)):
-                        yield [calib_x[i:i + 1]]
-                conv.representative_dataset = representative
-                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                conv._experimental_disable_per_channel = not q.per_channel
-                if q.io == "int8":
-                    conv.inference_input_type = tf.int8
-                    conv.inference_output_type = tf.int8
-            try:
-                data = conv.convert()
-            except Exception as exc:  # noqa: BLE001
-                raise ConversionError(f"TFLiteConverter could not quantize the model ({mode.value}):"
-                                      f" {short(exc, 200)}", src) from None
-            with open(final_out, "wb") as fh:
-                fh.write(data)
-            result["steps"].append({"name": f"TFLiteConverter quantization ({mode.value})",
-                                    "seconds": round(time.monotonic() - t, 2)})
-            result["quantized"][mode.value] = final_out
+        steps.append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
+        result["quantized"] = {mode: _tflite_quantized(model, fn, request, mode, path, steps=steps, report=report)
+                               for mode, path in request.quantized.items()}
     else:
-        import tf2onnx
-
-        if model is not None:
-            specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
-            func = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
-        else:
-            specs = [tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in fn.structured_input_signature[1].items()]
-            func = tf.function(lambda *args: fn(**{s.name: a for s, a in zip(specs, args, strict=True)}))
-        try:
-            tf2onnx.convert.from_function(func, input_signature=specs, opset=recipe.runtime.opset,
-                                          output_path=float_out)
-        except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"tf2onnx could not convert the model: {short(exc, 200)}",
-                                  src) from None
-        result["steps"].append({"name": f"tf2onnx from_function (opset {recipe.runtime.opset})",
-                                "seconds": round(time.monotonic() - t, 2)})
+        _to_onnx(model, fn, request)
+        steps.append({"name": f"tf2onnx from_function (opset {recipe.runtime.opset})",
+                      "seconds": round(time.monotonic() - t, 2)})
     if model is not None:
         result["params_before"] = result["params_after"] = int(model.count_params())
     result["seconds"] = round(time.monotonic() - started, 2)
     return result
+
+
+def _tflite_quantized(model, fn, request: ConvertRequest, mode_name: str, out: str, *, steps: list[dict[str, Any]],
+                      report) -> str:
+    """Quantize with TFLiteConverter into `out`; returns `out`."""
+    import tensorflow as tf
+
+    from studio.core.recipe.recipe import QuantMode
+
+    mode, q, calib_x = QuantMode(mode_name), request.recipe.quantization, request.calib_x
+    report(0.6, f"quantizing ({mode}) with TFLiteConverter")
+    t = time.monotonic()
+    conv = _converter(model, fn, request.src)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == QuantMode.FP16:
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == QuantMode.INT8:
+        if calib_x is None:
+            raise ConversionError("static int8 needs calibration inputs", request.src)
+
+        def representative():
+            for i in range(min(len(calib_x), q.calib_samples)):
+                yield [calib_x[i:i + 1]]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv._experimental_disable_per_channel = not q.per_channel
+        if q.io == "int8":
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    try:
+        data = conv.convert()
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"TFLiteConverter could not quantize the model ({mode}): {short(exc, 200)}",
+                              request.src) from None
+    with open(out, "wb") as fh:
+        fh.write(data)
+    steps.append({"name": f"TFLiteConverter quantization ({mode})", "seconds": round(time.monotonic() - t, 2)})
+    return out
+
+
+def _to_onnx(model, fn, request: ConvertRequest) -> None:
+    import tensorflow as tf
+    import tf2onnx
+
+    if model is not None:
+        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+        func = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
+    else:
+        specs = [tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in fn.structured_input_signature[1].items()]
+        func = tf.function(lambda *args: fn(**{s.name: a for s, a in zip(specs, args, strict=True)}))
+    try:
+        tf2onnx.convert.from_function(func, input_signature=specs, opset=request.recipe.runtime.opset,
+                                      output_path=request.out)
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"tf2onnx could not convert the model: {short(exc, 200)}", request.src) from None
 
 
 def tflite_to_onnx(src: str, opset: int, out: str, report=ignore) -> dict:

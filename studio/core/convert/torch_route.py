@@ -7,11 +7,13 @@ import math
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from studio.core.base.errors import ConversionError, ModelLoadError, short
 from studio.core.base.progress import ignore
+from studio.core.convert.request import ConvertRequest
 
 
 def load_module(path: str, fmt: str, arch: str | None, trust_pickle: bool):
@@ -128,7 +130,8 @@ def prune_unstructured(module, sparsity: float) -> dict:
     return {"weights": total, "zeros": zeros, "sparsity": zeros / total}
 
 
-def finetune(module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, report=ignore, seed: int = 0) -> list[float]:
+def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, report=ignore,
+             seed: int = 0) -> list[float]:
     """Recovery training after pruning; returns the mean loss per epoch."""
     import torch
 
@@ -176,6 +179,7 @@ def export_onnx(module, shape, out: str, opset: int, torchscript: bool = False) 
         program = torch.onnx.export(module, (torch.zeros(tuple(shape)),), dynamo=True, external_data=False,
                                     opset_version=opset, verbose=False)
         notes.append("the model does not allow a dynamic batch; exported with a fixed batch of 1")
+    assert program is not None  # dynamo=True always returns the program
     program.save(out)
     return notes
 
@@ -188,45 +192,26 @@ def export_tflite(module, shape, out: str) -> None:
     litert_torch.convert(module.eval(), (torch.zeros(tuple(shape)),)).export(out)
 
 
-def torch_stage(src: str, fmt: str, recipe, arch: str | None, trust_pickle: bool, input_shape, verify_x: np.ndarray,
-                out: str, train: tuple[np.ndarray, np.ndarray] | None = None, report=ignore) -> dict:
+def torch_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
     """Prune (and fine-tune) a PyTorch model, export it in float to the recipe's target; reference outputs."""
     import torch
 
-    from studio.core.base.progress import scaled
-    from studio.core.recipe.recipe import PruneMethod, Target
+    from studio.core.recipe.recipe import Target
 
     torch.manual_seed(0)
     started = time.monotonic()
-    module, prunable, shape = load_module(src, fmt, arch, trust_pickle)
-    shape = tuple(input_shape or shape or (1, *tuple(verify_x.shape[1:])))
+    src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
+    module, prunable, shape = load_module(src, fmt, request.arch, request.trust_pickle)
+    shape = tuple(request.input_shape or shape or (1, *tuple(verify_x.shape[1:])))
     if fmt == "torchscript" and recipe.target == Target.TFLITE:
         raise ConversionError("TorchScript cannot be converted to TFLite: litert-torch needs a model torch.export"
                               " can trace; save the model as a .pt2 archive (torch.export.save) or a state_dict",
                               src)
-    result = {"input_shape": list(shape), "steps": []}
+    steps: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"input_shape": list(shape), "steps": steps}
     result["params_before"], result["macs_before"] = count_params_macs(module, shape)
     result["ref_before"] = forward(module, verify_x)
-    p = recipe.pruning
-    if p.method == PruneMethod.STRUCTURED:
-        report(0.05, "pruning channels (torch-pruning)")
-        t = time.monotonic()
-        layers = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
-        result["steps"].append({"name": f"structured pruning {p.ratio:.2f} ({p.scope})", "seconds":
-                                round(time.monotonic() - t, 2), "layers": layers})
-        if p.finetune_epochs and train is not None:
-            t = time.monotonic()
-            losses = finetune(module, train[0], train[1], p.finetune_epochs, p.finetune_lr, scaled(report, 0.3, 0.6))
-            result["steps"].append({"name": f"fine-tuning {p.finetune_epochs} epochs", "seconds":
-                                    round(time.monotonic() - t, 2), "losses": [round(v, 5) for v in losses]})
-    elif p.method == PruneMethod.UNSTRUCTURED:
-        if prunable:
-            t = time.monotonic()
-            stats = prune_unstructured(module, p.ratio)
-            result["steps"].append({"name": f"unstructured pruning {p.ratio:.2f}", "seconds":
-                                    round(time.monotonic() - t, 2), **stats})
-        else:
-            result["prune_later"] = True  # no nn.Module weights to reach: prune the exported float weights
+    result["prune_later"] = _prune(module, shape, prunable, request, steps, report)
     result["params_after"], result["macs_after"] = count_params_macs(module, shape)
     result["ref"] = forward(module, verify_x)
     report(0.7, f"exporting to {recipe.target.value}")
@@ -238,9 +223,37 @@ def torch_stage(src: str, fmt: str, recipe, arch: str | None, trust_pickle: bool
         export_tflite(module, shape, out)
         result["notes"] = []
         name = "litert-torch convert"
-    result["steps"].append({"name": name, "seconds": round(time.monotonic() - t, 2)})
+    steps.append({"name": name, "seconds": round(time.monotonic() - t, 2)})
     result["seconds"] = round(time.monotonic() - started, 2)
     return result
+
+
+def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[dict[str, Any]], report) -> bool:
+    """Prune (and fine-tune) the module as the recipe says; True when its weights must be pruned after export."""
+    from studio.core.base.progress import scaled
+    from studio.core.recipe.recipe import PruneMethod
+
+    p, train = request.recipe.pruning, request.train
+    if p.method == PruneMethod.STRUCTURED:
+        report(0.05, "pruning channels (torch-pruning)")
+        t = time.monotonic()
+        layers = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
+        steps.append({"name": f"structured pruning {p.ratio:.2f} ({p.scope})", "seconds":
+                      round(time.monotonic() - t, 2), "layers": layers})
+        if p.finetune_epochs and train is not None:
+            t = time.monotonic()
+            losses = finetune(module, train[0], train[1], epochs=p.finetune_epochs, lr=p.finetune_lr,
+                              report=scaled(report, 0.3, 0.6))
+            steps.append({"name": f"fine-tuning {p.finetune_epochs} epochs", "seconds":
+                          round(time.monotonic() - t, 2), "losses": [round(v, 5) for v in losses]})
+    elif p.method == PruneMethod.UNSTRUCTURED:
+        if not prunable:
+            return True  # no nn.Module weights to reach: prune the exported float weights
+        t = time.monotonic()
+        stats = prune_unstructured(module, p.ratio)
+        steps.append({"name": f"unstructured pruning {p.ratio:.2f}", "seconds": round(time.monotonic() - t, 2),
+                      **stats})
+    return False
 
 
 def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> dict:

@@ -6,13 +6,16 @@ import logging
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from studio.core.base.errors import ConversionError, short
-from studio.core.base.progress import ignore
+from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import prune_arrays
+from studio.core.quantize.backend import FinishRequest, FinishResult
 
 QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
 
@@ -89,8 +92,8 @@ class _Reader:
         return next(self._it, None)
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, work: Path, notes: list[str],
-             exclude: list[str] = (), only: list[str] | None = None):
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, *, work: Path, notes: list[str],
+             exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
     """Quantize with onnxruntime; `exclude` keeps those nodes in float, `only` quantizes just those nodes."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -114,15 +117,16 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str,
     model = onnx.load(pre)  # pre-processing fuses MatMul+Add into Gemm, which can bring back [1, N] biases
     flatten_gemm_biases(model)
     onnx.save(model, pre)
+    nodes = list(only) if only is not None else None
     if q.mode == QuantMode.DYNAMIC:
         quantize_dynamic(pre, out, per_channel=q.per_channel, weight_type=QuantType.QInt8,
-                         nodes_to_exclude=list(exclude), nodes_to_quantize=only)
+                         nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
         return
     method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
               CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[q.calibration]
     quantize_static(pre, out, _Reader(input_name, calib_x[:q.calib_samples]), quant_format=QuantFormat.QDQ,
                     per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=only)
+                    weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
 
 
 WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -136,8 +140,7 @@ def weighted_layers(path: str) -> list[tuple[str, str]]:
             if n.op_type in WEIGHTED_NODES and n.name]
 
 
-def finish_onnx(float_path: str, out: str, recipe, ref: list | None, verify_x: np.ndarray, calib_x: np.ndarray,
-                prune: bool, convert_opset: bool, check_what: str, report=ignore) -> dict:
+def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult:
     """Normalize, prune, check the float model against `ref`, quantize, and compare the result with the float."""
     import onnx
 
@@ -146,52 +149,59 @@ def finish_onnx(float_path: str, out: str, recipe, ref: list | None, verify_x: n
     from studio.core.recipe.recipe import QuantMode
 
     warnings.simplefilter("ignore")
-    work = Path(out).parent
-    result = {"steps": [], "notes": []}
+    r, recipe = request, request.recipe
+    work = Path(r.out).parent
+    steps: list[dict[str, Any]] = []
+    notes: list[str] = []
+    ref = r.ref
     if ref is None:  # the source itself is this ONNX file
-        ref = predict(OnnxRunner(float_path), [verify_x])
-        result["ref_before"] = ref
-    model = onnx.load(float_path)
+        ref = predict(OnnxRunner(r.float_path), [r.verify_x])
+    model = onnx.load(r.float_path)
     q = recipe.quantization
-    opset = recipe.runtime.opset if convert_opset else None
+    opset = recipe.runtime.opset if r.convert_opset else None
     if q.mode in (QuantMode.DYNAMIC, QuantMode.INT8) and max(_opset(model), opset or 0) < QUANT_MIN_OPSET:
         opset = QUANT_MIN_OPSET
-        result["notes"].append(f"opset {_opset(model)} cannot hold per-channel quantization: raised to"
-                               f" {QUANT_MIN_OPSET}")
+        notes.append(f"opset {_opset(model)} cannot hold per-channel quantization: raised to {QUANT_MIN_OPSET}")
     t = time.monotonic()
-    model = normalize(model, opset, result["notes"])
-    if prune:
+    model = normalize(model, opset, notes)
+    if r.prune:
         stats = prune_model(model, recipe.pruning.ratio)
-        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                                "seconds": round(time.monotonic() - t, 2), **stats})
+        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                      "seconds": round(time.monotonic() - t, 2), **stats})
     normalized = str(work / "float.onnx")
     onnx.save(model, normalized)
     report(0.3, "checking the float model")
-    got = predict(OnnxRunner(normalized), [verify_x])
-    if prune:  # pruning changes outputs on purpose: report the effect, check nothing
-        result["pruning_effect"] = compare(ref, got)
-        result["conversion_check"] = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
+    got = predict(OnnxRunner(normalized), [r.verify_x])
+    pruning_effect, quantization_effect = None, None
+    if r.prune:  # pruning changes outputs on purpose: report the effect, check nothing
+        pruning_effect = compare(ref, got)
+        check = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
     else:
-        result["conversion_check"] = check_float(ref, got, check_what, float_path)
-    result["float_path"] = normalized
+        check = check_float(ref, got, r.check_what, r.float_path)
     if q.mode == QuantMode.NONE:
-        shutil.copy(normalized, out)
+        shutil.copy(normalized, r.out)
     else:
-        report(0.5, f"quantizing ({q.mode.value}) with onnxruntime")
-        t = time.monotonic()
-        name = OnnxRunner(normalized).inputs[0].name
-        try:
-            quantize(normalized, out, q, calib_x, name, work, result["notes"])
-        except ConversionError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"onnxruntime could not quantize the model ({q.mode.value}):"
-                                  f" {short(exc, 200)}") from None
-        step = {"name": f"onnxruntime quantization ({q.mode.value}"
-                        + (f", {q.calibration.value}, {'per-channel' if q.per_channel else 'per-tensor'})"
-                           if q.mode == QuantMode.INT8 else ")"),
-                "seconds": round(time.monotonic() - t, 2)}
-        result["steps"].append(step)
-        result["quantization_effect"] = compare(got, predict(OnnxRunner(out), [verify_x]))
+        report(0.5, f"quantizing ({q.mode}) with onnxruntime")
+        steps.append(_quantize_step(normalized, r.out, q, r.calib_x, notes))
+        quantization_effect = compare(got, predict(OnnxRunner(r.out), [r.verify_x]))
     report(1.0, "done")
-    return result
+    return FinishResult(float_path=normalized, steps=steps, notes=notes, conversion_check=check,
+                        pruning_effect=pruning_effect, quantization_effect=quantization_effect)
+
+
+def _quantize_step(normalized: str, out: str, q, calib_x: np.ndarray, notes: list[str]) -> dict[str, Any]:
+    from studio.core.measure.runtimes import OnnxRunner
+    from studio.core.recipe.recipe import QuantMode
+
+    t = time.monotonic()
+    name = OnnxRunner(normalized).inputs[0].name
+    try:
+        quantize(normalized, out, q, calib_x, name, work=Path(out).parent, notes=notes)
+    except ConversionError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"onnxruntime could not quantize the model ({q.mode}): {short(exc, 200)}") from None
+    return {"name": f"onnxruntime quantization ({q.mode}"
+                    + (f", {q.calibration}, {'per-channel' if q.per_channel else 'per-tensor'})"
+                       if q.mode == QuantMode.INT8 else ")"),
+            "seconds": round(time.monotonic() - t, 2)}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from studio.core.base.errors import ConversionError, short
-from studio.core.base.progress import ignore
+from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import prune_arrays
+from studio.core.quantize.backend import FinishRequest, FinishResult
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
 
@@ -22,7 +25,7 @@ def prune_tflite(src: str, out: str, sparsity: float) -> dict:
 
     model = fbu.read_model(src)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
-    targets = []
+    targets: list[tuple[int, tuple[int, ...]]] = []
     for sg in model.subgraphs:
         for op in sg.operators:
             code = model.operatorCodes[op.opcodeIndex]
@@ -50,8 +53,8 @@ def weighted_layers(path: str) -> list[tuple[str, str]]:
     return [(layer.name, layer.op) for layer in inspect_tflite(path).layers if layer.op in WEIGHT_OPS]
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: list[str] = (),
-             only: list[str] | None = None) -> None:
+def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: Sequence[str] = (),
+             only: Sequence[str] | None = None) -> None:
     """Quantize with ai-edge-quantizer; `exclude` keeps those layers in float, `only` quantizes just those."""
     import re
 
@@ -91,49 +94,49 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: list[st
     qt.quantize(calibration, enable_progress_report=False).export_model(out, overwrite=True)
 
 
-def finish_tflite(float_path: str, out: str, recipe, ref: list | None, verify_x: np.ndarray, calib_x: np.ndarray,
-                  prune: bool, quantized_path: str | None, check_what: str, report=ignore) -> dict:
+def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResult:
     """Prune, check the float model against `ref`, quantize (unless done already), compare with the float."""
     from studio.core.measure.runtimes import TfliteRunner, predict
     from studio.core.measure.verify import check_float, compare
     from studio.core.recipe.recipe import QuantMode
 
     warnings.simplefilter("ignore")
-    result = {"steps": [], "notes": []}
+    r, recipe = request, request.recipe
+    steps: list[dict[str, Any]] = []
+    ref = r.ref
     if ref is None:  # the source itself is this TFLite file
-        ref = predict(TfliteRunner(float_path), [verify_x])
-        result["ref_before"] = ref
-    checked = float_path
-    if prune:
+        ref = predict(TfliteRunner(r.float_path), [r.verify_x])
+    checked = r.float_path
+    if r.prune:
         t = time.monotonic()
-        checked = out + ".float.tflite"
-        stats = prune_tflite(float_path, checked, recipe.pruning.ratio)
-        result["steps"].append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                                "seconds": round(time.monotonic() - t, 2), **stats})
+        checked = r.out + ".float.tflite"
+        stats = prune_tflite(r.float_path, checked, recipe.pruning.ratio)
+        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
+                      "seconds": round(time.monotonic() - t, 2), **stats})
     report(0.3, "checking the float model")
-    got = predict(TfliteRunner(checked), [verify_x])
-    if prune:
-        result["pruning_effect"] = compare(ref, got)
-        result["conversion_check"] = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
+    got = predict(TfliteRunner(checked), [r.verify_x])
+    pruning_effect, quantization_effect = None, None
+    if r.prune:
+        pruning_effect = compare(ref, got)
+        check = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
     else:
-        result["conversion_check"] = check_float(ref, got, check_what, float_path)
+        check = check_float(ref, got, r.check_what, r.float_path)
     q = recipe.quantization
-    result["float_path"] = checked
-    if quantized_path:  # quantized by TFLiteConverter already (Keras sources)
-        shutil.copy(quantized_path, out)
+    if r.quantized_path:  # quantized by TFLiteConverter already (Keras sources)
+        shutil.copy(r.quantized_path, r.out)
     elif q.mode == QuantMode.NONE:
-        shutil.copy(checked, out)
+        shutil.copy(checked, r.out)
     else:
-        report(0.5, f"quantizing ({q.mode.value}) with ai-edge-quantizer")
+        report(0.5, f"quantizing ({q.mode}) with ai-edge-quantizer")
         t = time.monotonic()
         try:
-            quantize(checked, out, q, calib_x)
+            quantize(checked, r.out, q, r.calib_x)
         except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"ai-edge-quantizer could not quantize the model ({q.mode.value}):"
+            raise ConversionError(f"ai-edge-quantizer could not quantize the model ({q.mode}):"
                                   f" {short(exc, 200)}") from None
-        result["steps"].append({"name": f"ai-edge-quantizer ({q.mode.value})", "seconds": round(time.monotonic() - t,
-                                                                                               2)})
+        steps.append({"name": f"ai-edge-quantizer ({q.mode})", "seconds": round(time.monotonic() - t, 2)})
     if q.mode != QuantMode.NONE:
-        result["quantization_effect"] = compare(got, predict(TfliteRunner(out), [verify_x]))
+        quantization_effect = compare(got, predict(TfliteRunner(r.out), [r.verify_x]))
     report(1.0, "done")
-    return result
+    return FinishResult(float_path=checked, steps=steps, notes=[], conversion_check=check,
+                        pruning_effect=pruning_effect, quantization_effect=quantization_effect)

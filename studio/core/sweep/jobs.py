@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from studio.core.base.progress import ignore, scaled
-from studio.core.sweep.sensitivity import keep_sensitive_float, score_outputs
+from studio.core.optimize.stage import FloatStage
+from studio.core.quantize.backend import BACKENDS
+from studio.core.recipe.recipe import QuantMode, Recipe
+from studio.core.sweep.sensitivity import keep_sensitive_float, metric_value, score_outputs
 
 
-def load_arrays(path: str) -> dict:
+def load_arrays(path: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
-def reference_job(model: str, framework: str, fmt: str, arch, trust_pickle: bool, data_path: str,
-                  report=ignore) -> dict:
+def reference_job(model: str, framework: str, fmt: str, data_path: str, *, arch: str | None = None,
+                  trust_pickle: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
     arrays = load_arrays(data_path)
     x = arrays["eval_x"]
@@ -38,44 +43,58 @@ def reference_job(model: str, framework: str, fmt: str, arch, trust_pickle: bool
     return {"outputs": outputs, **score_outputs(outputs, y if y is not None and y.size else None, None)}
 
 
-def candidate_job(stage: dict, framework: str, recipe, data_path: str, out: str, ref_score: float | None,
-                  max_drop: float | None, deadline: float | None, report=ignore) -> dict:
+@dataclass(frozen=True, eq=False)
+class CandidateJob:
+    """One candidate to finish from its group's float stage, and how to judge it."""
+    stage: FloatStage
+    framework: str  # the source's framework
+    recipe: Recipe
+    data_path: str  # RUN/work/data.npz: eval_x, eval_y, calib_x, verify_x and the reference outputs
+    out: str
+    ref_score: float | None = None
+    max_drop: float | None = None  # accuracy-aware mode: keep sensitive layers in float beyond this drop
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateOutcome:
+    scores: dict[str, Any]
+    size_bytes: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    conversion_check: dict[str, Any] | None = None
+    float_layers: list[str] = field(default_factory=list)
+    bound_met: bool | None = None
+    sensitivity: dict[str, Any] | None = None
+
+
+def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
     """Finish one candidate from its group's float model (check, prune weights, quantize), then measure its
     accuracy and agreement on the evaluation data; in accuracy-aware mode keep sensitive layers in float."""
     from studio.core.measure.runtimes import open_runner, predict
-    from studio.core.quantize.onnx_quant import finish_onnx
-    from studio.core.quantize.tflite_quant import finish_tflite
-    from studio.core.recipe.recipe import QuantMode, Target
 
     started = time.monotonic()
-    arrays = load_arrays(data_path)
+    arrays = load_arrays(job.data_path)
     verify_x, calib_x, x = arrays["verify_x"], arrays["calib_x"], arrays["eval_x"]
     y = arrays["eval_y"] if arrays["eval_y"].size else None
     reference = [arrays[k] for k in sorted(arrays) if k.startswith("ref_out")]  # ref_out000, ref_out001, ...
-    finish_report = scaled(report, 0.0, 0.5)
-    if recipe.target == Target.ONNX:
-        done = finish_onnx(stage["float"], out, recipe, stage["ref"], verify_x, calib_x, stage["prune_in_finish"],
-                           framework == "onnx", stage["what"], report=finish_report)
-    else:
-        done = finish_tflite(stage["float"], out, recipe, stage["ref"], verify_x, calib_x, stage["prune_in_finish"],
-                             stage["quantized"].get(recipe.quantization.mode.value), stage["what"],
-                             report=finish_report)
+    request = job.stage.finish_request(job.recipe, verify_x, calib_x, job.out, source_framework=job.framework)
+    done = BACKENDS[job.recipe.target].finish(request, report=scaled(report, 0.0, 0.5))
     report(0.55, "evaluating")
-    scores = score_outputs(predict(open_runner(out), [x]), y, reference)
-    result = {"scores": scores, "notes": done.get("notes", []), "steps": done.get("steps", []),
-              "conversion_check": done.get("conversion_check"), "float_layers": []}
+    scores = score_outputs(predict(open_runner(job.out), [x]), y, reference)
     metric = "accuracy" if "accuracy" in scores else "agreement"
-    value = scores.get("accuracy") if metric == "accuracy" else scores.get("top1_agreement", scores["cosine"] * 100)
-    q = recipe.quantization
-    if max_drop is not None and ref_score is not None and q.mode == QuantMode.INT8 and ref_score - value > max_drop \
-            and done.get("float_path") and stage.get("quantized", {}).get(q.mode.value) is None:
-        report(0.7, f"{ref_score - value:.2f} points lost: keeping sensitive layers in float")
-        kept = keep_sensitive_float(done["float_path"], out, q, calib_x, x, y, reference, ref_score, max_drop, metric,
-                                    report=scaled(report, 0.7, 0.95), deadline=deadline)
-        scores = score_outputs(predict(open_runner(out), [x]), y, reference)
-        result.update(scores=scores, float_layers=kept["float_layers"], bound_met=kept["met"],
-                      sensitivity=kept["sensitivity"])
-    result["size_bytes"] = os.path.getsize(out)
-    result["seconds"] = round(time.monotonic() - started, 2)
+    value, q = metric_value(scores, metric), job.recipe.quantization
+    kept: dict[str, Any] = {}
+    if job.max_drop is not None and job.ref_score is not None and q.mode == QuantMode.INT8 \
+            and job.ref_score - value > job.max_drop and q.mode not in job.stage.quantized:
+        report(0.7, f"{job.ref_score - value:.2f} points lost: keeping sensitive layers in float")
+        kept = keep_sensitive_float(done.float_path, job.out, q, calib_x, x, y, reference=reference,
+                                    ref_score=job.ref_score, max_drop=job.max_drop, metric=metric,
+                                    report=scaled(report, 0.7, 0.95), deadline=job.deadline)
+        scores = score_outputs(predict(open_runner(job.out), [x]), y, reference)
     report(1.0, "candidate done")
-    return result
+    return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(job.out),
+                            seconds=round(time.monotonic() - started, 2), notes=done.notes, steps=done.steps,
+                            conversion_check=done.conversion_check, float_layers=kept.get("float_layers", []),
+                            bound_met=kept.get("met"), sensitivity=kept.get("sensitivity"))

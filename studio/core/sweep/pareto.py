@@ -1,48 +1,68 @@
 """The Pareto front over (accuracy up, latency down, size down), and the best candidate under a bound."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-def score(c: dict) -> float | None:
-    """What 'accuracy' means for ranking: top-1 with labels, else top-1 agreement (or cosine) with the original."""
-    if c.get("accuracy") is not None:
-        return c["accuracy"]
-    return c.get("agreement")
+from studio.core.sweep.records import CandidateResult
 
 
-def dominates(a: dict, b: dict) -> bool:
-    sa, sb = score(a), score(b)
-    no_worse = sa >= sb and a["latency_ms_median"] <= b["latency_ms_median"] and a["size_bytes"] <= b["size_bytes"]
-    better = sa > sb or a["latency_ms_median"] < b["latency_ms_median"] or a["size_bytes"] < b["size_bytes"]
+@dataclass(frozen=True)
+class _Point:
+    id: str
+    score: float
+    latency: float
+    size: int
+
+
+def _measured(candidates: Iterable[CandidateResult]) -> list[_Point]:
+    """The candidates that can be ranked: measured, with a score and a latency."""
+    points = []
+    for c in candidates:
+        score, latency = c.score, c.latency_ms_median
+        if c.ok and score is not None and latency is not None:
+            points.append(_Point(c.id, score, latency, c.size_bytes or 0))
+    return points
+
+
+def dominates(a: _Point, b: _Point) -> bool:
+    no_worse = a.score >= b.score and a.latency <= b.latency and a.size <= b.size
+    better = a.score > b.score or a.latency < b.latency or a.size < b.size
     return no_worse and better
 
 
-def pareto_ids(candidates: list[dict]) -> list[str]:
-    ok = [c for c in candidates if c.get("status") == "ok" and score(c) is not None
-          and c.get("latency_ms_median") is not None]
-    return [c["id"] for c in ok if not any(dominates(o, c) for o in ok if o is not c)]
+def pareto_ids(candidates: Iterable[CandidateResult]) -> list[str]:
+    ok = _measured(candidates)
+    return [c.id for c in ok if not any(dominates(o, c) for o in ok if o is not c)]
 
 
-def best(candidates: list[dict], reference_score: float | None = None, max_drop: float | None = None) -> str | None:
+def best(candidates: Iterable[CandidateResult], reference_score: float | None = None,
+         max_drop: float | None = None) -> str | None:
     """Fastest candidate within `max_drop` points of the reference; without a bound, the most accurate (then
     fastest)."""
-    ok = [c for c in candidates if c.get("status") == "ok" and score(c) is not None]
+    ok = _measured(candidates)
     if max_drop is not None and reference_score is not None:
-        within = [c for c in ok if reference_score - score(c) <= max_drop + 1e-9]
+        within = [c for c in ok if reference_score - c.score <= max_drop + 1e-9]
         if within:
-            return min(within, key=lambda c: (c["latency_ms_median"], c["size_bytes"]))["id"]
+            return min(within, key=lambda c: (c.latency, c.size)).id
         return None
     if not ok:
         return None
-    return max(ok, key=lambda c: (score(c), -c["latency_ms_median"]))["id"]
+    return max(ok, key=lambda c: (c.score, -c.latency)).id
 
 
-def front_2d(candidates: list[dict]) -> list[dict]:
-    """The accuracy-vs-latency staircase (size ignored), sorted by latency: the line a chart draws."""
-    ok = sorted((c for c in candidates if c.get("status") == "ok" and score(c) is not None
-                 and c.get("latency_ms_median") is not None), key=lambda c: (c["latency_ms_median"], -score(c)))
+def front_2d(candidates: Iterable[CandidateResult],
+             latency: Callable[[CandidateResult], float | None] = lambda c: c.latency_ms_median,
+             ) -> list[CandidateResult]:
+    """The accuracy-vs-latency staircase (size ignored), sorted by `latency`: the line a chart draws."""
+    ok = []
+    for c in candidates:
+        score, x = c.score, latency(c)
+        if c.ok and score is not None and x is not None:
+            ok.append((x, -score, c))
     front, best_score = [], float("-inf")
-    for c in ok:
-        if score(c) > best_score:
+    for _, negative, c in sorted(ok, key=lambda t: (t[0], t[1])):
+        if -negative > best_score:
             front.append(c)
-            best_score = score(c)
+            best_score = -negative
     return front

@@ -10,6 +10,7 @@ import numpy as np
 
 from studio.core.base.progress import ignore
 from studio.core.measure.verify import compare
+from studio.core.quantize.backend import backend_for_file
 
 SAMPLES = 64  # inputs per measurement: enough to rank layers, cheap enough to try every layer
 
@@ -24,42 +25,23 @@ def score_outputs(outputs, y, reference) -> dict:
     return result
 
 
+def metric_value(scores: dict, metric: str) -> float:
+    """The number `metric` ranks by: top-1 accuracy, or top-1 agreement (cosine x 100 when it has no classes)."""
+    value = scores.get("accuracy") if metric == "accuracy" else scores.get("top1_agreement", scores["cosine"] * 100)
+    return float(value) if value is not None else float("nan")
+
+
 def _runner_outputs(path: str, x: np.ndarray):
     from studio.core.measure.runtimes import open_runner, predict
 
     return predict(open_runner(path), [x])
 
 
-def _quantize(fmt: str, float_path: str, out: str, q, calib_x, exclude=(), only=None):
-    if fmt == "onnx":
-        from studio.core.quantize.onnx_quant import quantize
-
-        name = _input_name(float_path)
-        quantize(float_path, out, q, calib_x, name, Path(out).parent, [], exclude=exclude, only=only)
-    else:
-        from studio.core.quantize.tflite_quant import quantize
-
-        quantize(float_path, out, q, calib_x, exclude=exclude, only=only)
-
-
-def _input_name(path: str) -> str:
-    from studio.core.measure.runtimes import OnnxRunner
-
-    return OnnxRunner(path).inputs[0].name
-
-
-def _layers(fmt: str, float_path: str) -> list[tuple[str, str]]:
-    if fmt == "onnx":
-        from studio.core.quantize.onnx_quant import weighted_layers
-    else:
-        from studio.core.quantize.tflite_quant import weighted_layers
-    return weighted_layers(float_path)
-
-
-def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y: np.ndarray | None,
+def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y: np.ndarray | None, *,
                       report=ignore, deadline: float | None = None) -> dict:
     """Quantize one weighted layer at a time (int8, static) and measure what that alone does to the outputs."""
-    fmt = "onnx" if float_path.endswith(".onnx") else "tflite"
+    backend = backend_for_file(float_path)
+    fmt = backend.suffix
     x, y = x[:SAMPLES], None if y is None else y[:SAMPLES]
     tmpdir = tempfile.TemporaryDirectory()
     if fmt == "onnx":  # give old-opset models the opset per-channel QDQ needs, as the candidates got
@@ -72,7 +54,7 @@ def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y:
         onnx.save(normalize(model, max(_opset(model), QUANT_MIN_OPSET), []), float_path)
     ref = _runner_outputs(float_path, x)
     base = score_outputs(ref, y, None)
-    layers = _layers(fmt, float_path)
+    layers = backend.weighted_layers(float_path)
     rows = []
     with tmpdir as tmp:
         for i, (name, op) in enumerate(layers):
@@ -80,7 +62,7 @@ def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y:
                 break
             report(i / max(1, len(layers)), f"quantizing layer {i + 1}/{len(layers)}: {name}")
             out = str(Path(tmp) / f"one.{fmt}")
-            _quantize(fmt, float_path, out, q, calib_x, only=[name])
+            backend.quantize(float_path, out, q, calib_x, only=[name])
             got = score_outputs(_runner_outputs(out, x), y, ref)
             row = {"layer": name, "op": op, "sqnr_db": got["sqnr_db"], "cosine": got["cosine"],
                    "error": 10 ** (-got["sqnr_db"] / 10) if got["sqnr_db"] is not None else 0.0}  # noise/signal power
@@ -92,11 +74,11 @@ def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y:
             "complete": len(rows) == len(layers)}
 
 
-def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, reference, ref_score: float,
+def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, reference, ref_score: float,
                          max_drop: float, metric: str, sensitivity: dict | None = None, report=ignore,
                          deadline: float | None = None) -> dict:
     """Re-quantize keeping the 1, 2, 4, ... most sensitive layers in float until the drop is within `max_drop`."""
-    fmt = "onnx" if float_path.endswith(".onnx") else "tflite"
+    backend = backend_for_file(float_path)
     sensitivity = sensitivity or quant_sensitivity(float_path, q, calib_x, x, y, deadline=deadline)
     ranked = [r["layer"] for r in sorted(sensitivity["layers"], key=lambda r: -r["error"])]
     tried = []
@@ -105,9 +87,9 @@ def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, reference,
         if deadline is not None and time.monotonic() > deadline:
             break
         exclude = ranked[:k]
-        _quantize(fmt, float_path, out, q, calib_x, exclude=exclude)
+        backend.quantize(float_path, out, q, calib_x, exclude=exclude)
         got = score_outputs(_runner_outputs(out, x), y, reference)
-        value = got.get("accuracy") if metric == "accuracy" else got.get("top1_agreement", got["cosine"] * 100)
+        value = metric_value(got, metric)
         tried.append({"float_layers": exclude, "score": value})
         report(k / len(ranked), f"{k} layer(s) in float: {value:.2f}")
         if ref_score - value <= max_drop:
@@ -117,15 +99,15 @@ def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, reference,
             "met": False, "tried": tried, "sensitivity": sensitivity}
 
 
-def prune_sensitivity(src: str, fmt: str, arch, trust_pickle: bool, ratio: float, x: np.ndarray, y: np.ndarray,
-                      report=ignore) -> dict:
+def prune_sensitivity(src: str, fmt: str, ratio: float, x: np.ndarray, y: np.ndarray, *, arch: str | None = None,
+                      trust_pickle: bool = False, report=ignore) -> dict:
     """For each prunable layer, prune only that layer at `ratio` (torch-pruning) and measure the accuracy drop."""
     import copy
 
     import torch
 
     from studio.core.convert.torch_route import _classifier, forward, load_module
-    from studio.core.recipe.recipe import Pruning
+    from studio.core.recipe.recipe import PruneMethod, Pruning
 
     module, prunable, shape = load_module(src, fmt, arch, trust_pickle)
     if not prunable:
@@ -142,7 +124,7 @@ def prune_sensitivity(src: str, fmt: str, arch, trust_pickle: bool, ratio: float
     for i, name in enumerate(names):
         report(i / max(1, len(names)), f"pruning only {name}")
         trial = copy.deepcopy(module)
-        layers = prune_structured(trial, shape, Pruning("structured", 0.0, layer_ratios={name: ratio}))
+        layers = prune_structured(trial, shape, Pruning(PruneMethod.STRUCTURED, 0.0, layer_ratios={name: ratio}))
         acc = float(np.mean(forward(trial, x)[0].argmax(1) == y) * 100)
         channels = next((r for r in layers if r["layer"] == name), None)
         rows.append({"layer": name, "op": type(dict(module.named_modules())[name]).__name__,

@@ -1,0 +1,24 @@
+"""What a framework's float conversion needs: one request object, handed to a torch or TensorFlow worker."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from studio.core.recipe.recipe import Recipe
+
+
+@dataclass(frozen=True, eq=False)
+class ConvertRequest:
+    src: str
+    fmt: str  # the source's format, as the inspector names it
+    recipe: Recipe
+    verify_x: np.ndarray  # inputs the reference outputs are computed on
+    out: str  # the float model to write
+    arch: str | None = None
+    trust_pickle: bool = False
+    input_shape: tuple[int, ...] | None = None
+    train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning
+    calib_x: np.ndarray | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
+    quantized: Mapping[str, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write

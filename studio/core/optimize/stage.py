@@ -1,0 +1,116 @@
+"""The two steps every optimization takes: the float stage (convert, and prune, to the target in float: shared by
+every quantization mode of one target and pruning) and the finish (check, prune weights, quantize)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.core.base.jobs import run_job
+from studio.core.base.progress import CancelToken, Report, ignore
+from studio.core.convert.request import ConvertRequest
+from studio.core.inspect.formats import Framework
+from studio.core.inspect.modelinfo import ModelInfo
+from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
+from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe
+
+
+@dataclass(frozen=True, eq=False)
+class StageRequest:
+    """A source model and what its float stage needs."""
+    model: str
+    info: ModelInfo
+    recipe: Recipe
+    shape: tuple[int, ...]
+    verify_x: np.ndarray
+    calib_x: np.ndarray
+    work: Path  # where the float model (and TFLiteConverter's quantized models) go
+    train: tuple[np.ndarray, np.ndarray] | None = None
+    arch: str | None = None
+    trust_pickle: bool = False
+    quant_modes: tuple[str, ...] = ()  # Keras to TFLite: the modes TFLiteConverter quantizes for
+
+
+@dataclass(frozen=True, eq=False)
+class FloatStage:
+    """The float model of one (target, pruning) group, with what finishing each of its candidates needs."""
+    what: str  # the route, e.g. "PyTorch -> ONNX"
+    float_path: str
+    ref: list[np.ndarray] | None  # the source's outputs on verify_x (after pruning); None: the source is float_path
+    prune_in_finish: bool  # weights are pruned in the finish step (the converter could not reach them)
+    quantized: Mapping[str, str] = field(default_factory=dict)  # {quant mode: path} quantized by TFLiteConverter
+    modes: tuple[str, ...] = ()  # the quantization modes this stage was made for
+    convert: Mapping[str, Any] = field(default_factory=dict)  # the converter's record: steps, notes, counts
+
+    def serves(self, modes: tuple[str, ...]) -> bool:
+        return set(modes) <= set(self.modes) and Path(self.float_path).exists()
+
+    def summary(self) -> FloatStage:
+        """The stage without the converter's arrays, as a sweep keeps it: its steps are all it reads again."""
+        return replace(self, convert={"steps": list(self.convert.get("steps", []))})
+
+    def finish_request(self, recipe: Recipe, verify_x: np.ndarray, calib_x: np.ndarray, out: str, *,
+                       source_framework: str) -> FinishRequest:
+        return FinishRequest(float_path=self.float_path, out=out, recipe=recipe, ref=self.ref, verify_x=verify_x,
+                             calib_x=calib_x, prune=self.prune_in_finish, check_what=self.what,
+                             convert_opset=source_framework == "onnx",
+                             quantized_path=self.quantized.get(recipe.quantization.mode))
+
+
+def reference_outputs(path: str, x: np.ndarray, report=ignore) -> list[np.ndarray]:
+    """Outputs of an ONNX or TFLite source on float inputs (run in a runtime worker)."""
+    from studio.core.measure.runtimes import open_runner, predict
+
+    return predict(open_runner(path), [x])
+
+
+def float_stage(request: StageRequest, *, report: Report = ignore, cancel: CancelToken | None = None) -> FloatStage:
+    """Convert (and prune) the source to a float model of the recipe's target: the part every quantization mode of
+    the same target and pruning shares. Returns the float path, reference outputs on verify_x, and (for Keras to
+    TFLite) models already quantized by TFLiteConverter for `quant_modes`."""
+    from studio.core.convert.tf_route import keras_stage, tflite_to_onnx
+    from studio.core.convert.torch_route import onnx_to_tflite, torch_stage
+
+    r, fw, target = request, request.info.framework, request.recipe.target
+    backend = BACKENDS[target]
+    floated = str(r.work / f"converted.{backend.suffix}")
+    what = f"{fw.display_name} -> {Framework(backend.suffix).display_name}"
+    convert = ConvertRequest(src=r.model, fmt=r.info.format, recipe=r.recipe, verify_x=r.verify_x, out=floated,
+                             arch=r.arch, trust_pickle=r.trust_pickle, input_shape=r.shape, train=r.train,
+                             calib_x=r.calib_x)
+
+    def job(fn, *args, name, rep=ignore):
+        return run_job(fn, *args, report=rep, cancel=cancel, what=name)
+
+    if fw == "pytorch":
+        first = job(torch_stage, convert, rep=report, name="the PyTorch converter")
+        stage = FloatStage(what, floated, first["ref"], bool(first.get("prune_later")), convert=first)
+    elif fw in ("keras", "tensorflow"):
+        modes = [m for m in r.quant_modes if m != QuantMode.NONE] if backend.suffix == "tflite" else []
+        quantized = {m: str(r.work / f"quantized-{m}.tflite") for m in modes}
+        first = job(keras_stage, replace(convert, quantized=quantized), rep=report, name="the TensorFlow converter")
+        stage = FloatStage(what, floated, first["ref"], False, quantized=first.get("quantized", {}), convert=first)
+    elif fw == target:  # ONNX -> ONNX or TFLite -> TFLite: the finishing step works on the source itself
+        stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED,
+                           convert={"steps": []})
+    elif fw == "onnx":  # -> TFLite
+        ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime")
+        first = job(onnx_to_tflite, r.model, r.shape, floated, rep=report, name="the ONNX -> TFLite converter")
+        stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
+    else:  # TFLite -> ONNX
+        ref = job(reference_outputs, r.model, r.verify_x, name="ai-edge-litert")
+        first = job(tflite_to_onnx, r.model, r.recipe.runtime.opset, floated, rep=report, name="tf2onnx")
+        stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
+    return replace(stage, modes=tuple(r.quant_modes), convert={"ref_before": stage.ref, **stage.convert})
+
+
+def finish(stage: FloatStage, request: StageRequest, out: str, *, report: Report = ignore,
+           cancel: CancelToken | None = None) -> FinishResult:
+    """Check the float model against the source, prune weights if due, quantize: the per-candidate step."""
+    backend = BACKENDS[request.recipe.target]
+    job = stage.finish_request(request.recipe, request.verify_x, request.calib_x, out,
+                               source_framework=request.info.framework)
+    return run_job(backend.finish, job, report=report, cancel=cancel, what=backend.runtime)

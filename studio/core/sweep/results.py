@@ -1,0 +1,161 @@
+"""A sweep's results on disk: candidate rows, the journal, results.json and results.csv (rewritten after every
+candidate), candidate.json for export, and the trade-off plot."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studio.core.base import atomic
+from studio.core.base.versions import host, library_versions
+from studio.core.recipe.grid import Candidate
+from studio.core.sweep.jobs import CandidateOutcome
+from studio.core.sweep.pareto import best, pareto_ids
+from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
+from studio.core.sweep.run_folder import RunFolder
+
+RESULTS_VERSION = 1
+CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "accuracy", "top5", "agreement",
+              "latency_ms_median", "latency_ms_p90", "device_latency_ms_median", "size_bytes", "pareto",
+              "float_layers", "error"]
+
+
+def failed_row(c: Candidate, error: str) -> CandidateResult:
+    return CandidateResult(id=c.id, recipe=c.recipe, status=CandidateStatus.FAILED, error=error)
+
+
+def measured_row(c: Candidate, got: CandidateOutcome, latency: dict[str, Any], *, labelled: bool,
+                 path: str) -> CandidateResult:
+    """The row of a candidate that finished: its scores (accuracy only with labels) and its measured latency."""
+    s = got.scores
+    agreement = s.get("top1_agreement")
+    if agreement is None and s.get("cosine") is not None:
+        agreement = s["cosine"] * 100
+    return CandidateResult(
+        id=c.id, recipe=c.recipe, status=CandidateStatus.OK, accuracy=s.get("accuracy") if labelled else None,
+        agreement=agreement, cosine=s.get("cosine"), sqnr_db=s.get("sqnr_db"), size_bytes=got.size_bytes,
+        float_layers=tuple(got.float_layers), seconds=got.seconds, notes=tuple(got.notes), bound_met=got.bound_met,
+        path=path, latency_ms_median=latency["median_ms"], latency_ms_p90=latency["p90_ms"],
+        peak_rss_mb=latency["peak_rss_mb"], runtime=latency["runtime"], runtime_version=latency["runtime_version"],
+        threads=latency["threads"], runs=latency["runs"])
+
+
+def read_journal(path: Path) -> dict[str, CandidateResult]:
+    done = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = CandidateResult.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line cut short by a crash (or not a row): that candidate simply runs again
+            done[row.id] = row
+    return done
+
+
+def with_pareto_flags(rows: Sequence[CandidateResult]) -> list[CandidateResult]:
+    front = set(pareto_ids(rows))
+    return [r.with_pareto(r.id in front) for r in rows]
+
+
+@dataclass(frozen=True)
+class ResultsContext:
+    """What every rewrite of results.json repeats: the sweep's identity, its reference and its options."""
+    config: dict[str, Any]  # RUN/sweep.json
+    source_format: str
+    reference: dict[str, Any]  # the original model's scores on the data: accuracy, samples, labelled, synthetic
+    order: tuple[str, ...]  # every candidate id of the grid, in its order
+    max_drop: float | None
+    threads: int
+    started: float  # time.monotonic() when the sweep started
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.reference.get("labelled"))
+
+    @property
+    def reference_score(self) -> float | None:
+        return self.reference.get("accuracy") if self.labelled else 100.0
+
+
+class ResultsWriter:
+    """Records finished candidates (journal line, fsynced, then results.json and .csv) from any worker thread."""
+
+    def __init__(self, run: RunFolder, context: ResultsContext):
+        self.run, self.context = run, context
+        self.results = read_journal(run.journal)
+        self._lock = threading.Lock()
+
+    def record(self, row: CandidateResult) -> CandidateFinished:
+        with self._lock:
+            self.results[row.id] = row
+            with open(self.run.journal, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(atomic.json_safe(row.to_dict())) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            rows = self.rows()
+            doc = self._write(rows, interrupted=False, skipped=())
+        flagged = next(r for r in rows if r.id == row.id)
+        return CandidateFinished(flagged, tuple(doc["pareto"]), doc["best"])
+
+    def rows(self) -> list[CandidateResult]:
+        return with_pareto_flags([self.results[i] for i in self.context.order if i in self.results])
+
+    def write(self, *, interrupted: bool, skipped: Sequence[str] = ()) -> dict[str, Any]:
+        """Rewrite results.json and results.csv; returns the results document."""
+        with self._lock:
+            return self._write(self.rows(), interrupted=interrupted, skipped=skipped)
+
+    def _write(self, rows: list[CandidateResult], *, interrupted: bool, skipped: Sequence[str]) -> dict[str, Any]:
+        doc = self._document(rows, interrupted=interrupted, skipped=skipped)
+        atomic.write_json(self.run.results, doc)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in doc["candidates"]:
+            writer.writerow({**row, "float_layers": ";".join(row.get("float_layers") or [])})
+        atomic.write_text(self.run.results_csv, buf.getvalue())
+        return doc
+
+    def _document(self, rows: list[CandidateResult], *, interrupted: bool, skipped: Sequence[str]) -> dict[str, Any]:
+        ctx, config, reference = self.context, self.context.config, self.context.reference
+        sens = self.run.sensitivity
+        return {"schema_version": RESULTS_VERSION,
+                "model": {"path": config["model"], "sha256": config["model_sha256"], "format": ctx.source_format},
+                "data": {"path": config["data"], "samples": reference.get("samples"), "labelled": ctx.labelled,
+                         "synthetic": reference.get("synthetic", False)},
+                "metric": "top-1 accuracy (%)" if ctx.labelled else "top-1 agreement with the original (%)",
+                "reference": {k: v for k, v in reference.items() if k in ("accuracy", "samples")},
+                "grid": config["grid"], "max_drop": ctx.max_drop, "candidates": [r.to_dict() for r in rows],
+                "pareto": [r.id for r in rows if r.pareto],
+                "best": best(rows, ctx.reference_score, ctx.max_drop) if ctx.max_drop is not None else best(rows),
+                "skipped": list(skipped), "pending": [i for i in ctx.order if i not in self.results],
+                "interrupted": interrupted, "elapsed_s": round(time.monotonic() - ctx.started, 2), "host": host(),
+                "versions": library_versions(), "threads": ctx.threads,
+                "sensitivity": json.loads(sens.read_text(encoding="utf-8")) if sens.is_file() else None}
+
+    def candidate_meta(self, row: CandidateResult) -> dict[str, Any]:
+        """RUN/candidates/ID/candidate.json: what `studio export RUN/ID` puts in the bundle's manifest."""
+        config = self.context.config
+        return {"id": row.id, "recipe": row.recipe.to_dict(),
+                "source": {"path": config["model"], "sha256": config["model_sha256"],
+                           "format": self.context.source_format},
+                "metrics": {"accuracy_top1": row.accuracy, "agreement": row.agreement,
+                            "latency_ms_median": row.latency_ms_median, "latency_ms_p90": row.latency_ms_p90,
+                            "peak_rss_mb": row.peak_rss_mb, "runtime": row.runtime,
+                            "runtime_version": row.runtime_version, "threads": row.threads,
+                            "size_bytes": row.size_bytes, "host": host(), "measured_by": "studio sweep"}}
+
+    def plot(self) -> None:
+        from studio.core.sweep.plot import plot_tradeoff
+
+        ctx = self.context
+        metric = "top-1 accuracy (%)" if ctx.labelled else "top-1 agreement with the original (%)"
+        plot_tradeoff(self.rows(), self.run.plot, model_path=ctx.config["model"], metric=metric,
+                      threads=ctx.threads)

@@ -45,6 +45,7 @@ def test_dict_round_trip_keeps_the_file_format():
     ({"targets": ("coreml",)}, "unknown target 'coreml'"),
     ({"quant": ("int3",)}, "unknown quantization 'int3'"),
     ({"prune_method": "random"}, "unknown prune_method 'random'"),
+    ({"prune_method": "none"}, "must be 'structured' or 'unstructured'"),
     ({"prune": (1.0,)}, "below 1"),
     ({"quant": ("int8", "int8")}, "listed twice"),
     ({"targets": ()}, "at least one target"),

@@ -57,18 +57,19 @@ _SILENT = {IndexError: "an index was out of range", KeyError: "a required entry 
 _PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Failure)\s*:\s*)+")
 
 
-def short(exc: BaseException, limit: int = 200) -> str:
-    """One readable line for any exception, at most `limit` characters; never raises, never empty."""
+def short(exc: BaseException, limit: int = 200, *, empty: str | None = None) -> str:
+    """One readable line for any exception, at most `limit` characters; never raises, never empty.
+
+    `empty` is what to say when the exception carries no message (the caller knows best what that means there)."""
     try:
-        text = " ".join(str(exc).split())
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the original failure
+        text = _PREFIX.sub("", " ".join(str(exc).split()))
+        if isinstance(exc, KeyError) and exc.args and text == repr(exc.args[0]):
+            text = f"no entry named {text}"  # KeyError('conv1_weights') prints only the quoted key
+    except Exception:  # noqa: BLE001 - a broken __str__ or __repr__ must not hide the original failure
         text = ""
-    text = _PREFIX.sub("", text)
-    if isinstance(exc, KeyError) and exc.args and text == repr(exc.args[0]):
-        text = f"no entry named {text}"  # KeyError('conv1_weights') prints only the quoted key
     if not text:
         kind = next((w for t, w in _SILENT.items() if isinstance(exc, t)), "an unexpected internal error")
-        text = f"{kind} (no further details were given)"
+        text = empty or f"{kind} (no further details were given)"
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 

@@ -115,7 +115,7 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     try:
         model = onnx.load(str(p), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-        reason = short(exc, 120) or "corrupt or truncated data"
+        reason = short(exc, 120, empty="corrupt or truncated data")
         raise ModelLoadError(f"not a valid ONNX model: protobuf parsing failed ({reason})", p) from None
     if not model.HasField("graph") or not model.graph.node or model.ir_version <= 0:
         raise ModelLoadError("not a valid ONNX model: no graph inside (the file is corrupt or not ONNX)", p)

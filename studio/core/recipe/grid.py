@@ -40,6 +40,8 @@ class Grid:
         object.__setattr__(self, "quant", tuple(_choice(QuantMode, q, "quantization") for q in self.quant))
         object.__setattr__(self, "prune_method", _choice(PruneMethod, self.prune_method, "prune_method"))
         object.__setattr__(self, "prune", tuple(float(r) for r in self.prune))
+        if self.prune_method is PruneMethod.NONE:  # ratio 0 already means "not pruned"
+            raise RecipeError("prune_method must be 'structured' or 'unstructured'")
         if not self.targets or not self.quant or not self.prune:
             raise RecipeError("a grid needs at least one target, one quantization mode and one pruning ratio")
         if any(not 0 <= r < 1 for r in self.prune):

@@ -29,6 +29,23 @@ def pytest_configure(config):
     os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={screen}")
 
 
+# The slow tier: whatever trains, converts or deploys models. `pytest -m "not slow"` (make test-quick) is the rest.
+SLOW_MODULES = {
+    "tests/core/test_sweep.py", "tests/core/test_optimize.py", "tests/core/test_fuzz_loaders.py",
+    "tests/core/test_samples.py", "tests/gui/test_flow.py", "tests/cli/test_cli_bundle.py", "tests/cli/test_cli_gui.py",
+    "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py",
+}
+SLOW_DIRS = ("tests/deploy/", "tests/installer/")  # real sshd devices, a PyInstaller build, a desktop install
+SLOW_FIXTURES = {"samples"}  # trains the sample models (about 90 s) in every fresh test session
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        where = Path(item.fspath).resolve().relative_to(ROOT).as_posix()
+        if where in SLOW_MODULES or where.startswith(SLOW_DIRS) or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
     if not (SHARED_MODELS / "onnx" / "mnist.onnx").is_file():

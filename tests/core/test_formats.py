@@ -78,7 +78,8 @@ def test_frameworks_are_the_schema_values_and_each_has_one_display_name():
 
 
 def _info(framework, *problems):
-    return ModelInfo("m.x", "fmt", framework, [], [], 0, 0, [], {}, {}, None, list(problems))
+    return ModelInfo("m.x", "fmt", framework, inputs=[], outputs=[], params=0, size_bytes=0, files=[],
+                     weight_dtypes={}, ops={}, macs=None, problems=list(problems))
 
 
 def test_model_info_json_keeps_the_framework_a_plain_string_and_reads_back_the_enum():
@@ -87,6 +88,14 @@ def test_model_info_json_keeps_the_framework_a_plain_string_and_reads_back_the_e
     assert '"framework": "pytorch"' in text
     back = ModelInfo.from_dict(json.loads(text))
     assert back == info and type(back.framework) is Framework
+
+
+def test_model_info_json_keeps_its_key_order_and_takes_the_facts_by_name_only():
+    assert list(_info(Framework.ONNX).to_dict()) == [
+        "path", "format", "framework", "inputs", "outputs", "params", "size_bytes", "files", "weight_dtypes", "ops",
+        "macs", "problems", "details", "layers", "schema_version", "runnable"]
+    with pytest.raises(TypeError):
+        ModelInfo("m.x", "fmt", Framework.ONNX, [], [], 0, 0, [], {}, {}, None)  # type: ignore[misc]
 
 
 def test_require_runnable_names_the_first_error_and_the_file():

@@ -97,8 +97,9 @@ def inspect_keras_model(model, path: Path, fmt: str) -> ModelInfo:
     macs = sum(_layer_macs(layer) for layer in leaves)
     details = {"keras_version": keras.__version__, "model_class": type(model).__name__}
     size = os.path.getsize(path)
-    return ModelInfo(str(path), fmt, Framework.KERAS, inputs, outputs, int(model.count_params()), size, [str(path)],
-                     weights, histogram(type(x).__name__ for x in leaves), macs, [], details, layers)
+    return ModelInfo(str(path), fmt, Framework.KERAS, inputs=inputs, outputs=outputs,
+                     params=int(model.count_params()), size_bytes=size, files=[str(path)], weight_dtypes=weights,
+                     ops=histogram(type(x).__name__ for x in leaves), macs=macs, details=details, layers=layers)
 
 
 def _savedmodel_macs(graph) -> int | None:
@@ -156,9 +157,11 @@ def inspect_savedmodel(path: Path) -> ModelInfo:
     files = sorted(str(Path(root) / f) for root, _, fs in os.walk(path) for f in fs)
     size = sum(os.path.getsize(f) for f in files)
     layers = [LayerInfo(v.name, "variable", math.prod(v.shape.as_list()), _dims(v.shape)) for v in fn.variables]
-    return ModelInfo(str(path), "savedmodel", Framework.TENSORFLOW, inputs, outputs, sum(weights.values()), size, files,
-                     weights, histogram(inner_ops or ops), _concrete_macs(fn), problems,
-                     {"signature": name, "signatures": sorted(sigs), "tensorflow_version": tf.__version__}, layers)
+    return ModelInfo(str(path), "savedmodel", Framework.TENSORFLOW, inputs=inputs, outputs=outputs,
+                     params=sum(weights.values()), size_bytes=size, files=files, weight_dtypes=weights,
+                     ops=histogram(inner_ops or ops), macs=_concrete_macs(fn), problems=problems,
+                     details={"signature": name, "signatures": sorted(sigs), "tensorflow_version": tf.__version__},
+                     layers=layers)
 
 
 def _concrete_macs(fn) -> int | None:

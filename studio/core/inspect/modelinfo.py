@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from typing import Any
 
 from studio.core.base.errors import StudioError
@@ -54,6 +54,7 @@ class ModelInfo:
     # onnx | tflite | torchscript | torch_export | torch_state_dict | torch_module | keras | h5 | savedmodel
     format: str
     framework: Framework
+    _: KW_ONLY  # the rest by name: a dozen positional values read as a riddle at the call site
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     params: int

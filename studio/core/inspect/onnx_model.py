@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
@@ -106,6 +107,28 @@ def _macs(model) -> tuple[int | None, dict[str, list]]:
     return total, shapes
 
 
+def _weights(graph) -> tuple[dict[str, int], dict[str, int]]:
+    """Weight values per dtype, and per initializer name."""
+    weights: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    qparams = {x for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") for x in n.input[1:]}
+    for t in graph.initializer:
+        dt = _dtype_name(t.data_type)
+        if dt == "int64" or t.name in qparams:  # shape constants and quantization scales are not weights
+            continue
+        n = math.prod(t.dims)
+        sizes[t.name] = n
+        weights[dt] = weights.get(dt, 0) + n
+    return weights, sizes
+
+
+def _details(model, files: list[str]) -> dict[str, Any]:
+    opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
+    return {"ir_version": model.ir_version, "opset": opsets.get("ai.onnx"), "opset_imports": opsets,
+            "producer": f"{model.producer_name} {model.producer_version}".strip(),
+            "external_data": files[1:]}
+
+
 def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     import onnx
     from google.protobuf.message import DecodeError
@@ -134,16 +157,7 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
     init_names = {t.name for t in graph.initializer}
     inputs = [_tensor(v) for v in graph.input if v.name not in init_names]
     outputs = [_tensor(v) for v in graph.output]
-    weights: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    qparams = {x for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") for x in n.input[1:]}
-    for t in graph.initializer:
-        dt = _dtype_name(t.data_type)
-        if dt == "int64" or t.name in qparams:  # shape constants and quantization scales are not weights
-            continue
-        n = math.prod(t.dims)
-        sizes[t.name] = n
-        weights[dt] = weights.get(dt, 0) + n
+    weights, sizes = _weights(graph)
     params = sum(sizes.values())
     ops = histogram((f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type) for n in graph.node)
     report(0.6, "inferring shapes")
@@ -155,12 +169,9 @@ def inspect_onnx(path: str, report=ignore) -> ModelInfo:
         macs, shapes = _macs(model)
     layers = [LayerInfo(n.name or f"{n.op_type}_{i}", n.op_type, sum(sizes.get(x, 0) for x in n.input),
                         shapes.get(n.output[0]) if n.output else None) for i, n in enumerate(graph.node)]
-    opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
-    details = {"ir_version": model.ir_version, "opset": opsets.get("ai.onnx"), "opset_imports": opsets,
-               "producer": f"{model.producer_name} {model.producer_version}".strip(),
-               "external_data": files[1:]}
-    return ModelInfo(str(p), "onnx", Framework.ONNX, inputs, outputs, params,
-                     sum(os.path.getsize(f) for f in files), files, weights, ops, macs, problems, details, layers)
+    return ModelInfo(str(p), "onnx", Framework.ONNX, inputs=inputs, outputs=outputs, params=params,
+                     size_bytes=sum(os.path.getsize(f) for f in files), files=files, weight_dtypes=weights, ops=ops,
+                     macs=macs, problems=problems, details=_details(model, files), layers=layers)
 
 
 def probe_onnx(path: str, report=ignore) -> list[Problem]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
@@ -120,6 +122,69 @@ def _main_io(main, r: _Reader, types: dict[int, str]) -> tuple[list[TensorInfo],
     return tensors(in_idx), tensors(out_idx)
 
 
+@dataclass
+class _Walk:
+    """One pass over a TFLite model's subgraphs: what it reads them with, and what it adds up."""
+
+    model: Any
+    r: _Reader
+    schema: Any
+    codes: list[tuple[str, str | None]]
+    types: dict[int, str]
+    nbuf: int
+    params: int = 0
+    weights: dict[str, int] = field(default_factory=dict)
+    macs: int = 0
+    op_names: list[str] = field(default_factory=list)
+    custom_ops: list[str] = field(default_factory=list)
+    layers: list[LayerInfo] = field(default_factory=list)  # those of the first subgraph
+
+    def has_data(self, bi: int) -> bool:
+        if bi <= 0 or bi >= self.nbuf:
+            return False
+        b = self.model.Buffers(bi)
+        return b.DataLength() > 0 or b.Offset() > 1
+
+    def subgraph(self, si: int) -> None:
+        sg = self.model.Subgraphs(si)
+        ntensors = self.r.count(sg.TensorsLength(), "tensor")
+        tensors = [sg.Tensors(i) for i in range(ntensors)]
+        shapes = [[int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else [] for t in tensors]
+        for t in tensors:
+            if self.has_data(t.Buffer()):
+                n = math.prod(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else 1
+                self.params += n
+                dt = self.types.get(t.Type(), "unknown").lower()
+                self.weights[dt] = self.weights.get(dt, 0) + n
+        for oi in range(self.r.count(sg.OperatorsLength(), "operator")):
+            self.operator(sg.Operators(oi), oi, tensors, shapes, main=si == 0)
+
+    def operator(self, op, oi: int, tensors: list, shapes: list[list[int]], *, main: bool) -> None:
+        idx = op.OpcodeIndex()
+        if idx >= len(self.codes):
+            raise ModelLoadError(f"corrupt TFLite flatbuffer: operator {oi} uses opcode {idx} of {len(self.codes)}",
+                                 self.r.path)
+        name, custom = self.codes[idx]
+        label = f"CUSTOM:{custom}" if name == "CUSTOM" else name
+        if name == "CUSTOM":
+            self.custom_ops.append(custom or "?")
+        self.op_names.append(label)
+        ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        if any(i >= len(tensors) for i in ins + outs):
+            raise ModelLoadError(f"corrupt TFLite flatbuffer: operator {oi} refers to a missing tensor", self.r.path)
+        in_shapes = [shapes[i] for i in ins if i >= 0]
+        out_shapes = [shapes[i] for i in outs if i >= 0]
+        m = _macs_of(name, in_shapes, out_shapes, name == "BATCH_MATMUL" and _adj_x(op, self.schema))
+        if m is not None:
+            self.macs += m
+        if main:
+            out_name = (tensors[outs[0]].Name() or b"").decode("utf-8", "replace") if outs else label
+            self.layers.append(LayerInfo(out_name, label, sum(math.prod(shapes[i]) for i in ins
+                                                              if i >= 0 and self.has_data(tensors[i].Buffer())),
+                                         list(out_shapes[0]) if out_shapes else None))
+
+
 def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
     r = _Reader(buf, p)
     if len(buf) < 16:
@@ -130,58 +195,18 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
     nsub = r.count(model.SubgraphsLength(), "subgraph")
     if nsub == 0:
         raise ModelLoadError("corrupt TFLite flatbuffer: no subgraph", p)
-    nbuf = r.count(model.BuffersLength(), "buffer")
-
-    def has_data(bi: int) -> bool:
-        if bi <= 0 or bi >= nbuf:
-            return False
-        b = model.Buffers(bi)
-        return b.DataLength() > 0 or b.Offset() > 1
-
-    op_names, layers, custom_ops = [], [], []
-    params, weights, macs = 0, dict[str, int](), 0
+    walk = _Walk(model, r, schema, codes, types, r.count(model.BuffersLength(), "buffer"))
     for si in range(nsub):
-        sg = model.Subgraphs(si)
-        ntensors = r.count(sg.TensorsLength(), "tensor")
-        tensors = [sg.Tensors(i) for i in range(ntensors)]
-        shapes = [[int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else [] for t in tensors]
-        for t in tensors:
-            if has_data(t.Buffer()):
-                n = math.prod(int(x) for x in t.ShapeAsNumpy()) if t.ShapeLength() else 1
-                params += n
-                dt = types.get(t.Type(), "unknown").lower()
-                weights[dt] = weights.get(dt, 0) + n
-        for oi in range(r.count(sg.OperatorsLength(), "operator")):
-            op = sg.Operators(oi)
-            idx = op.OpcodeIndex()
-            if idx >= len(codes):
-                raise ModelLoadError(f"corrupt TFLite flatbuffer: operator {oi} uses opcode {idx} of {len(codes)}", p)
-            name, custom = codes[idx]
-            label = f"CUSTOM:{custom}" if name == "CUSTOM" else name
-            if name == "CUSTOM":
-                custom_ops.append(custom or "?")
-            op_names.append(label)
-            ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
-            outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
-            if any(i >= ntensors for i in ins + outs):
-                raise ModelLoadError(f"corrupt TFLite flatbuffer: operator {oi} refers to a missing tensor", p)
-            in_shapes = [shapes[i] for i in ins if i >= 0]
-            out_shapes = [shapes[i] for i in outs if i >= 0]
-            m = _macs_of(name, in_shapes, out_shapes, name == "BATCH_MATMUL" and _adj_x(op, schema))
-            if m is not None:
-                macs += m
-            if si == 0:
-                out_name = (tensors[outs[0]].Name() or b"").decode("utf-8", "replace") if outs else label
-                layers.append(LayerInfo(out_name, label, sum(math.prod(shapes[i]) for i in ins
-                                                             if i >= 0 and has_data(tensors[i].Buffer())),
-                                        list(out_shapes[0]) if out_shapes else None))
+        walk.subgraph(si)
     inputs, outputs = _main_io(model.Subgraphs(0), r, types)
     details = {"schema_version": int(model.Version()), "subgraphs": nsub,
-               "min_runtime_version": _metadata_text(model, "min_runtime_version", nbuf),
+               "min_runtime_version": _metadata_text(model, "min_runtime_version", walk.nbuf),
                "description": (model.Description() or b"").decode("utf-8", "replace"),
-               "custom_ops": sorted(set(custom_ops)), "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
-    return ModelInfo(str(p), "tflite", Framework.TFLITE, inputs, outputs, params, len(buf), [str(p)], weights,
-                     histogram(op_names), macs, [], details, layers)
+               "custom_ops": sorted(set(walk.custom_ops)),
+               "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
+    return ModelInfo(str(p), "tflite", Framework.TFLITE, inputs=inputs, outputs=outputs, params=walk.params,
+                     size_bytes=len(buf), files=[str(p)], weight_dtypes=walk.weights, ops=histogram(walk.op_names),
+                     macs=walk.macs, details=details, layers=walk.layers)
 
 
 def custom_op_warning(custom_ops: Sequence[str]) -> Problem:

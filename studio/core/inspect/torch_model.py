@@ -78,11 +78,12 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
             h.remove()
     outs = out if isinstance(out, (tuple, list)) else [out]
     params, weights = _weights(list(module.parameters()))
-    return ModelInfo(str(path), fmt, Framework.PYTORCH, [TensorInfo("input", list(input_shape), "float32")],
-                     [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
-                      for i, o in enumerate(outs) if hasattr(o, "shape")],
-                     params, _size(path), [str(path)], weights, histogram(type(m).__name__ for _, m in leaves),
-                     _macs(module, [x]), problems, details, layers)
+    outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
+               for i, o in enumerate(outs) if hasattr(o, "shape")]
+    return ModelInfo(str(path), fmt, Framework.PYTORCH, inputs=[TensorInfo("input", list(input_shape), "float32")],
+                     outputs=outputs, params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
+                     ops=histogram(type(m).__name__ for _, m in leaves), macs=_macs(module, [x]), problems=problems,
+                     details=details, layers=layers)
 
 
 def _size(path: Path) -> int:
@@ -125,8 +126,9 @@ def _inspect_export(path: Path, input_shape) -> ModelInfo:
     macs = _macs(ep.module(), [torch.zeros(s) for s in shapes])
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
     details = {"torch_version": torch.__version__, "studio": studio}
-    return ModelInfo(str(path), Format.TORCH_EXPORT.value, Framework.PYTORCH, inputs, outputs, params, _size(path),
-                     [str(path)], weights, histogram(opname(n) for n in calls), macs, [], details, layers)
+    return ModelInfo(str(path), Format.TORCH_EXPORT.value, Framework.PYTORCH, inputs=inputs, outputs=outputs,
+                     params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
+                     ops=histogram(opname(n) for n in calls), macs=macs, details=details, layers=layers)
 
 
 def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
@@ -163,9 +165,10 @@ def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
     layers = [LayerInfo(n, getattr(mod, "original_name", type(mod).__name__),
                         sum(p.numel() for p in mod.parameters(recurse=False)))
               for n, mod in m.named_modules() if n and not list(mod.children())]
-    return ModelInfo(str(path), Format.TORCHSCRIPT.value, Framework.PYTORCH, inputs, outputs, params, _size(path),
-                     [str(path)], weights, histogram(ops), macs, problems,
-                     {"torch_version": torch.__version__, "studio": studio}, layers)
+    return ModelInfo(str(path), Format.TORCHSCRIPT.value, Framework.PYTORCH, inputs=inputs, outputs=outputs,
+                     params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
+                     ops=histogram(ops), macs=macs, problems=problems,
+                     details={"torch_version": torch.__version__, "studio": studio}, layers=layers)
 
 
 def find_state_dict(obj) -> dict | None:
@@ -228,8 +231,9 @@ def _inspect_saved(path: Path, arch: str | None, trust_pickle: bool, input_shape
     problem = Problem("warning", "no-architecture", "a state_dict holds weights only: pass --arch NAME (a torchvision"
                       " architecture such as resnet18, or studio.mnist_cnn) to see inputs, operators and MACs")
     layers = [LayerInfo(k, "tensor", v.numel(), list(v.shape)) for k, v in sd.items()]
-    return ModelInfo(str(path), "torch_state_dict", Framework.PYTORCH, [], [], params, _size(path), [str(path)],
-                     weights, {}, None, [problem], {"tensors": len(sd)}, layers)
+    return ModelInfo(str(path), "torch_state_dict", Framework.PYTORCH, inputs=[], outputs=[], params=params,
+                     size_bytes=_size(path), files=[str(path)], weight_dtypes=weights, ops={}, macs=None,
+                     problems=[problem], details={"tensors": len(sd)}, layers=layers)
 
 
 def inspect_torch(path: str, fmt: str, arch: str | None = None, trust_pickle: bool = False, input_shape=None,

@@ -6,23 +6,15 @@ import sys
 
 
 def add_parser(sub) -> None:
+    _add_devices(sub)
+    _add_push(sub)
+    _add_rollback_status_bench(sub)
+
+
+def _add_devices(sub) -> None:
     d = sub.add_parser("devices", help="the device inventory: add, list, remove, probe, trust")
     dsub = d.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
-    add = dsub.add_parser("add", help="add a device")
-    add.add_argument("name")
-    where = add.add_mutually_exclusive_group(required=True)
-    where.add_argument("--host", help="SSH host name or address")
-    where.add_argument("--local", metavar="DIR", help="a folder on this machine acting as a device (demos)")
-    add.add_argument("--port", type=int, default=22)
-    add.add_argument("--user", default="root")
-    add.add_argument("--key", help="private key file (default: the ssh-agent)")
-    add.add_argument("--dir", default="/opt/studio", help="install dir on the device (default /opt/studio)")
-    add.add_argument("--tag", action="append", default=[], help="a tag for fleet pushes (repeatable)")
-    add.add_argument("--jump", metavar="DEVICE", help="reach it through this device")
-    add.add_argument("--python", default=None, help="Python on the device (default python3)")
-    add.add_argument("--keep", type=int, default=3, help="releases kept on the device (default 3)")
-    add.add_argument("--replace", action="store_true", help="replace a device of the same name")
-    add.set_defaults(run=run_add)
+    _add_devices_add(dsub)
     ls = dsub.add_parser("list", help="list devices")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(run=run_list)
@@ -38,6 +30,26 @@ def add_parser(sub) -> None:
     tr.add_argument("--fingerprint", metavar="SHA256:...", help="trust only if the device presents this key")
     tr.set_defaults(run=run_trust)
 
+
+def _add_devices_add(dsub) -> None:
+    add = dsub.add_parser("add", help="add a device")
+    add.add_argument("name")
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument("--host", help="SSH host name or address")
+    where.add_argument("--local", metavar="DIR", help="a folder on this machine acting as a device (demos)")
+    add.add_argument("--port", type=int, default=22)
+    add.add_argument("--user", default="root")
+    add.add_argument("--key", help="private key file (default: the ssh-agent)")
+    add.add_argument("--dir", default="/opt/studio", help="install dir on the device (default /opt/studio)")
+    add.add_argument("--tag", action="append", default=[], help="a tag for fleet pushes (repeatable)")
+    add.add_argument("--jump", metavar="DEVICE", help="reach it through this device")
+    add.add_argument("--python", default=None, help="Python on the device (default python3)")
+    add.add_argument("--keep", type=int, default=3, help="releases kept on the device (default 3)")
+    add.add_argument("--replace", action="store_true", help="replace a device of the same name")
+    add.set_defaults(run=run_add)
+
+
+def _add_push(sub) -> None:
     p = sub.add_parser("push", help="install a bundle on devices (verified, atomic, with rollback on failure)")
     p.add_argument("bundle")
     target = p.add_mutually_exclusive_group(required=True)
@@ -51,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_push)
 
+
+def _add_rollback_status_bench(sub) -> None:
     rb = sub.add_parser("rollback", help="switch a device back to its previous release")
     rb.add_argument("--device", required=True, metavar="NAME")
     rb.set_defaults(run=run_rollback)

@@ -1,17 +1,21 @@
 """The sweep on real models and data: Pareto flags, resume without redoing work, failures recorded, honest numbers."""
 import json
+import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from studio.core.base.atomic import json_safe
-from studio.core.base.errors import Cancelled
+from studio.core.base.errors import Cancelled, DataError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken
 from studio.core.measure.evaluate import evaluate
+from studio.core.optimize.stage import FloatStage
 from studio.core.recipe.grid import Grid
 from studio.core.sweep.records import CandidateFinished, CandidateResult, SensitivityReady, SweepFinished
 from studio.core.sweep.results import read_journal
+from studio.core.sweep.run_folder import RunFolder
 from studio.core.sweep.sweep import SweepError, SweepOptions, run_sweep
 
 SIX = Grid(targets=("onnx",), quant=("none", "dynamic", "int8"), prune=(0.0, 0.5))
@@ -184,3 +188,24 @@ def test_budget_skips_work_and_a_rerun_finishes_it(shared_models, samples, tmp_p
     assert len(first["candidates"]) < 4 and first["skipped"]
     second = run_sweep(src, grid, samples["dataset"], tmp_path / "run")
     assert len(second["candidates"]) == 4 and not second["skipped"] and not second["pending"]
+
+
+def test_unlabelled_finetune_data_is_refused_before_any_work_as_optimize_refuses_it(samples, tmp_path):
+    unlabelled = tmp_path / "x_only.npz"
+    np.savez(unlabelled, x=np.load(samples["train_dataset"])["x"][:50])
+    grid = Grid(targets=("onnx",), quant=("none",), prune=(0.0, 0.5), finetune_epochs=1)
+    with pytest.raises(DataError, match="fine-tuning needs labelled data"):
+        run_sweep(samples["torch_model"], grid, samples["dataset"], tmp_path / "run",
+                  options=SweepOptions(finetune=str(unlabelled)))
+    assert not (tmp_path / "run").exists()
+
+
+def test_sensitivity_remakes_a_stage_saved_by_an_older_studio(shared_models, samples, tmp_path):
+    grid, src = Grid(targets=("onnx",), quant=("int8",)), shared_models / "onnx" / "mnist.onnx"
+    options = SweepOptions(limit=200)
+    run_sweep(src, grid, samples["dataset"], tmp_path / "run", options=options)
+    saved = RunFolder(tmp_path / "run").stage("onnx", 0.0) / "stage.pkl"
+    saved.write_bytes(pickle.dumps({"what": "ONNX -> ONNX", "float": str(src), "ref": None, "modes": ["int8"]}))
+    doc = run_sweep(src, grid, samples["dataset"], tmp_path / "run", options=replace(options, sensitivity=True))
+    assert len(doc["sensitivity"]["quantization"]["layers"]) > 0 and "notes" not in doc["sensitivity"]
+    assert isinstance(pickle.loads(saved.read_bytes()), FloatStage)

@@ -24,7 +24,7 @@ from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.hashing import sha256_bytes
 from studio.core.bundle import signing
-from studio.core.sweep.run_folder import RunFolder
+from studio.core.sweep.run_folder import CANDIDATE_META, RunFolder
 
 if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
     from studio.core.inspect.modelinfo import ModelInfo
@@ -343,7 +343,7 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
         if not models:
             raise BundleError("holds no model.onnx or model.tflite (expected a `studio optimize` output folder or"
                               " a sweep candidate)", p)
-        meta_file = p / "report.json" if (p / "report.json").is_file() else p / "candidate.json"
+        meta_file = p / "report.json" if (p / "report.json").is_file() else p / CANDIDATE_META
         meta = {}
         if meta_file.is_file():
             try:

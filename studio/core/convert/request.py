@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studio.core.recipe.recipe import Recipe
+from studio.core.recipe.recipe import QuantMode, Recipe
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,4 +21,4 @@ class ConvertRequest:
     input_shape: tuple[int, ...] | None = None
     train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning
     calib_x: np.ndarray | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
-    quantized: Mapping[str, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write
+    quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write

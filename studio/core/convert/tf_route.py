@@ -12,6 +12,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.prune.weights import prune_arrays
+from studio.core.recipe.recipe import QuantMode
 
 
 def _load(src: str, fmt: str):
@@ -99,14 +100,12 @@ def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
     return result
 
 
-def _tflite_quantized(model, fn, request: ConvertRequest, mode_name: str, out: str, *, steps: list[dict[str, Any]],
+def _tflite_quantized(model, fn, request: ConvertRequest, mode: QuantMode, out: str, *, steps: list[dict[str, Any]],
                       report) -> str:
     """Quantize with TFLiteConverter into `out`; returns `out`."""
     import tensorflow as tf
 
-    from studio.core.recipe.recipe import QuantMode
-
-    mode, q, calib_x = QuantMode(mode_name), request.recipe.quantization, request.calib_x
+    q, calib_x = request.recipe.quantization, request.calib_x
     report(0.6, f"quantizing ({mode}) with TFLiteConverter")
     t = time.monotonic()
     conv = _converter(model, fn, request.src)

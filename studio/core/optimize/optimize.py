@@ -62,6 +62,14 @@ def load_inputs(path: str | None, shape, recipe: Recipe, limit: int | None) -> t
     return prepare(ds.x, shape, recipe.preprocess, str(path)), ds
 
 
+def finetune_data(path: str, shape, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+    """Recovery fine-tuning inputs and labels, prepared as the recipe says; DataError when they carry no labels."""
+    x, ds = load_inputs(path, shape, recipe, limit=None)
+    if x is None or ds is None or not ds.labelled or ds.y is None:
+        raise DataError("fine-tuning needs labelled data ('y' in the .npz, or class folders)", path)
+    return x, ds.y
+
+
 def compressed_size(path: str) -> int:
     return len(zlib.compress(Path(path).read_bytes(), 6))
 
@@ -127,10 +135,7 @@ def _inputs(recipe: Recipe, shape: tuple[int, ...], calib: str | None, finetune:
         if not finetune:
             warnings.append("fine-tuning was asked for but no training data was given (--finetune DATA): skipped")
         else:
-            train_x, train_ds = load_inputs(finetune, shape, recipe, limit=None)
-            if train_x is None or train_ds is None or not train_ds.labelled or train_ds.y is None:
-                raise DataError("fine-tuning needs labelled data ('y' in the .npz, or class folders)", finetune)
-            train = (train_x, train_ds.y)
+            train = finetune_data(finetune, shape, recipe)
     elif p.method == PruneMethod.STRUCTURED and not p.finetune_epochs:
         warnings.append("structured pruning without recovery fine-tuning loses accuracy; give --finetune DATA")
     return _Inputs(calib_x[:VERIFY_SAMPLES], calib_x, calib_ds, train, warnings)

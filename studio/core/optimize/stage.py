@@ -31,7 +31,7 @@ class StageRequest:
     train: tuple[np.ndarray, np.ndarray] | None = None
     arch: str | None = None
     trust_pickle: bool = False
-    quant_modes: tuple[str, ...] = ()  # Keras to TFLite: the modes TFLiteConverter quantizes for
+    quant_modes: tuple[QuantMode, ...] = ()  # Keras to TFLite: the modes TFLiteConverter quantizes for
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,11 +41,11 @@ class FloatStage:
     float_path: str
     ref: list[np.ndarray] | None  # the source's outputs on verify_x (after pruning); None: the source is float_path
     prune_in_finish: bool  # weights are pruned in the finish step (the converter could not reach them)
-    quantized: Mapping[str, str] = field(default_factory=dict)  # {quant mode: path} quantized by TFLiteConverter
-    modes: tuple[str, ...] = ()  # the quantization modes this stage was made for
+    quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # {quant mode: path} quantized by TFLiteConverter
+    modes: tuple[QuantMode, ...] = ()  # the quantization modes this stage was made for
     convert: Mapping[str, Any] = field(default_factory=dict)  # the converter's record: steps, notes, counts
 
-    def serves(self, modes: tuple[str, ...]) -> bool:
+    def serves(self, modes: tuple[QuantMode, ...]) -> bool:
         return set(modes) <= set(self.modes) and Path(self.float_path).exists()
 
     def summary(self) -> FloatStage:
@@ -53,10 +53,10 @@ class FloatStage:
         return replace(self, convert={"steps": list(self.convert.get("steps", []))})
 
     def finish_request(self, recipe: Recipe, verify_x: np.ndarray, calib_x: np.ndarray, out: str, *,
-                       source_framework: str) -> FinishRequest:
+                       source_framework: Framework) -> FinishRequest:
         return FinishRequest(float_path=self.float_path, out=out, recipe=recipe, ref=self.ref, verify_x=verify_x,
                              calib_x=calib_x, prune=self.prune_in_finish, check_what=self.what,
-                             convert_opset=source_framework == "onnx",
+                             convert_opset=source_framework == Framework.ONNX,
                              quantized_path=self.quantized.get(recipe.quantization.mode))
 
 
@@ -85,18 +85,18 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
     def job(fn, *args, name, rep=ignore):
         return run_job(fn, *args, report=rep, cancel=cancel, what=name)
 
-    if fw == "pytorch":
+    if fw == Framework.PYTORCH:
         first = job(torch_stage, convert, rep=report, name="the PyTorch converter")
         stage = FloatStage(what, floated, first["ref"], bool(first.get("prune_later")), convert=first)
-    elif fw in ("keras", "tensorflow"):
+    elif fw in (Framework.KERAS, Framework.TENSORFLOW):
         modes = [m for m in r.quant_modes if m != QuantMode.NONE] if backend.suffix == "tflite" else []
-        quantized = {m: str(r.work / f"quantized-{m}.tflite") for m in modes}
+        quantized: dict[QuantMode, str] = {m: str(r.work / f"quantized-{m}.tflite") for m in modes}
         first = job(keras_stage, replace(convert, quantized=quantized), rep=report, name="the TensorFlow converter")
         stage = FloatStage(what, floated, first["ref"], False, quantized=first.get("quantized", {}), convert=first)
     elif fw == target:  # ONNX -> ONNX or TFLite -> TFLite: the finishing step works on the source itself
         stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED,
                            convert={"steps": []})
-    elif fw == "onnx":  # -> TFLite
+    elif fw == Framework.ONNX:  # -> TFLite
         ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime")
         first = job(onnx_to_tflite, r.model, r.shape, floated, rep=report, name="the ONNX -> TFLite converter")
         stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)

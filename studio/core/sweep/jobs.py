@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.base.progress import ignore, scaled
+from studio.core.inspect.formats import Framework
 from studio.core.optimize.stage import FloatStage
 from studio.core.quantize.backend import BACKENDS
 from studio.core.recipe.recipe import QuantMode, Recipe
@@ -20,17 +21,17 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def reference_job(model: str, framework: str, fmt: str, data_path: str, *, arch: str | None = None,
+def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *, arch: str | None = None,
                   trust_pickle: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
     arrays = load_arrays(data_path)
     x = arrays["eval_x"]
-    if framework == "pytorch":
+    if framework == Framework.PYTORCH:
         from studio.core.convert.torch_route import forward, load_module
 
         module, _, _ = load_module(model, fmt, arch, trust_pickle)
         outputs = forward(module, x)
-    elif framework in ("keras", "tensorflow"):
+    elif framework in (Framework.KERAS, Framework.TENSORFLOW):
         from studio.core.convert.tf_route import _call, _load
 
         m, fn = _load(model, fmt)
@@ -47,7 +48,7 @@ def reference_job(model: str, framework: str, fmt: str, data_path: str, *, arch:
 class CandidateJob:
     """One candidate to finish from its group's float stage, and how to judge it."""
     stage: FloatStage
-    framework: str  # the source's framework
+    framework: Framework  # the source's
     recipe: Recipe
     data_path: str  # RUN/work/data.npz: eval_x, eval_y, calib_x, verify_x and the reference outputs
     out: str
@@ -62,11 +63,8 @@ class CandidateOutcome:
     size_bytes: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    conversion_check: dict[str, Any] | None = None
     float_layers: list[str] = field(default_factory=list)
     bound_met: bool | None = None
-    sensitivity: dict[str, Any] | None = None
 
 
 def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
@@ -95,6 +93,5 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
         scores = score_outputs(predict(open_runner(job.out), [x]), y, reference)
     report(1.0, "candidate done")
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(job.out),
-                            seconds=round(time.monotonic() - started, 2), notes=done.notes, steps=done.steps,
-                            conversion_check=done.conversion_check, float_layers=kept.get("float_layers", []),
-                            bound_met=kept.get("met"), sensitivity=kept.get("sensitivity"))
+                            seconds=round(time.monotonic() - started, 2), notes=done.notes,
+                            float_layers=kept.get("float_layers", []), bound_met=kept.get("met"))

@@ -80,6 +80,11 @@ class ResultsContext:
         return bool(self.reference.get("labelled"))
 
     @property
+    def metric(self) -> str:
+        """What the candidates' score is, as results.json and the plot name it."""
+        return "top-1 accuracy (%)" if self.labelled else "top-1 agreement with the original (%)"
+
+    @property
     def reference_score(self) -> float | None:
         return self.reference.get("accuracy") if self.labelled else 100.0
 
@@ -130,7 +135,7 @@ class ResultsWriter:
                 "model": {"path": config["model"], "sha256": config["model_sha256"], "format": ctx.source_format},
                 "data": {"path": config["data"], "samples": reference.get("samples"), "labelled": ctx.labelled,
                          "synthetic": reference.get("synthetic", False)},
-                "metric": "top-1 accuracy (%)" if ctx.labelled else "top-1 agreement with the original (%)",
+                "metric": ctx.metric,
                 "reference": {k: v for k, v in reference.items() if k in ("accuracy", "samples")},
                 "grid": config["grid"], "max_drop": ctx.max_drop, "candidates": [r.to_dict() for r in rows],
                 "pareto": [r.id for r in rows if r.pareto],
@@ -156,6 +161,5 @@ class ResultsWriter:
         from studio.core.sweep.plot import plot_tradeoff
 
         ctx = self.context
-        metric = "top-1 accuracy (%)" if ctx.labelled else "top-1 agreement with the original (%)"
-        plot_tradeoff(self.rows(), self.run.plot, model_path=ctx.config["model"], metric=metric,
+        plot_tradeoff(self.rows(), self.run.plot, model_path=ctx.config["model"], metric=ctx.metric,
                       threads=ctx.threads)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+CANDIDATE_META = "candidate.json"  # in a candidate's folder (also when it was copied out of its run)
+
 
 @dataclass(frozen=True)
 class RunFolder:
@@ -59,7 +61,8 @@ class RunFolder:
         return self.candidates / candidate_id
 
     def candidate_meta(self, candidate_id: str) -> Path:
-        return self.candidate(candidate_id) / "candidate.json"
+        """What `studio export RUN/ID` puts in the bundle's manifest."""
+        return self.candidate(candidate_id) / CANDIDATE_META
 
     def stage(self, target: str, ratio: float) -> Path:
         """The shared float conversion of one (target, pruning ratio) group."""
@@ -77,9 +80,9 @@ class RunFolder:
     def of_candidate(cls, path: str | os.PathLike) -> tuple[RunFolder, str] | None:
         """RUN/ID (as typed, or RUN/candidates/ID) names candidate ID of sweep run RUN; None if it does not."""
         p = Path(path)
-        for run in (p.parent, p.parent.parent):
-            if (run / "results.json").is_file() and (run / "candidates" / p.name).exists():
-                return cls(run), p.name
+        for run in (cls(p.parent), cls(p.parent.parent)):
+            if run.has_results and run.candidate(p.name).exists():
+                return run, p.name
         return None
 
     def mkdirs(self) -> None:

@@ -25,10 +25,11 @@ from studio.core.base.errors import Cancelled, StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.data.datasets import load_dataset, prepare, synthetic
+from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
-from studio.core.optimize.optimize import has_module, input_shape_of, is_quantized
+from studio.core.optimize.optimize import finetune_data, has_module, input_shape_of, is_quantized
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
@@ -78,8 +79,9 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     report(0.0, "inspecting the model")
     source = _inspect(os.fspath(model), options, cancel)
     config = _config(source, grid, data, options)
-    _claim(run, config)
     candidates = grid.candidates()
+    train = _finetune_train(source, grid, candidates, options)
+    _claim(run, config)
     data_path, reference = _prepare_data(run, source, data, base=grid.base, options=options, cancel=cancel)
     writer = ResultsWriter(run, ResultsContext(config, source.info.format, reference, tuple(c.id for c in candidates),
                                                options.max_drop, options.threads, started))
@@ -87,7 +89,7 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     if writer.results:
         report(0.02, f"resuming: {len(writer.results)} of {len(candidates)} candidates already finished")
     deadline = started + options.budget_s if options.budget_s else None
-    sweep = _Sweep(source, run, data_path, writer, options=options, cancel=cancel, deadline=deadline,
+    sweep = _Sweep(source, run, data_path, writer, options=options, cancel=cancel, deadline=deadline, train=train,
                    device_bench=device_bench, progress=_Progress(report, len(pending), emit))
     scheduler = Scheduler(sweep.handle, workers=options.workers, deadline=deadline, cancel=cancel)
     scheduler.run(group_tasks(pending))
@@ -118,6 +120,15 @@ def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions
             "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
             "options": {k: v for k, v in asdict(options).items()
                         if k not in ("workers", "budget_s", "device", "sensitivity")}}  # these change no result
+
+
+def _finetune_train(source: _Source, grid: Grid, candidates: list[Candidate],
+                    options: SweepOptions) -> tuple[np.ndarray, np.ndarray] | None:
+    """Recovery fine-tuning data (loaded once, as `optimize` loads it) when a candidate prunes structurally with
+    fine-tuning epochs; DataError when it carries no labels."""
+    due = any(c.recipe.pruning.method == PruneMethod.STRUCTURED and c.recipe.pruning.finetune_epochs
+              for c in candidates)
+    return finetune_data(options.finetune, source.shape, grid.base) if options.finetune and due else None
 
 
 def _claim(run: RunFolder, config: dict) -> None:
@@ -194,9 +205,9 @@ class _Sweep:
 
     def __init__(self, source: _Source, run: RunFolder, data_path: Path, writer: ResultsWriter, *,
                  options: SweepOptions, cancel: CancelToken, deadline: float | None,
-                 device_bench: DeviceBench | None, progress: _Progress):
+                 train: tuple[np.ndarray, np.ndarray] | None, device_bench: DeviceBench | None, progress: _Progress):
         self.source, self.run, self.data_path, self.writer = source, run, data_path, writer
-        self.options, self.cancel, self.deadline = options, cancel, deadline
+        self.options, self.cancel, self.deadline, self.train = options, cancel, deadline, train
         self.device_bench, self.progress = device_bench, progress
         self.gate = MeasureGate()
         self._recording = threading.Lock()
@@ -214,9 +225,7 @@ class _Sweep:
             self.progress.emit(event)
 
     def _group(self, task: GroupTask) -> list[Task]:
-        info = self.source.info
         try:
-            check_source(task.members[0].recipe, info.format, has_module(info), is_quantized(info))
             stage = self._stage(task.members)
         except Cancelled:
             raise
@@ -229,9 +238,10 @@ class _Sweep:
     def _stage(self, members: tuple[Candidate, ...]) -> FloatStage:
         """One float conversion per (target, pruning ratio), shared by all quantization modes and kept for
         resumes."""
-        recipe, folder = members[0].recipe, self.run.stage(*members[0].group)
+        recipe, folder, info = members[0].recipe, self.run.stage(*members[0].group), self.source.info
+        check_source(recipe, info.format, has_module(info), is_quantized(info))
         saved = folder / "stage.pkl"
-        modes = tuple(sorted({c.recipe.quantization.mode.value for c in members}))
+        modes = tuple(sorted({c.recipe.quantization.mode for c in members}))
         stage = _load_stage(saved)
         if stage is not None and stage.serves(modes):
             return stage
@@ -240,11 +250,8 @@ class _Sweep:
         opts = self.options
         with np.load(self.data_path) as arrays:
             verify_x, calib_x = arrays["verify_x"], arrays["calib_x"]
-        train = None
-        if opts.finetune and recipe.pruning.method == PruneMethod.STRUCTURED and recipe.pruning.finetune_epochs:
-            ds = load_dataset(opts.finetune, resize=recipe.preprocess.resize)
-            if ds.y is not None:
-                train = (prepare(ds.x, self.source.shape, recipe.preprocess, opts.finetune), ds.y)
+        due = recipe.pruning.method == PruneMethod.STRUCTURED and recipe.pruning.finetune_epochs
+        train = self.train if due else None
         request = StageRequest(model=self.source.model, info=self.source.info, recipe=recipe, shape=self.source.shape,
                                verify_x=verify_x, calib_x=calib_x, work=folder, train=train, arch=opts.arch,
                                trust_pickle=opts.trust_pickle, quant_modes=modes)
@@ -280,7 +287,7 @@ class _Sweep:
         row = measured_row(c, got, latency, labelled=self.writer.context.labelled,
                            path=f"{cdir.relative_to(self.run.root)}/{name}")
         row = self._bench_on_device(cdir / name, row)
-        atomic.write_json(cdir / "candidate.json", self.writer.candidate_meta(row))
+        atomic.write_json(self.run.candidate_meta(c.id), self.writer.candidate_meta(row))
         self._record(row)
 
     def _bench_on_device(self, model: Path, row: CandidateResult) -> CandidateResult:
@@ -296,18 +303,33 @@ class _Sweep:
         """Per-layer sensitivity for the grid's quantization (int8) and structured pruning; RUN/sensitivity.json."""
         from studio.core.sweep.sensitivity import prune_sensitivity, quant_sensitivity
 
-        out = {}
+        out: dict[str, Any] = {}
         arrays = dict(np.load(self.data_path))
         y = arrays["eval_y"] if arrays["eval_y"].size else None
-        stage = _load_stage(self.run.stage(grid.targets[0], 0.0) / "stage.pkl")
-        if QuantMode.INT8 in grid.quant and stage is not None:
+        stage = self._unpruned_stage(grid) if QuantMode.INT8 in grid.quant else None
+        if isinstance(stage, str):
+            out["notes"] = [f"no quantization sensitivity: {stage}"]
+        elif stage is not None:
             out["quantization"] = run_job(quant_sensitivity, stage.float_path, grid.base.quantization,
                                           arrays["calib_x"], arrays["eval_x"], y, cancel=self.cancel,
                                           what="quantization sensitivity")
         info, opts = self.source.info, self.options
-        if self.writer.context.labelled and info.framework == "pytorch" and grid.uses_structured_pruning:
+        if self.writer.context.labelled and info.framework == Framework.PYTORCH and grid.uses_structured_pruning:
             out["pruning"] = run_job(prune_sensitivity, self.source.model, info.format, max(grid.prune),
                                      arrays["eval_x"], y, arch=opts.arch, trust_pickle=opts.trust_pickle,
                                      cancel=self.cancel, what="pruning sensitivity")
         atomic.write_json(self.run.sensitivity, out)
         return out
+
+    def _unpruned_stage(self, grid: Grid) -> FloatStage | str:
+        """The first target's unpruned float stage (made again when it is missing or from an older Studio), or why
+        there is none."""
+        members = tuple(c for c in grid.candidates() if c.group == (grid.targets[0], 0.0))
+        if not members:
+            return f"the grid has no unpruned {grid.targets[0]} candidate"
+        try:
+            return self._stage(members)
+        except Cancelled:
+            raise
+        except StudioError as exc:
+            return exc.one_line()

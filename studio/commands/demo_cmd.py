@@ -37,6 +37,7 @@ def run_terminal() -> int:
     from studio.core.app.project import ChosenCandidate, ExportedBundle, PushOutcome, default_path
     from studio.core.base.paths import data_dir
     from studio.core.sweep.run_folder import RunFolder
+    from studio.core.sweep.sweep import SweepOptions
 
     print("1. Load: the sample MNIST model and data (the first run trains them, about a minute)")
     with ProgressBar() as bar:
@@ -44,11 +45,11 @@ def run_terminal() -> int:
     project = demo_project(info)
     model, sweep = project.model.path or "", project.sweep
     print(f"   PyTorch sample {info['torch_model']}: {info['torch_accuracy']:.1f}% on {info['dataset']}")
-    run_dir = work.sweep_dir(model, sweep.grid.to_dict(), sweep.dataset, {"demo": "terminal"})
+    options = SweepOptions(sensitivity=False)
+    run_dir = work.sweep_dir(model, sweep.grid, sweep.dataset, options, tag="terminal demo")
     print(f"2. Sweep: {len(sweep.grid.candidates())} candidates, each converted, run and timed for real")
     with ProgressBar() as bar:
-        doc = work.sweep(model, sweep.grid.to_dict(), sweep.dataset, str(run_dir), {"sensitivity": False},
-                         report=bar)
+        doc = work.sweep(model, sweep.grid, sweep.dataset, str(run_dir), options, report=bar)
     print_table(doc, str(run_dir))
     chosen = doc["best"]
     out = str(data_dir() / "bundles" / "mnist-demo-1.0.0.bundle.zip")

@@ -25,7 +25,6 @@ from studio.core.app.project import (
     ChosenCandidate,
     ExportedBundle,
     ExportSettings,
-    ModelChoice,
     Project,
     PushOutcome,
     SweepSettings,
@@ -252,11 +251,13 @@ class MainWindow(QMainWindow):
         self.refresh_devices()
 
     def _show_saved_results(self, run_dir: str | None) -> None:
+        from studio.core.base.errors import StudioError
+
         run = RunFolder(run_dir) if run_dir else None
         if run and run.has_results:
             try:
                 self.preview.set_results(json.loads(run.results.read_text(encoding="utf-8")))
-            except ValueError:
+            except (ValueError, KeyError, TypeError, StudioError):  # not JSON, or rows of another (newer) shape
                 self.preview.banner.show_message("warning", f"{run.results}: cannot be read; run the sweep again")
         elif run and run.has_journal:
             self.preview.banner.show_message("info", "A sweep was interrupted: run it again (Ctrl+R) to resume"
@@ -266,14 +267,13 @@ class MainWindow(QMainWindow):
     def load_model(self, path: str) -> None:
         from studio.core.inspect.inspector import inspect_model
 
-        known = self.project.model
-        opts = self.load.options() if path != known.path else {
-            "arch": known.arch or self.load.options()["arch"], "trust_pickle": known.trust_pickle}
-        task = Task("Inspecting the model", inspect_model, path, **opts)
+        known, asked = self.project.model, self.load.choice(path)
+        choice = asked if path != known.path else dataclasses.replace(known, arch=known.arch or asked.arch)
+        task = Task("Inspecting the model", inspect_model, path, arch=choice.arch, trust_pickle=choice.trust_pickle)
 
         def ok(info):
             changed = path != self.project.model.path
-            self.project.model = ModelChoice(path, arch=opts["arch"], trust_pickle=opts["trust_pickle"])
+            self.project.model = choice
             if changed:
                 self.project.chosen = ChosenCandidate()
                 self.preview.clear()
@@ -299,10 +299,9 @@ class MainWindow(QMainWindow):
             self.go(1)
             return
         p = self.project
-        model, grid, dataset = p.model.path, p.sweep.grid.to_dict(), p.sweep.dataset
+        model, grid, dataset = p.model.path, p.sweep.grid, p.sweep.dataset
         options = p.sweep.options(p.model)
-        keyed = {k: v for k, v in options.items() if k not in ("budget_s", "sensitivity")}
-        run_dir = str(work.sweep_dir(model, grid, dataset, keyed))
+        run_dir = str(work.sweep_dir(model, grid, dataset, options))
         task = Task("Sweep", work.sweep, model, grid, dataset, run_dir, options, events=True)
         task.event_received.connect(self._sweep_event)
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.app.project import ModelChoice
 from studio.core.inspect.modelinfo import ModelInfo, human_bytes, human_count
 
 from .widgets import Banner, Card, DropZone, Metric, help_label, page_layout
@@ -105,8 +106,9 @@ class LoadPage(QWidget):
         if path:
             self.load_requested.emit(path)
 
-    def options(self) -> dict:
-        return {"arch": self.arch.currentText().strip() or None, "trust_pickle": self.trust.isChecked()}
+    def choice(self, path: str) -> ModelChoice:
+        """The model file with how the widgets say to open it."""
+        return ModelChoice(path, arch=self.arch.currentText().strip() or None, trust_pickle=self.trust.isChecked())
 
     def show_error(self, message: str) -> None:
         self.banner.show_message("error", message)

@@ -1,6 +1,8 @@
 """The project file: the whole session survives a restart, old files migrate, bad files get a clear error."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -8,6 +10,7 @@ import sys
 
 import pytest
 
+from studio.core.app import work
 from studio.core.app.project import (
     PROJECT_VERSION,
     ChosenCandidate,
@@ -18,12 +21,13 @@ from studio.core.app.project import (
     Project,
     ProjectError,
     PushOutcome,
-    PushStatus,
     SweepSettings,
     default_grid,
 )
+from studio.core.deploy.push import PushStatus
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Recipe, Runtime, Target
+from studio.core.sweep.sweep import SweepOptions
 
 
 def _full_project() -> Project:
@@ -67,7 +71,10 @@ def test_version_2_files_migrate(tmp_path):
           "export": {"name": "mnist", "version": "1.2.0", "labels": "/l.txt", "sign_key": None, "out": "/o.zip",
                      "bundle": "/o.zip", "verified": True, "id": "mnist-1.2.0-x"},
           "deploy": {"devices": ["demo"], "last": [{"device": "demo", "status": "unchanged", "message": "Already",
-                                                    "running": "mnist 1.2.0", "bytes_sent": 0, "steps": []}]}}
+                                                    "running": "mnist 1.2.0", "bytes_sent": 0, "steps": []},
+                                                   {"device": "pi", "status": "failed", "message": "Kept v1",
+                                                    "bundle": "mnist-1.2.0-x", "detail": "smoke test: exit 3",
+                                                    "bytes_sent": 4096, "running": "mnist 1.0.0"}]}}
     path = tmp_path / "v2.studio.json"
     path.write_text(json.dumps(v2))
     p = Project.load(path)
@@ -77,7 +84,10 @@ def test_version_2_files_migrate(tmp_path):
     assert p.chosen == ChosenCandidate("/runs/x", "c1")
     assert p.export == ExportSettings(name="mnist", version="1.2.0", labels="/l.txt", out="/o.zip")
     assert p.bundle == ExportedBundle("/o.zip", id="mnist-1.2.0-x", verified=True)
-    assert p.deploy == DeploySettings(("demo",), (PushOutcome("demo", PushStatus.UNCHANGED, "Already", "mnist 1.2.0"),))
+    assert p.deploy == DeploySettings(("demo",), (
+        PushOutcome("demo", PushStatus.UNCHANGED, "Already", "mnist 1.2.0"),
+        PushOutcome("pi", PushStatus.FAILED, "Kept v1", "mnist 1.0.0", detail="smoke test: exit 3",
+                    bundle="mnist-1.2.0-x", bytes_sent=4096)))
     # an empty v2 grid (never set) is the default grid, as the window showed it
     path.write_text(json.dumps({"schema_version": 2, "grid": {}}))
     assert Project.load(path).sweep.grid == default_grid()
@@ -119,19 +129,44 @@ def test_sweep_options_follow_the_settings_and_the_model():
                 base=Recipe(runtime=Runtime(threads=4)))
     s = SweepSettings(grid=grid, train_dataset="/t.npz", max_drop=1.0, budget_min=2.5, sensitivity=False,
                       device="pi")
-    assert s.options(ModelChoice("/m.pt", arch="resnet18", trust_pickle=True)) == {
-        "max_drop": 1.0, "budget_s": 150.0, "sensitivity": False, "arch": "resnet18", "trust_pickle": True,
-        "finetune": "/t.npz", "threads": 4, "device": "pi"}
+    assert s.options(ModelChoice("/m.pt", arch="resnet18", trust_pickle=True)) == SweepOptions(
+        max_drop=1.0, budget_s=150.0, sensitivity=False, arch="resnet18", trust_pickle=True,
+        finetune="/t.npz", threads=4, device="pi")
     # no recovery epochs: the training data is not used; no budget: None
     bare = SweepSettings(train_dataset="/t.npz").options(ModelChoice("/m.onnx"))
-    assert bare["finetune"] is None and bare["budget_s"] is None and bare["threads"] == 1
+    assert bare.finetune is None and bare.budget_s is None and bare.threads == 1
+
+
+def test_run_folders_keep_the_key_they_had_when_options_were_dicts():
+    """Run folders made before options were typed still resume: the key hashes the same JSON as then."""
+    grid = Grid(targets=("onnx",), quant=("none", "int8"), base=Recipe(runtime=Runtime(threads=2)))
+    s = SweepSettings(grid=grid, dataset="/d.npz", max_drop=1.0, budget_min=5, device="pi")
+    options = s.options(ModelChoice("/models/m.pt", arch="resnet18"))
+    old = json.dumps({"model": "/models/m.pt", "grid": grid.to_dict(), "data": "/d.npz",
+                      "options": {"max_drop": 1.0, "arch": "resnet18", "trust_pickle": False, "finetune": None,
+                                  "threads": 2, "device": "pi"}}, sort_keys=True)
+    assert work.sweep_dir("/models/m.pt", grid, "/d.npz", options).name == \
+        f"m-{hashlib.sha256(old.encode()).hexdigest()[:10]}"
+    # the budget and the sensitivity study change no result: same folder; a tag or another bound: another one
+    again = SweepSettings(grid=grid, dataset="/d.npz", max_drop=1.0, sensitivity=False, device="pi")
+    same = work.sweep_dir("/models/m.pt", grid, "/d.npz", again.options(ModelChoice("/models/m.pt", "resnet18")))
+    assert same.name == work.sweep_dir("/models/m.pt", grid, "/d.npz", options).name
+    assert work.sweep_dir("/models/m.pt", grid, "/d.npz", options, tag="t").name != same.name
+    assert work.sweep_dir("/models/m.pt", grid, "/d.npz", dataclasses.replace(options, max_drop=2.0)).name != \
+        same.name
 
 
 def test_push_outcome_keeps_what_the_technician_saw():
     from studio.core.deploy.push import PushResult
 
-    r = PushResult(device="pi", status="failed", message="Check failed: kept v1", detail="exit 3", bytes_sent=9)
-    assert PushOutcome.of(r) == PushOutcome("pi", PushStatus.FAILED, "Check failed: kept v1", None)
+    r = PushResult(device="pi", status=PushStatus.FAILED, message="Check failed: kept v1", bundle="b-1",
+                   running="b 0.9", detail="exit 3", bytes_sent=9)
+    outcome = PushOutcome.of(r)
+    assert outcome == PushOutcome("pi", PushStatus.FAILED, "Check failed: kept v1", "b 0.9", detail="exit 3",
+                                  bundle="b-1", bytes_sent=9)
+    # and it survives the project file
+    p = Project(deploy=DeploySettings(("pi",), (outcome,)))
+    assert Project.from_dict(json.loads(json.dumps(p.to_dict()))).deploy.last == (outcome,)
 
 
 def test_the_demo_project_is_made_without_qt(tmp_path):

@@ -5,6 +5,7 @@ import json
 import shutil
 import zipfile
 
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import wait_idle
@@ -118,6 +119,29 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     assert page.chart._tip(0, 0, "onnx-c2").startswith("onnx-c2")
     page.select("tflite-bad")  # a failed candidate cannot be chosen
     assert page.selected == "onnx-c2"
+
+
+@pytest.mark.parametrize("spoil", [lambda row: row.pop("status"),  # KeyError
+                                   lambda row: row.update(recipe=5),  # TypeError
+                                   lambda row: row["recipe"].update(target="coreml")],  # RecipeError
+                         ids=["missing-key", "wrong-type", "unknown-target"])
+def test_restoring_a_project_whose_results_are_of_another_shape_warns(make_window, tmp_path, spoil):
+    """A results.json that is JSON but not rows this studio reads (odd, or from a newer one) must not stop the
+    window from opening: the preview says so and the rest of the session is restored."""
+    from studio.core.app.project import ChosenCandidate, ExportSettings, Project
+    from studio.core.sweep.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    doc = _results(_rows())
+    spoil(doc["candidates"][1])
+    run.results.write_text(json.dumps(doc))
+    w = make_window(Project(chosen=ChosenCandidate(str(run.root), "onnx-c1"), export=ExportSettings(name="kept"),
+                            path=str(tmp_path / "p.studio.json")))
+    banner = w.preview.banner
+    assert banner.property("kind") == "warning" and "cannot be read; run the sweep again" in banner.text()
+    assert str(run.results) in banner.text() and w.preview.candidates == {}
+    assert w.export.name.text() == "kept"
 
 
 def test_export_page_writes_a_verified_bundle_and_reports_bad_input(make_window, qtbot, onnx_model, tmp_path,

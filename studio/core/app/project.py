@@ -10,13 +10,17 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.paths import data_dir
+from studio.core.deploy.push import PushResult, PushStatus
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Target
+
+if TYPE_CHECKING:
+    from studio.core.sweep.sweep import SweepOptions
 
 PROJECT_VERSION = 3
 
@@ -55,12 +59,14 @@ class SweepSettings:
             if value is not None and value < 0:
                 raise ProjectError(f"sweep {name} must not be negative, not {value}")
 
-    def options(self, model: ModelChoice) -> dict[str, Any]:
-        """The sweep's options (studio.core.sweep.SweepOptions fields) for this model."""
-        return {"max_drop": self.max_drop, "budget_s": self.budget_min * 60 if self.budget_min else None,
-                "sensitivity": self.sensitivity, "arch": model.arch, "trust_pickle": model.trust_pickle,
-                "finetune": self.train_dataset if self.grid.finetune_epochs else None,
-                "threads": self.grid.base.runtime.threads, "device": self.device}
+    def options(self, model: ModelChoice) -> SweepOptions:
+        """The sweep's options for this model (device and threads are also what the device bench needs)."""
+        from studio.core.sweep.sweep import SweepOptions  # the sweep's import of numpy waits for a sweep
+
+        return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
+                            sensitivity=self.sensitivity, arch=model.arch, trust_pickle=model.trust_pickle,
+                            finetune=self.train_dataset if self.grid.finetune_epochs else None,
+                            threads=self.grid.base.runtime.threads, device=self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return {**_fields(self), "grid": self.grid.to_dict()}
@@ -96,28 +102,24 @@ class ExportedBundle:
     verified: bool = False
 
 
-class PushStatus(StrEnum):
-    INSTALLED = "installed"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
 @dataclass(frozen=True)
 class PushOutcome:
-    """One device's result of the last push, in the words the technician saw."""
+    """One device's result of the last push: the words the technician saw and the technical reason behind them."""
     device: str
     status: PushStatus
     message: str = ""
     running: str | None = None
+    detail: str | None = None  # the technical reason, for engineers
+    bundle: str | None = None  # the id of the bundle pushed
+    bytes_sent: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "status", PushStatus(self.status))
 
     @classmethod
-    def of(cls, result: Any) -> PushOutcome:
-        """From a studio.core.deploy.push.PushResult (or anything with its fields)."""
-        return cls(result.device, PushStatus(result.status), result.message, result.running)
+    def of(cls, result: PushResult) -> PushOutcome:
+        return cls(result.device, result.status, result.message, result.running, detail=result.detail,
+                   bundle=result.bundle, bytes_sent=result.bytes_sent)
 
 
 @dataclass(frozen=True)

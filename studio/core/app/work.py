@@ -8,33 +8,45 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.core.base.progress import ignore
 
+if TYPE_CHECKING:
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import SweepOptions
 
-def sweep_dir(model: str, grid: dict, dataset: str | None, options: dict) -> Path:
-    """The same model, grid, data and options always map to the same run folder, so re-running resumes."""
+
+# The options that choose the run folder: the time budget and the sensitivity study change no candidate's result,
+# so a sweep re-run with another budget resumes in the same folder; workers and input_shape were never keyed.
+_KEYED = ("max_drop", "arch", "trust_pickle", "finetune", "threads", "device")
+
+
+def sweep_dir(model: str, grid: Grid, dataset: str | None, options: SweepOptions, *, tag: str | None = None) -> Path:
+    """The same model, grid, data and options (and tag) always map to the same run folder, so re-running resumes."""
     from studio.core.app.project import runs_dir
 
-    key = json.dumps({"model": os.path.abspath(model), "grid": grid, "data": dataset and os.path.abspath(dataset),
-                      "options": options}, sort_keys=True)
+    keyed: dict[str, object] = {k: getattr(options, k) for k in _KEYED}
+    if tag is not None:
+        keyed["tag"] = tag
+    key = json.dumps({"model": os.path.abspath(model), "grid": grid.to_dict(),
+                      "data": dataset and os.path.abspath(dataset), "options": keyed}, sort_keys=True)
     return runs_dir() / f"{Path(model).stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def sweep(model: str, grid: dict, dataset: str | None, run_dir: str, options: dict, *, report=ignore, cancel=None,
-          on_event=None) -> dict:
+def sweep(model: str, grid: Grid, dataset: str | None, run_dir: str, options: SweepOptions, *, report=ignore,
+          cancel=None, on_event=None) -> dict:
     """Run (or resume) the sweep in run_dir; events are studio.core.sweep.records' CandidateFinished,
     SensitivityReady and SweepFinished."""
-    from studio.core.recipe.grid import Grid
-    from studio.core.sweep.sweep import SweepOptions, run_sweep
+    from studio.core.sweep.sweep import run_sweep
 
     device_bench = None
-    if options.get("device"):
+    if options.device:
         from studio.core.deploy.bench import sweep_bench
 
-        device_bench = sweep_bench(options["device"], threads=options.get("threads", 1))
-    return run_sweep(model, Grid.from_dict(grid), dataset, run_dir, options=SweepOptions(**options), report=report,
-                     cancel=cancel, on_event=on_event, device_bench=device_bench)
+        device_bench = sweep_bench(options.device, threads=options.threads)
+    return run_sweep(model, grid, dataset, run_dir, options=options, report=report, cancel=cancel,
+                     on_event=on_event, device_bench=device_bench)
 
 
 def export(source: str, out: str, *, name: str, version: str, labels: str | None, sign_key: str | None,

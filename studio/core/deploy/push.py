@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from studio.core.base.errors import Cancelled, StudioError
@@ -18,10 +19,18 @@ SMOKE_TIMEOUT = 120.0
 DeviceProgress = Callable[[str, float, str], None]  # (device name, fraction, message)
 
 
+class PushStatus(StrEnum):
+    """What one push did to one device."""
+    INSTALLED = "installed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted (another device failed first, or the push was cancelled)
+
+
 @dataclass
 class PushResult:
     device: str
-    status: str  # "installed" | "unchanged" | "failed" | "skipped"
+    status: PushStatus
     message: str  # plain words for a field technician
     bundle: str | None = None
     previous: str | None = None
@@ -34,9 +43,12 @@ class PushResult:
     recovered: dict | None = None
     steps: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        self.status = PushStatus(self.status)
+
     @property
     def ok(self) -> bool:
-        return self.status in ("installed", "unchanged")
+        return self.status in (PushStatus.INSTALLED, PushStatus.UNCHANGED)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,7 +100,7 @@ class _Push:
         self.started = time.monotonic()
         self.size = bundle.stat().st_size
         self.version = f"v{manifest['version']}"
-        self.result = PushResult(device.name, "failed", "", bundle=manifest["id"])
+        self.result = PushResult(device.name, PushStatus.FAILED, "", bundle=manifest["id"])
         self.transport: DeviceTransport | None = None
         self.agent: AgentSession | None = None
         self.running: dict | None = None  # what the device ran when we found it
@@ -113,7 +125,7 @@ class _Push:
         return agent, prep
 
     def unchanged(self) -> PushResult:
-        self.result.status, self.result.running = "unchanged", _label(self.running)
+        self.result.status, self.result.running = PushStatus.UNCHANGED, _label(self.running)
         self.result.message = f"Already runs {self.version}: nothing to do"
         return self.result
 
@@ -164,7 +176,7 @@ class _Push:
         self.report(0.95, "switching to the new release")
         await agent.call("activate", self.manifest["id"], self.device.keep)
         result = self.result
-        result.status, result.running = "installed", f"{self.manifest['name']} {self.version}"
+        result.status, result.running = PushStatus.INSTALLED, f"{self.manifest['name']} {self.version}"
         result.message = f"Installed {self.version}" + (", check passed" if self.options.smoke else
                                                         " (no check was run)")
         self.report(1.0, result.message)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
@@ -24,7 +25,6 @@ from PySide6.QtWidgets import (
 
 from studio.core.app.project import SweepSettings
 from studio.core.base.errors import StudioError
-from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import CalibMethod, Layout, PruneMethod, QuantMode, Target
 
 from . import binding as bind
@@ -61,6 +61,39 @@ def _ratios(edit: QLineEdit) -> Field:
     def get() -> tuple[float, ...]:
         return tuple(float(x) for x in edit.text().replace(";", ",").split(",") if x.strip()) or (0.0,)
     return Field((edit,), get, lambda v: edit.setText(", ".join(f"{r:g}" for r in v)), (edit.textChanged,))
+
+
+
+# Where each widget's value lives in SweepSettings: settings() and render() both walk this one table.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "targets": ("grid", "targets"), "quant": ("grid", "quant"), "prune": ("grid", "prune"),
+    "prune_method": ("grid", "prune_method"), "finetune_epochs": ("grid", "finetune_epochs"),
+    "train_dataset": ("train_dataset",),
+    "calibration": ("grid", "base", "quantization", "calibration"),
+    "per_channel": ("grid", "base", "quantization", "per_channel"), "io": ("grid", "base", "quantization", "io"),
+    "calib_samples": ("grid", "base", "quantization", "calib_samples"),
+    "scale": ("grid", "base", "preprocess", "scale"), "layout": ("grid", "base", "preprocess", "layout"),
+    "threads": ("grid", "base", "runtime", "threads"), "dataset": ("dataset",), "max_drop": ("max_drop",),
+    "budget_min": ("budget_min",), "sensitivity": ("sensitivity",), "device": ("device",)}
+
+
+def _get(record: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        record = getattr(record, name)
+    return record
+
+
+def _with(record: Any, changes: dict[tuple[str, ...], Any]) -> Any:
+    """record with the values at these paths replaced; each record on the way is rebuilt (and checked) once."""
+    own: dict[str, Any] = {}
+    nested: dict[str, dict[tuple[str, ...], Any]] = {}
+    for path, value in changes.items():
+        if len(path) == 1:
+            own[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1:]] = value
+    own.update({name: _with(getattr(record, name), sub) for name, sub in nested.items()})
+    return dataclasses.replace(record, **own)
 
 
 class OptimizePage(QWidget):
@@ -212,7 +245,7 @@ class OptimizePage(QWidget):
         return run_row
 
     def _bind(self) -> Binding:
-        """Every widget by the name of the settings value it holds."""
+        """Every widget by the name of the settings value it holds (FIELDS says where that value lives)."""
         return Binding({
             "targets": bind.ticked(self.targets, Target), "quant": bind.ticked(self.quants, QuantMode),
             "prune": _ratios(self.prune), "prune_method": bind.choice(self.prune_method, PruneMethod),
@@ -229,30 +262,12 @@ class OptimizePage(QWidget):
     def settings(self) -> SweepSettings:
         """The settings the widgets show (StudioError or ValueError when they do not make a valid grid)."""
         v = self.binding.values()
-        b = self._shown.grid.base
-        base = b.replace(quantization=dataclasses.replace(b.quantization, calibration=v["calibration"],
-                                                          per_channel=v["per_channel"], io=v["io"],
-                                                          calib_samples=v["calib_samples"]),
-                         preprocess=dataclasses.replace(b.preprocess, scale=v["scale"], layout=v["layout"]),
-                         runtime=dataclasses.replace(b.runtime, threads=v["threads"]))
-        grid = Grid(targets=v["targets"], quant=v["quant"], prune=v["prune"], prune_method=v["prune_method"],
-                    finetune_epochs=v["finetune_epochs"], base=base)
-        return SweepSettings(grid=grid, dataset=v["dataset"], train_dataset=v["train_dataset"],
-                             max_drop=v["max_drop"], budget_min=v["budget_min"], sensitivity=v["sensitivity"],
-                             device=v["device"])
+        return _with(self._shown, {path: v[name] for name, path in FIELDS.items()})
 
     def render(self, settings: SweepSettings) -> None:
         """Show these settings; no settings_changed is emitted for them."""
         self._shown = settings
-        g, b = settings.grid, settings.grid.base
-        self.binding.show({
-            "targets": g.targets, "quant": g.quant, "prune": g.prune, "prune_method": g.prune_method,
-            "finetune_epochs": g.finetune_epochs, "train_dataset": settings.train_dataset,
-            "calibration": b.quantization.calibration, "per_channel": b.quantization.per_channel,
-            "io": b.quantization.io, "scale": b.preprocess.scale, "layout": b.preprocess.layout,
-            "calib_samples": b.quantization.calib_samples, "threads": b.runtime.threads,
-            "dataset": settings.dataset, "max_drop": settings.max_drop, "budget_min": settings.budget_min,
-            "sensitivity": settings.sensitivity})
+        self.binding.show({name: _get(settings, path) for name, path in FIELDS.items() if name != "device"})
         self.set_devices(self.devices_known, settings.device)
         self.refresh_preview()
         self._show_count(settings)

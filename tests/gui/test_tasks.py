@@ -97,6 +97,9 @@ def test_optimize_page_renders_settings_without_echo_and_emits_what_it_shows(pag
     page.render(shown)
     assert emitted == []  # a restore is not an edit
     assert page.settings() == shown  # every value reached its widget and reads back the same
+    from studio.gui.page_optimize import FIELDS
+
+    assert set(FIELDS) == set(page.binding.fields)  # both directions walk one table that names every widget
     assert (page.calib.currentText(), page.layout_combo.currentText(), page.prune.text()) == ("entropy", "nhwc",
                                                                                               "0, 0.3")
     assert "4</b> candidates" in page.count.text() and page.run.isEnabled()

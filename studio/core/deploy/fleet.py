@@ -9,7 +9,7 @@ from studio.core.base.hashing import sha256_file
 from studio.core.base.progress import CancelToken
 from studio.core.bundle.bundle import verify_bundle
 from studio.core.deploy.inventory import Device
-from studio.core.deploy.push import DeviceProgress, PushOptions, PushResult, push_one
+from studio.core.deploy.push import DeviceProgress, PushOptions, PushResult, PushStatus, push_one
 
 
 @dataclass
@@ -59,10 +59,11 @@ async def _fleet(bundle: Path, manifest: dict, sha: str, devices: list[Device],
     async def one(device: Device) -> None:
         if stop_reason or (cancel is not None and cancel.cancelled):
             reason = stop_reason[0] if stop_reason else "stopped by the user"
-            done[device.name] = PushResult(device.name, "skipped", f"Not attempted: {reason}", bundle=manifest["id"])
+            done[device.name] = PushResult(device.name, PushStatus.SKIPPED, f"Not attempted: {reason}",
+                                           bundle=manifest["id"])
             return
         done[device.name] = await push_one(device, bundle, manifest, sha, options.push)
-        attempted = [r for r in done.values() if r.status != "skipped"]
+        attempted = [r for r in done.values() if r.status is not PushStatus.SKIPPED]
         failed = sum(1 for r in attempted if not r.ok)
         if max_fail is not None and attempted and failed * 100 / len(devices) > max_fail and not stop_reason:
             stop_reason.append(f"the failure rate passed --max-fail {max_fail:g}%")

@@ -2,13 +2,17 @@
 import json
 import pickle
 import threading
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from studio.core.base.progress import CancelToken
+from studio.core.convert.result import ConvertResult
 from studio.core.optimize.stage import FloatStage
 from studio.core.recipe.grid import Grid
+from studio.core.recipe.recipe import QuantMode
 from studio.core.sweep.records import CandidateResult
 from studio.core.sweep.results import read_journal
 from studio.core.sweep.scheduler import CandidateTask, GroupTask, Scheduler, group_tasks
@@ -54,6 +58,23 @@ def test_a_stage_saved_by_an_older_studio_is_made_again(tmp_path):
     (tmp_path / "new.pkl").write_bytes(pickle.dumps(new))
     loaded = _load_stage(tmp_path / "new.pkl")
     assert loaded is not None and loaded.serves(("none",)) and not loaded.serves(("fp16",))
+    # the last Studio kept the route's record as a dict: such a stage is made again, not read by key
+    dict_record = replace(new, convert={"steps": [{"name": "tf2onnx", "seconds": 1.0}]})
+    (tmp_path / "dict.pkl").write_bytes(pickle.dumps(dict_record))
+    assert _load_stage(tmp_path / "dict.pkl") is None
+
+
+def test_a_stage_summary_keeps_only_the_steps_and_survives_pickling():
+    ref = [np.arange(6, dtype=np.float32).reshape(2, 3)]
+    record = ConvertResult(steps=({"name": "export", "seconds": 0.5},), notes=("n",), ref=ref, ref_before=ref,
+                           quantized={QuantMode.FP16: "q.tflite"}, params_before=10, params_after=5, macs_before=7)
+    stage = FloatStage("PyTorch -> ONNX", "x.onnx", ref, False, quantized=record.quantized, convert=record)
+    back = pickle.loads(pickle.dumps(stage))
+    assert back.convert.params_after == 5 and back.convert.quantized == {QuantMode.FP16: "q.tflite"}
+    np.testing.assert_array_equal(back.convert.ref_before[0], ref[0])
+    kept = back.summary().convert
+    assert kept.steps == ({"name": "export", "seconds": 0.5},)
+    assert kept.ref is None and kept.notes == () and kept.params_before is None
 
 
 GRID = Grid(targets=("onnx", "tflite"), quant=("none", "int8"), prune=(0.0, 0.5))

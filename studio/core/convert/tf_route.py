@@ -11,6 +11,7 @@ import numpy as np
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
+from studio.core.convert.result import ConvertResult
 from studio.core.prune.weights import prune_arrays
 from studio.core.recipe.recipe import QuantMode
 
@@ -58,7 +59,7 @@ def _converter(model, fn, src):
     return tf.lite.TFLiteConverter.from_concrete_functions([fn])
 
 
-def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
+def keras_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     """Prune (unstructured) and convert a Keras model; for TFLite targets also quantize with TFLiteConverter into
     `request.quantized` ({mode: path}), so one loaded model serves every quantization mode."""
     import tensorflow as tf
@@ -67,12 +68,10 @@ def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")
     tf.keras.utils.set_random_seed(0)
-    started = time.monotonic()
     src, recipe, verify_x = request.src, request.recipe, request.verify_x
     model, fn = _load(src, request.fmt)
     steps: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"steps": steps, "notes": []}
-    result["ref_before"] = _call(model, fn, verify_x)
+    ref_before = _call(model, fn, verify_x)
     if recipe.pruning.method == PruneMethod.UNSTRUCTURED:
         if model is None:
             raise ConversionError("unstructured pruning of a SavedModel needs its Keras model; open the .keras file",
@@ -81,23 +80,23 @@ def keras_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
         stats = _prune_keras(model, recipe.pruning.ratio)
         steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
                       "seconds": round(time.monotonic() - t, 2), **stats})
-    result["ref"] = _call(model, fn, verify_x)
+    ref = _call(model, fn, verify_x)
+    quantized: dict[QuantMode, str] = {}
     report(0.3, f"converting to {recipe.target} in float")
     t = time.monotonic()
     if recipe.target == Target.TFLITE:
         with open(request.out, "wb") as fh:
             fh.write(_converter(model, fn, src).convert())
         steps.append({"name": "TFLiteConverter (float)", "seconds": round(time.monotonic() - t, 2)})
-        result["quantized"] = {mode: _tflite_quantized(model, fn, request, mode, path, steps=steps, report=report)
-                               for mode, path in request.quantized.items()}
+        quantized = {mode: _tflite_quantized(model, fn, request, mode, path, steps=steps, report=report)
+                     for mode, path in request.quantized.items()}
     else:
         _to_onnx(model, fn, request)
         steps.append({"name": f"tf2onnx from_function (opset {recipe.runtime.opset})",
                       "seconds": round(time.monotonic() - t, 2)})
-    if model is not None:
-        result["params_before"] = result["params_after"] = int(model.count_params())
-    result["seconds"] = round(time.monotonic() - started, 2)
-    return result
+    params = int(model.count_params()) if model is not None else None
+    return ConvertResult(steps=tuple(steps), ref=ref, ref_before=ref_before, quantized=quantized,
+                         params_before=params, params_after=params)
 
 
 def _tflite_quantized(model, fn, request: ConvertRequest, mode: QuantMode, out: str, *, steps: list[dict[str, Any]],
@@ -153,7 +152,7 @@ def _to_onnx(model, fn, request: ConvertRequest) -> None:
         raise ConversionError(f"tf2onnx could not convert the model: {short(exc, 200)}", request.src) from None
 
 
-def tflite_to_onnx(src: str, opset: int, out: str, report=ignore) -> dict:
+def tflite_to_onnx(src: str, opset: int, out: str, report=ignore) -> ConvertResult:
     import tf2onnx
 
     warnings.simplefilter("ignore")
@@ -163,4 +162,5 @@ def tflite_to_onnx(src: str, opset: int, out: str, report=ignore) -> dict:
     except Exception as exc:  # noqa: BLE001
         raise ConversionError(f"tf2onnx could not convert the TFLite model: {short(exc, 200)}",
                               src) from None
-    return {"steps": [{"name": f"tf2onnx from_tflite (opset {opset})", "seconds": round(time.monotonic() - t, 2)}]}
+    return ConvertResult(steps=({"name": f"tf2onnx from_tflite (opset {opset})",
+                                 "seconds": round(time.monotonic() - t, 2)},))

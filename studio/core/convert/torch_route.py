@@ -14,6 +14,7 @@ import numpy as np
 from studio.core.base.errors import ConversionError, ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
+from studio.core.convert.result import ConvertResult
 
 
 def load_module(path: str, fmt: str, arch: str | None, trust_pickle: bool):
@@ -192,14 +193,13 @@ def export_tflite(module, shape, out: str) -> None:
     litert_torch.convert(module.eval(), (torch.zeros(tuple(shape)),)).export(out)
 
 
-def torch_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
+def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     """Prune (and fine-tune) a PyTorch model, export it in float to the recipe's target; reference outputs."""
     import torch
 
     from studio.core.recipe.recipe import Target
 
     torch.manual_seed(0)
-    started = time.monotonic()
     src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
     module, prunable, shape = load_module(src, fmt, request.arch, request.trust_pickle)
     shape = tuple(request.input_shape or shape or (1, *tuple(verify_x.shape[1:])))
@@ -208,24 +208,23 @@ def torch_stage(request: ConvertRequest, report=ignore) -> dict[str, Any]:
                               " can trace; save the model as a .pt2 archive (torch.export.save) or a state_dict",
                               src)
     steps: list[dict[str, Any]] = []
-    result: dict[str, Any] = {"input_shape": list(shape), "steps": steps}
-    result["params_before"], result["macs_before"] = count_params_macs(module, shape)
-    result["ref_before"] = forward(module, verify_x)
-    result["prune_later"] = _prune(module, shape, prunable, request, steps, report)
-    result["params_after"], result["macs_after"] = count_params_macs(module, shape)
-    result["ref"] = forward(module, verify_x)
+    params_before, macs_before = count_params_macs(module, shape)
+    ref_before = forward(module, verify_x)
+    prune_later = _prune(module, shape, prunable, request, steps, report)
+    params_after, macs_after = count_params_macs(module, shape)
+    ref = forward(module, verify_x)
     report(0.7, f"exporting to {recipe.target.value}")
     t = time.monotonic()
     if recipe.target == Target.ONNX:
-        result["notes"] = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript")
+        notes = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript")
         name = "torch.onnx.export (dynamo)"
     else:
         export_tflite(module, shape, out)
-        result["notes"] = []
-        name = "litert-torch convert"
+        notes, name = [], "litert-torch convert"
     steps.append({"name": name, "seconds": round(time.monotonic() - t, 2)})
-    result["seconds"] = round(time.monotonic() - started, 2)
-    return result
+    return ConvertResult(steps=tuple(steps), notes=tuple(notes), ref=ref, ref_before=ref_before,
+                         prune_later=prune_later, params_before=params_before, params_after=params_after,
+                         macs_before=macs_before, macs_after=macs_after)
 
 
 def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[dict[str, Any]], report) -> bool:
@@ -256,7 +255,7 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
     return False
 
 
-def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> dict:
+def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> ConvertResult:
     """ONNX -> TFLite through onnx2torch and litert-torch; a clear 'not supported because' when it cannot."""
     import onnx
     import onnx2torch
@@ -274,5 +273,6 @@ def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> dict:
         first = short(exc, 200)
         raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"
                               f" the onnx2torch module: {first}", src) from None
-    return {"steps": [{"name": "onnx2torch + litert-torch convert", "seconds": round(time.monotonic() - t, 2)}],
-            "input_shape": list(shape), "params_after": sum(math.prod(p.shape) for p in module.parameters())}
+    step = {"name": "onnx2torch + litert-torch convert", "seconds": round(time.monotonic() - t, 2)}
+    return ConvertResult(steps=(step,),
+                         params_after=sum(math.prod(p.shape) for p in module.parameters()))

@@ -149,9 +149,9 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
     first = stage.convert
     warnings = list(inputs.warnings)
     pruning_effect = second.pruning_effect
-    if first.get("ref") is not None and first.get("ref_before") is not None and \
+    if first.ref is not None and first.ref_before is not None and \
             recipe.pruning.method != PruneMethod.NONE and pruning_effect is None:
-        pruning_effect = compare(first["ref_before"], first["ref"])
+        pruning_effect = compare(first.ref_before, first.ref)
     if recipe.pruning.method == PruneMethod.UNSTRUCTURED:
         warnings.append("unstructured pruning only zeroes weights: the file compresses smaller (see"
                         " compressed_size_bytes) but onnxruntime and ai-edge-litert run it no faster")
@@ -163,7 +163,7 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
                    "size_bytes": info.size_bytes, "params": info.params,
                    "macs": info.macs, "compressed_size_bytes": _dir_or_file_compressed(info)},
         "output": {"path": final_name, "format": out_info.format, "size_bytes": out_size, "params": out_info.params,
-                   "macs": first.get("macs_after") if first.get("macs_after") is not None else out_info.macs,
+                   "macs": _or(first.macs_after, out_info.macs),
                    "compressed_size_bytes": compressed_size(str(request.work / final_name)),
                    "inputs": [t.__dict__ | {"quantization": t.quantization.__dict__ if t.quantization else None}
                               for t in out_info.inputs],
@@ -172,21 +172,26 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
         "conversion": {"route": stage.what, "check": second.conversion_check},
         "pruning_effect": pruning_effect,
         "quantization_effect": second.quantization_effect,
-        "params_before": first.get("params_before", info.params),
-        "params_after": first.get("params_after", out_info.params),
-        "macs_before": first.get("macs_before", info.macs),
-        "steps": list(first.get("steps", [])) + second.steps,
+        "params_before": _or(first.params_before, info.params),
+        "params_after": _or(first.params_after, out_info.params),
+        "macs_before": _or(first.macs_before, info.macs),
+        "steps": list(first.steps) + second.steps,
         "calibration": {"source": str(calib) if calib else "synthetic",
                         "samples": min(recipe.quantization.calib_samples, len(calib_ds) if calib_ds else 10 ** 9)}
         if recipe.quantization.mode == QuantMode.INT8 else None,
         "warnings": warnings,
-        "notes": list(first.get("notes", [])) + second.notes,
+        "notes": list(first.notes) + second.notes,
         "time_s": round(time.monotonic() - started, 2),
         "versions": library_versions(),
         "host": host(),
     }
     doc["size_ratio"] = round(out_size / info.size_bytes, 4) if info.size_bytes else None
     return doc
+
+
+def _or(counted: int | None, inspected: int | None) -> int | None:
+    """The route's count where it took one, else the inspector's."""
+    return counted if counted is not None else inspected
 
 
 def _dir_or_file_compressed(info: ModelInfo) -> int | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.request import ConvertRequest
+from studio.core.convert.result import ConvertResult
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
@@ -43,14 +43,14 @@ class FloatStage:
     prune_in_finish: bool  # weights are pruned in the finish step (the converter could not reach them)
     quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # {quant mode: path} quantized by TFLiteConverter
     modes: tuple[QuantMode, ...] = ()  # the quantization modes this stage was made for
-    convert: Mapping[str, Any] = field(default_factory=dict)  # the converter's record: steps, notes, counts
+    convert: ConvertResult = field(default_factory=ConvertResult)  # the route's record: steps, notes, counts
 
     def serves(self, modes: tuple[QuantMode, ...]) -> bool:
         return set(modes) <= set(self.modes) and Path(self.float_path).exists()
 
     def summary(self) -> FloatStage:
         """The stage without the converter's arrays, as a sweep keeps it: its steps are all it reads again."""
-        return replace(self, convert={"steps": list(self.convert.get("steps", []))})
+        return replace(self, convert=ConvertResult(steps=self.convert.steps))
 
     def finish_request(self, recipe: Recipe, verify_x: np.ndarray, calib_x: np.ndarray, out: str, *,
                        source_framework: Framework) -> FinishRequest:
@@ -87,15 +87,14 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
 
     if fw == Framework.PYTORCH:
         first = job(torch_stage, convert, rep=report, name="the PyTorch converter")
-        stage = FloatStage(what, floated, first["ref"], bool(first.get("prune_later")), convert=first)
+        stage = FloatStage(what, floated, first.ref, first.prune_later, convert=first)
     elif fw in (Framework.KERAS, Framework.TENSORFLOW):
         modes = [m for m in r.quant_modes if m != QuantMode.NONE] if backend.suffix == "tflite" else []
         quantized: dict[QuantMode, str] = {m: str(r.work / f"quantized-{m}.tflite") for m in modes}
         first = job(keras_stage, replace(convert, quantized=quantized), rep=report, name="the TensorFlow converter")
-        stage = FloatStage(what, floated, first["ref"], False, quantized=first.get("quantized", {}), convert=first)
+        stage = FloatStage(what, floated, first.ref, False, quantized=first.quantized, convert=first)
     elif fw == target:  # ONNX -> ONNX or TFLite -> TFLite: the finishing step works on the source itself
-        stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED,
-                           convert={"steps": []})
+        stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED)
     elif fw == Framework.ONNX:  # -> TFLite
         ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime")
         first = job(onnx_to_tflite, r.model, r.shape, floated, rep=report, name="the ONNX -> TFLite converter")
@@ -104,7 +103,9 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
         ref = job(reference_outputs, r.model, r.verify_x, name="ai-edge-litert")
         first = job(tflite_to_onnx, r.model, r.recipe.runtime.opset, floated, rep=report, name="tf2onnx")
         stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
-    return replace(stage, modes=tuple(r.quant_modes), convert={"ref_before": stage.ref, **stage.convert})
+    if stage.convert.ref_before is None:  # a route that does not prune: the outputs before are the stage's own
+        stage = replace(stage, convert=replace(stage.convert, ref_before=stage.ref))
+    return replace(stage, modes=tuple(r.quant_modes))
 
 
 def finish(stage: FloatStage, request: StageRequest, out: str, *, report: Report = ignore,

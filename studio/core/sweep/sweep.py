@@ -24,6 +24,7 @@ from studio.core.base import atomic
 from studio.core.base.errors import Cancelled, StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
+from studio.core.convert.result import ConvertResult
 from studio.core.data.datasets import load_dataset, prepare, synthetic
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
@@ -184,7 +185,8 @@ def _load_stage(path: Path) -> FloatStage | None:
         stage = pickle.loads(path.read_bytes())
     except Exception:  # noqa: BLE001 - an older or damaged stage.pkl is simply recomputed
         return None
-    return stage if isinstance(stage, FloatStage) else None
+    fresh = isinstance(stage, FloatStage) and isinstance(stage.convert, ConvertResult)  # older: a dict record
+    return stage if fresh else None
 
 
 class _Progress:

@@ -7,31 +7,9 @@ from typing import Any
 
 from studio.core.base.errors import StudioError
 from studio.core.inspect.formats import Framework
+from studio.core.tensors.spec import Dim, Quantization, TensorInfo, TensorKind
 
-Dim = int | str  # a str is a dynamic dimension: its symbolic name, or "?" when it has none
-
-
-@dataclass(frozen=True)
-class Quantization:
-    scale: list[float]
-    zero_point: list[int]
-    axis: int | None = None  # None: per-tensor
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    shape: list[Dim]
-    dtype: str
-    quantization: Quantization | None = None
-
-    @property
-    def dynamic(self) -> bool:
-        return any(isinstance(d, str) for d in self.shape)
-
-    def shape_text(self) -> str:
-        return "[" + ", ".join(str(d) if not isinstance(d, str) or d == "?" else f"{d}?" for d in self.shape) + "]"
-
+__all__ = ["Dim", "LayerInfo", "ModelInfo", "Problem", "Quantization", "TensorInfo", "TensorKind"]
 
 @dataclass(frozen=True)
 class Problem:
@@ -93,7 +71,8 @@ class ModelInfo:
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
         def tensor(t):
             q = t.get("quantization")
-            return TensorInfo(t["name"], list(t["shape"]), t["dtype"], Quantization(**q) if q else None)
+            return TensorInfo(t["name"], list(t["shape"]), t["dtype"], Quantization(**q) if q else None,
+                              TensorKind(t.get("kind", "tensor")), t.get("description", ""))
 
         return cls(
             path=d["path"], format=d["format"], framework=Framework(d["framework"]),

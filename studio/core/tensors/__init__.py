@@ -1,0 +1,1 @@
+"""A model's inputs and outputs (name, dtype, shape with named dynamic dims) and the shapes they are run at."""

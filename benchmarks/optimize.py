@@ -59,7 +59,7 @@ def main() -> int:
                     print(f"{kind:<8} {name:<16} failed: {exc}")
                     continue
                 path = str(out / doc["output"]["path"])
-                lat = run_job(measure_latency, path, args.threads)["median_ms"]
+                lat = run_job(measure_latency, path, None, args.threads)["median_ms"]
                 acc = run_job(evaluate, path, s["dataset"])["top1"]
                 size = doc["output"]["size_bytes"]
                 target = recipe.target.value

@@ -30,7 +30,7 @@ def naive(model: str, grid: Grid, data: str, out: Path) -> list[tuple[str, float
             continue
         path = str(out / c.id / doc["output"]["path"])
         acc = run_job(evaluate, path, data)["top1"]
-        lat = run_job(measure_latency, path)["median_ms"]
+        lat = run_job(measure_latency, path, None)["median_ms"]
         rows.append((c.id, acc, lat))
     return rows
 

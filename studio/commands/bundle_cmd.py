@@ -6,6 +6,8 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from studio.commands.inspect_cmd import add_shape_argument
+
     p = sub.add_parser("export", help="write a bundle zip (model, manifest, device runner), optionally signed",
                        description="MODEL is an .onnx/.tflite file, a `studio optimize` output folder, or a sweep"
                                    " candidate RUN/CANDIDATE_ID.")
@@ -17,7 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sign", metavar="KEY", help="Ed25519 private key (from `studio keys new`)")
     p.add_argument("--created", metavar="TIME", help="ISO 8601 time recorded in the manifest (default: none, or"
                                                      " SOURCE_DATE_EPOCH)")
-    p.add_argument("--sample", metavar="DATA", help="dataset whose first sample goes into the bundle for the runner")
+    p.add_argument("--data", "--sample", dest="sample", metavar="DATA",
+                   help="dataset whose first sample the runner checks on the device (default: synthetic inputs)")
+    add_shape_argument(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(run=run_export)
 
@@ -47,15 +51,14 @@ def default_name(out: str) -> str:
 
 
 def run_export(args) -> int:
-    from studio.core.bundle.bundle import BundleError, build_bundle, read_labels, resolve_source, sample_input
+    from studio.commands.inspect_cmd import shapes_of
+    from studio.core.bundle.bundle import BundleError, build_bundle, bundle_sample, read_labels, resolve_source
 
     if not args.out.endswith(".zip"):
         raise BundleError("the bundle name must end in .bundle.zip", args.out)
     src = resolve_source(args.source)
     labels = read_labels(args.labels) if args.labels else None
-    sample = None
-    if args.sample:
-        sample = sample_input(args.sample, src)
+    sample = bundle_sample(src, args.sample, shapes_of(args) or None)
     manifest = build_bundle(src, args.out, name=args.name or default_name(args.out), version=args.version,
                             labels=labels, sign_key=args.sign, created=args.created, sample=sample)
     if args.json:

@@ -13,27 +13,40 @@ def add_parser(sub) -> None:
     p.add_argument("--arch", help="architecture for a state_dict file (a torchvision name, or studio.mnist_cnn)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a pickled whole module (unpickling runs code from the file: only for files you trust)")
-    p.add_argument("--input-shape", type=parse_shape, help="input shape such as 1,3,224,224 (TorchScript, modules)")
+    add_shape_argument(p)
     p.set_defaults(run=run)
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
+def add_shape_argument(p) -> None:
+    p.add_argument("--input-shape", type=shape_entry, action="append", metavar="[NAME=]1,3,224,224",
+                   help="the shape an input runs at: resolves dynamic dims (repeat NAME=... for several inputs)")
+
+
+def shape_entry(text: str) -> str:
+    """One --input-shape value, checked now so a typo is one line before anything loads."""
     import argparse
 
+    from studio.core.tensors.shapes import ShapeError, ShapeRequest
+
     try:
-        dims = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a shape like 1,3,224,224") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a shape like 1,3,224,224")
-    return dims
+        ShapeRequest.parse([text])
+    except ShapeError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return text
+
+
+def shapes_of(args):
+    from studio.core.tensors.shapes import ShapeRequest
+
+    return ShapeRequest.parse(args.input_shape or [])
 
 
 def run(args) -> int:
     from studio.core.inspect.inspector import inspect_model
     from studio.core.inspect.modelinfo import summary_lines
 
-    info = inspect_model(args.model, arch=args.arch, trust_pickle=args.trust_pickle, input_shape=args.input_shape)
+    info = inspect_model(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                         input_shape=shapes_of(args).single)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
     else:

@@ -5,7 +5,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    from studio.commands.inspect_cmd import parse_shape
+    from studio.commands.inspect_cmd import add_shape_argument
 
     p = sub.add_parser("optimize", help="convert, prune and quantize a model into an ONNX or TFLite file",
                        description="Writes OUT/model.onnx or OUT/model.tflite and OUT/report.json.")
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--arch", help="architecture for a state_dict file")
     p.add_argument("--trust-pickle", action="store_true")
-    p.add_argument("--input-shape", type=parse_shape)
+    add_shape_argument(p)
     p.add_argument("--save-recipe", metavar="R.toml", help="also write the effective recipe here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run)
@@ -70,6 +70,7 @@ def recipe_from_args(args):
 
 
 def run(args) -> int:
+    from studio.commands.inspect_cmd import shapes_of
     from studio.commands.progressbar import ProgressBar
     from studio.core.optimize.optimize import optimize
 
@@ -78,7 +79,7 @@ def run(args) -> int:
         recipe.save(args.save_recipe)
     with ProgressBar(enabled=not args.json) as bar:
         doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
-                       trust_pickle=args.trust_pickle, input_shape=args.input_shape, report=bar)
+                       trust_pickle=args.trust_pickle, shapes=shapes_of(args), report=bar)
     if args.json:
         from studio.core.base.atomic import json_safe
 

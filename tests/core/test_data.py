@@ -4,8 +4,16 @@ import pytest
 from PIL import Image
 
 from studio.core.base.errors import DataError
-from studio.core.data.datasets import load_dataset, prepare
+from studio.core.data.datasets import Dataset, load_dataset
+from studio.core.data.feeding import fit
 from studio.core.recipe.recipe import Preprocess
+from studio.core.tensors.spec import TensorInfo
+
+
+def prepare(x, shape, pre, source="d.npz"):
+    """The samples of `x` as a one-input model of `shape` takes them."""
+    ds = Dataset(x, None, None, source, "npz")
+    return fit(ds, [TensorInfo("x", list(shape), "float32")], pre=pre).samples.arrays[0]
 
 
 def test_default_preprocessing_only_reshapes(tmp_path):
@@ -31,7 +39,7 @@ def test_shape_mismatch_says_what_to_set():
 def test_npz_errors(tmp_path):
     np.savez(tmp_path / "noy.npz", x=np.zeros((3, 4)))
     assert load_dataset(tmp_path / "noy.npz").y is None
-    np.savez(tmp_path / "bad.npz", images=np.zeros((3, 4)))
+    np.savez(tmp_path / "bad.npz", y=np.zeros(3))
     with pytest.raises(DataError, match="no array named 'x'"):
         load_dataset(tmp_path / "bad.npz")
     np.savez(tmp_path / "len.npz", x=np.zeros((3, 4)), y=np.zeros(2))

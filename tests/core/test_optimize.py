@@ -22,11 +22,12 @@ def accuracy(path, dataset, preprocess=Preprocess(), reference=None):
 def torch_outputs(path, dataset, report=None):
     """The PyTorch sample's own outputs on the dataset (runs in a torch worker)."""
     from studio.core.convert.torch_route import forward, load_module
-    from studio.core.data.datasets import load_dataset, prepare
+    from studio.core.data.datasets import load_dataset
+    from studio.core.data.feeding import fit
+    from studio.core.tensors.spec import TensorInfo
 
     module, _, shape = load_module(path, "torch_export", None, False)
-    x = prepare(load_dataset(dataset).x, shape, Preprocess())
-    return forward(module, x)
+    return forward(module, fit(load_dataset(dataset), [TensorInfo("input", list(shape), "float32")]).samples)
 
 
 def test_mnist_onnx_static_int8_keeps_top1_within_one_point(shared_models, samples, tmp_path):

@@ -168,15 +168,19 @@ def test_accuracy_aware_quantization_keeps_the_most_sensitive_layers_float(inter
     from studio.core.sweep.sensitivity import keep_sensitive_float, score_outputs
 
     fp32 = str(interrupted_then_resumed["run"] / "candidates" / "onnx-fp32-p0.00" / "model.onnx")
-    x = np.load(samples["dataset"])["x"].astype(np.float32).reshape(-1, 1, 28, 28)
-    ref = predict(open_runner(fp32), [x])
+    from studio.core.tensors.samples import single
+    from studio.core.tensors.shapes import resolve
+
+    arr = np.load(samples["dataset"])["x"].astype(np.float32).reshape(-1, 1, 28, 28)
+    x = single(arr, resolve(open_runner(fp32).declared)[0])
+    ref = predict(open_runner(fp32), x)
     int8_row = next(c for c in interrupted_then_resumed["doc"]["candidates"] if c["id"] == "onnx-int8-p0.00")
     assert int8_row["agreement"] < 100.0  # plain int8 changes a few predictions of this model
-    kept = keep_sensitive_float(fp32, str(tmp_path / "kept.onnx"), Quantization("int8"), x[:100], x, None,
+    kept = keep_sensitive_float(fp32, str(tmp_path / "kept.onnx"), Quantization("int8"), x.head(100), x, None,
                                 reference=ref, ref_score=100.0, max_drop=0.0, metric="agreement")
     ranked = sorted(kept["sensitivity"]["layers"], key=lambda r: -r["error"])
     assert kept["float_layers"] and kept["float_layers"] == [r["layer"] for r in ranked[:len(kept["float_layers"])]]
-    got = score_outputs(predict(open_runner(str(tmp_path / "kept.onnx")), [x]), None, ref)
+    got = score_outputs(predict(open_runner(str(tmp_path / "kept.onnx")), x), None, ref)
     assert kept["met"] and got["top1_agreement"] == 100.0
 
 

@@ -52,11 +52,11 @@ def sweep(model: str, grid: Grid, dataset: str | None, run_dir: str, options: Sw
 def export(source: str, out: str, *, name: str, version: str, labels: str | None, sign_key: str | None,
            dataset: str | None, report=ignore, cancel=None) -> dict:
     """Write the bundle, then verify it from disk as a device would (with the public key when signed)."""
-    from studio.core.bundle.bundle import build_bundle, read_labels, resolve_source, sample_input, verify_bundle
+    from studio.core.bundle.bundle import build_bundle, bundle_sample, read_labels, resolve_source, verify_bundle
 
     report(0.05, "reading the model")
     src = resolve_source(source)
-    sample = sample_input(dataset, src) if dataset else None
+    sample = bundle_sample(src, dataset)
     report(0.3, "writing the bundle")
     manifest = build_bundle(src, out, name=name, version=version, labels=read_labels(labels) if labels else None,
                             sign_key=sign_key, sample=sample)

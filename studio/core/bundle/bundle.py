@@ -24,12 +24,15 @@ from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.hashing import sha256_bytes
 from studio.core.bundle import signing
+from studio.core.bundle.sample import SAMPLE, BundleSample, check_sample
 from studio.core.sweep.run_folder import CANDIDATE_META, RunFolder
+from studio.core.tensors.shapes import ShapeRequest
 
 if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
     from studio.core.inspect.modelinfo import ModelInfo
 
 MANIFEST, SIGNATURE, RUNNER = "manifest.json", "manifest.sig", "runner.py"
+MANIFEST_VERSION = 2  # 2: every bundle carries a sample (inputs and expected outputs) that its runner checks
 MAX_MEMBERS = 64
 MAX_MEMBER_BYTES = 4 << 30  # a model over 4 GiB does not belong on an edge device
 MAX_RATIO = 200  # uncompressed / compressed: more than this is a zip bomb, not a model
@@ -55,6 +58,7 @@ class ExportSource:
     source_format: str | None = None
     labels: list[str] | None = None
     extra_files: list[Path] = field(default_factory=list)
+    shapes: ShapeRequest = ShapeRequest()  # the input shapes the model was made and measured at
 
 
 def _created(created: str | None) -> tuple[str | None, tuple]:
@@ -94,7 +98,7 @@ def _tensor(t) -> dict:
 
 def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, version: str,
                  labels: list[str] | None = None, sign_key: str | None = None, created: str | None = None,
-                 sample: dict | None = None, preprocessing: dict | None = None) -> dict:
+                 sample: BundleSample | None = None, preprocessing: dict | None = None) -> dict:
     """Write the bundle zip (temporary name, then rename) and return its manifest."""
     for what, value in (("name", name), ("version", version)):
         if not TOKEN.match(value or ""):
@@ -103,18 +107,18 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     model_name = f"model.{info.format}"
     payload: dict[str, bytes] = {model_name: src.model.read_bytes(),
                                  RUNNER: (Path(__file__).parent / "runner.py").read_bytes()}
-    if sample:
-        import numpy as np
+    import numpy as np
 
-        buf = io.BytesIO()
-        np.savez(buf, **sample)
-        payload["sample.npz"] = _deterministic_npz(buf.getvalue())
+    sample = sample or bundle_sample(src)
+    buf = io.BytesIO()
+    np.savez(buf, **sample.arrays())  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
+    payload[SAMPLE] = _deterministic_npz(buf.getvalue())
     files = {k: {"sha256": sha256_bytes(v), "size": len(v)} for k, v in sorted(payload.items())}
     digest = sha256_bytes("".join(f"{k}:{v['sha256']}\n" for k, v in files.items()).encode())
     created_text, zip_time = _created(created)
     private = signing.load_private(sign_key) if sign_key else None
     manifest = {
-        "schema_version": 1,
+        "schema_version": MANIFEST_VERSION,
         "id": f"{name}-{version}-{digest[:12]}",
         "name": name, "version": version, "format": info.format, "model": model_name,
         "runtime": _runtime(info),
@@ -126,6 +130,7 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
                    "sha256": src.source_sha256 or sha256_bytes(payload[model_name]),
                    "format": src.source_format or info.format},
         "files": files, "runner": RUNNER, "created": created_text,
+        "sample": sample.manifest_entry([t.name for t in info.inputs]),
         "signing": {"algorithm": "ed25519", "key_fingerprint": signing.fingerprint(private.public_key())}
         if private else None,
     }
@@ -285,6 +290,8 @@ def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extrac
             raise BundleError(f"{MANIFEST} is not valid JSON ({exc})", p) from None
         _validate(manifest, p)
         contents = _listed_contents(zf, members, manifest, p)
+        if SAMPLE in contents:
+            check_sample(contents[SAMPLE], manifest, str(p), BundleError)
         signed = SIGNATURE in members
         checked = False
         fingerprint = (manifest.get("signing") or {}).get("key_fingerprint")
@@ -360,18 +367,31 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
         return ExportSource(models[0], recipe=meta.get("recipe"), metrics=metrics,
                             source_name=Path(source["path"]).name if source.get("path") else None,
                             source_sha256=source.get("sha256"), source_format=source.get("format"),
-                            labels=meta.get("labels"))
+                            labels=meta.get("labels"), shapes=_recorded_shapes(p, meta))
     raise BundleError("not found (expected a model file, an optimize output folder or RUN/CANDIDATE_ID)", p)
 
 
-def sample_input(dataset: str | os.PathLike, src: ExportSource) -> dict:
-    """The first sample of `dataset`, prepared as the source's recipe says, for the runner's check input."""
-    from studio.core.data.datasets import load_dataset, prepare
-    from studio.core.measure.runtimes import open_runner
+def bundle_sample(src: ExportSource, dataset: str | os.PathLike | None = None,
+                  shapes: ShapeRequest | None = None) -> BundleSample:
+    """The bundle's sample: the first of `dataset` prepared as the source's recipe says, else synthetic inputs at
+    the shapes the model was made for (`shapes`, else those its run recorded)."""
+    from studio.core.bundle.sample import make_sample
     from studio.core.recipe.recipe import Preprocess, Recipe
 
-    runner = open_runner(str(src.model))
     pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
-    ds = load_dataset(dataset, limit=1, resize=pre.resize)
-    x = prepare(ds.x, runner.inputs[0].shape, pre, os.fspath(dataset))
-    return {"input0": runner.inputs[0].encode(x[:1])}
+    return make_sample(str(src.model), dataset, shapes or src.shapes, pre)
+
+
+def _recorded_shapes(folder: Path, meta: dict) -> ShapeRequest:
+    """The input shapes a model's run resolved: optimize's report.json, or the sweep's RUN/work/reference.json."""
+    rows = meta.get("input_shapes")
+    candidate = RunFolder.of_candidate(folder)
+    if rows is None and candidate is not None:
+        ref = candidate[0].work / "reference.json"
+        try:
+            rows = json.loads(ref.read_text(encoding="utf-8")).get("inputs") if ref.is_file() else None
+        except ValueError:
+            rows = None
+    if not isinstance(rows, list):
+        return ShapeRequest()
+    return ShapeRequest(tuple((str(r["name"]), tuple(int(d) for d in r["shape"])) for r in rows))

@@ -57,6 +57,14 @@ class TfliteModel:
         self.outs = self.it.get_output_details()
 
     def run(self, feeds):
+        resized = False
+        for d, x in zip(self.ins, feeds):
+            if list(x.shape) != [int(v) for v in d["shape"]]:  # a dynamic dim, resolved by the sample
+                self.it.resize_tensor_input(d["index"], list(x.shape))
+                resized = True
+        if resized:
+            self.it.allocate_tensors()
+            self.ins = self.it.get_input_details()
         for d, x in zip(self.ins, feeds):
             self.it.set_tensor(d["index"], x)
         self.it.invoke()
@@ -64,10 +72,15 @@ class TfliteModel:
 
 
 def sample_inputs(np, manifest):
+    """(feeds, expected outputs or None): the bundle's sample, else (an older bundle) random inputs."""
     sample = os.path.join(HERE, "sample.npz")
+    entry = manifest.get("sample")
     if os.path.exists(sample):
-        data = np.load(sample)
-        return [data[k] for k in sorted(data.files)]
+        data = np.load(sample, allow_pickle=False)
+        if not isinstance(entry, dict):
+            return [data[k] for k in sorted(data.files)], None
+        feeds = [data["input%03d" % k] for k in range(len(entry["inputs"]))]
+        return feeds, [data["expected%03d" % k] for k in range(int(entry.get("expected", 0)))]
     rng = np.random.RandomState(0)
     feeds = []
     for spec in manifest["inputs"]:
@@ -78,7 +91,32 @@ def sample_inputs(np, manifest):
             feeds.append(rng.randint(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype))
         else:
             feeds.append(rng.standard_normal(shape).astype(dtype))
-    return feeds
+    return feeds, None
+
+
+def compare(np, outputs, expected, rtol):
+    """None when every output matches its expected value within tolerance, else what differs."""
+    for k, want in enumerate(expected):
+        got = np.asarray(outputs[k])
+        if got.shape != want.shape:
+            return "output %d has shape %s, expected %s" % (k, list(got.shape), list(want.shape))
+        err = float(np.abs(got.astype("float64") - want.astype("float64")).max()) if want.size else 0.0
+        tol = (1.0 if want.dtype.kind in "iu" else 1e-5) + rtol * float(np.abs(want.astype("float64")).max()
+                                                                       if want.size else 0.0)
+        if err > tol:
+            return "output %d differs from the expected output by %.4g (tolerance %.4g)" % (k, err, tol)
+    return None
+
+
+def summarize(np, spec, out):
+    arr = np.asarray(out)
+    if arr.dtype == object or arr.size == 0:
+        return {"name": spec["name"], "kind": "non-tensor" if arr.dtype == object else "empty", "length": len(out)}
+    item = {"name": spec["name"], "shape": list(arr.shape), "dtype": str(arr.dtype),
+            "min": float(arr.min()), "max": float(arr.max()), "mean": float(arr.astype("float64").mean())}
+    if arr.ndim == 2 and arr.shape[0] == 1 and arr.shape[1] > 1:
+        item["argmax"] = int(arr[0].argmax())
+    return item
 
 
 def main():
@@ -99,7 +137,7 @@ def main():
     path = os.path.join(HERE, manifest["model"])
     try:
         model = (OnnxModel if manifest["format"] == "onnx" else TfliteModel)(path, args.threads)
-        feeds = sample_inputs(np, manifest)
+        feeds, expected = sample_inputs(np, manifest)
         for _ in range(args.warmup):
             outputs = model.run(feeds)
         times = []
@@ -112,15 +150,16 @@ def main():
     except Exception as exc:  # a model the device's runtime refuses: say so, as JSON
         fail("%s: %s" % (type(exc).__name__, " ".join(str(exc).split())[:300]))
     times.sort()
-    summary = []
-    for spec, out in zip(manifest["outputs"], outputs):
-        arr = np.asarray(out)
-        item = {"name": spec["name"], "shape": list(arr.shape), "dtype": str(arr.dtype),
-                "min": float(arr.min()), "max": float(arr.max()), "mean": float(arr.astype("float64").mean())}
-        if arr.ndim == 2 and arr.shape[0] == 1 and arr.shape[1] > 1:
-            item["argmax"] = int(arr[0].argmax())
-        summary.append(item)
+    summary = [summarize(np, spec, out) for spec, out in zip(manifest["outputs"], outputs)]
+    check = None
+    if expected is not None:
+        problem = compare(np, [o for o in outputs if np.asarray(o).dtype != object], expected,
+                          float((manifest.get("sample") or {}).get("rtol", 1e-3)))
+        if problem:
+            fail("the model runs but gives other answers than on the machine that built the bundle: " + problem)
+        check = {"passed": True, "outputs": len(expected)}
     print(json.dumps({
+        "sample_check": check,
         "ok": True, "bundle": manifest.get("id"), "runtime": model.runtime, "runtime_version": model.version,
         "threads": args.threads, "latency_ms": {"median": times[len(times) // 2],
                                                 "p90": times[min(len(times) - 1, int(len(times) * 0.9))],

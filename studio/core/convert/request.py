@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from studio.core.recipe.recipe import QuantMode, Recipe
+from studio.core.tensors.samples import Samples
+from studio.core.tensors.shapes import InputShape
 
 
 @dataclass(frozen=True, eq=False)
@@ -14,11 +16,11 @@ class ConvertRequest:
     src: str
     fmt: str  # the source's format, as the inspector names it
     recipe: Recipe
-    verify_x: np.ndarray  # inputs the reference outputs are computed on
+    verify_x: Samples  # inputs the reference outputs are computed on, at the resolved shapes
     out: str  # the float model to write
     arch: str | None = None
     trust_pickle: bool = False
-    input_shape: tuple[int, ...] | None = None
+    inputs: tuple[InputShape, ...] = ()  # the source's inputs at the shapes they run at
     train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning
-    calib_x: np.ndarray | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
+    calib_x: Samples | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
     quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write

@@ -14,6 +14,7 @@ from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
 from studio.core.prune.weights import prune_arrays
 from studio.core.recipe.recipe import QuantMode
+from studio.core.tensors.samples import Samples, gather
 
 
 def _load(src: str, fmt: str):
@@ -31,13 +32,20 @@ def _load(src: str, fmt: str):
     return load_keras(src), None
 
 
-def _call(model, fn, x: np.ndarray) -> list[np.ndarray]:
+def _call(model, fn, samples: Samples) -> list[np.ndarray]:
+    """The Keras model's (or SavedModel signature's) outputs on every sample, at the resolved shapes."""
     if model is not None:
-        out = model.predict(x, batch_size=64, verbose=0)
-        return [np.asarray(o, np.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]
-    name, spec = next(iter(fn.structured_input_signature[1].items()))
-    res = fn(**{name: x.astype(spec.dtype.as_numpy_dtype)})
-    return [np.asarray(res[k], np.float32) for k in sorted(res)]
+        def call(feeds):
+            out = model(feeds if len(feeds) > 1 else feeds[0], training=False)
+            return [np.asarray(o, np.float32) for o in (out if isinstance(out, (list, tuple)) else [out])]
+        return gather(samples, call)
+    specs = list(fn.structured_input_signature[1].items())
+
+    def call_fn(feeds):
+        res = fn(**{name: np.asarray(f).astype(spec.dtype.as_numpy_dtype) for (name, spec), f in
+                    zip(specs, feeds, strict=True)})
+        return [np.asarray(res[k], np.float32) for k in sorted(res)]
+    return gather(samples, call_fn)
 
 
 def _prune_keras(model, sparsity: float) -> dict:
@@ -117,7 +125,7 @@ def _tflite_quantized(model, fn, request: ConvertRequest, mode: QuantMode, out: 
 
         def representative():
             for i in range(min(len(calib_x), q.calib_samples)):
-                yield [calib_x[i:i + 1]]
+                yield calib_x.sample(i)
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv._experimental_disable_per_channel = not q.per_channel

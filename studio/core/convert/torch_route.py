@@ -6,6 +6,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from studio.core.base.errors import ConversionError, ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
+from studio.core.tensors.samples import Samples, gather
+from studio.core.tensors.shapes import InputShape
 
 
 def load_module(path: str, fmt: str, arch: str | None, trust_pickle: bool):
@@ -52,14 +55,12 @@ def _numpy_out(out) -> list[np.ndarray]:
     return [o.detach().float().numpy() for o in outs]
 
 
-def forward(module, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
+def forward(module, samples: Samples) -> list[np.ndarray]:
+    """The module's outputs on every sample, run at the resolved shapes."""
     import torch
 
-    parts = []
     with torch.no_grad():
-        for i in range(0, len(x), batch):
-            parts.append(_numpy_out(module(torch.from_numpy(x[i:i + batch]))))
-    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+        return gather(samples, lambda feeds: _numpy_out(module(*[torch.from_numpy(np.asarray(f)) for f in feeds])))
 
 
 def count_params_macs(module, shape) -> tuple[int, int | None]:
@@ -185,12 +186,20 @@ def export_onnx(module, shape, out: str, opset: int, torchscript: bool = False) 
     return notes
 
 
-def export_tflite(module, shape, out: str) -> None:
+def export_tflite(module, shape, out: str, example: tuple | None = None) -> None:
+    """litert-torch convert at the example inputs (zeros of `shape` when none are given)."""
     import litert_torch
     import torch
 
     warnings.simplefilter("ignore")
-    litert_torch.convert(module.eval(), (torch.zeros(tuple(shape)),)).export(out)
+    litert_torch.convert(module.eval(), example or (torch.zeros(tuple(shape)),)).export(out)
+
+
+def examples(inputs: Sequence[InputShape]) -> tuple:
+    """Zeros at every input's resolved shape and dtype: the example inputs a tracer needs."""
+    import torch
+
+    return tuple(torch.from_numpy(np.zeros(i.shape, np.dtype(i.dtype))) for i in inputs)
 
 
 def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
@@ -202,7 +211,10 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     torch.manual_seed(0)
     src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
     module, prunable, shape = load_module(src, fmt, request.arch, request.trust_pickle)
-    shape = tuple(request.input_shape or shape or (1, *tuple(verify_x.shape[1:])))
+    if len(request.inputs) > 1:
+        raise ConversionError(f"PyTorch models with several inputs ({', '.join(i.name for i in request.inputs)})"
+                              " cannot be converted yet: export the model to ONNX yourself and open the .onnx", src)
+    shape = tuple(request.inputs[0].shape if request.inputs else shape or verify_x.inputs[0].shape)
     if fmt == "torchscript" and recipe.target == Target.TFLITE:
         raise ConversionError("TorchScript cannot be converted to TFLite: litert-torch needs a model torch.export"
                               " can trace; save the model as a .pt2 archive (torch.export.save) or a state_dict",
@@ -255,7 +267,7 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
     return False
 
 
-def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> ConvertResult:
+def onnx_to_tflite(src: str, inputs: Sequence[InputShape], out: str, report=ignore) -> ConvertResult:
     """ONNX -> TFLite through onnx2torch and litert-torch; a clear 'not supported because' when it cannot."""
     import onnx
     import onnx2torch
@@ -268,7 +280,7 @@ def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> ConvertResult:
         raise ConversionError("ONNX -> TFLite is not supported for this model because onnx2torch cannot convert it:"
                               f" {short(exc, 200)}", src) from None
     try:
-        export_tflite(module, shape, out)
+        export_tflite(module, None, out, examples(inputs))
     except Exception as exc:  # noqa: BLE001
         first = short(exc, 200)
         raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"

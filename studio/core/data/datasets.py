@@ -2,30 +2,31 @@
 model inputs (the recipe's preprocessing: by default only reshape and cast, no scaling)."""
 from __future__ import annotations
 
-import math
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from studio.core.base.errors import DataError
-from studio.core.recipe.recipe import Layout, Preprocess
+from studio.core.base.errors import DataError, short
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
 class Dataset:
-    x: np.ndarray  # [N, ...] raw samples: images as uint8 HxW or HxWxC, or any array
+    x: np.ndarray | None  # [N, ...] raw samples: images as uint8 HxW or HxWxC, or any array; None: named arrays only
     y: np.ndarray | None  # [N] integer class labels, [N, ...] regression targets, or None (label-free)
     labels: list[str] | None  # class names, when known
     source: str
     kind: str  # "npz" | "images"
+    named: dict[str, np.ndarray] = field(default_factory=dict)  # an .npz's arrays named after model inputs
 
     def __len__(self) -> int:
-        return len(self.x)
+        if self.x is not None:
+            return len(self.x)
+        return max((len(a) for a in self.named.values() if a.ndim), default=1)
 
     @property
     def labelled(self) -> bool:
@@ -36,7 +37,8 @@ class Dataset:
         return self.y is not None and self.y.ndim == 1 and np.issubdtype(self.y.dtype, np.integer)
 
     def head(self, n: int) -> Dataset:
-        return Dataset(self.x[:n], None if self.y is None else self.y[:n], self.labels, self.source, self.kind)
+        return Dataset(None if self.x is None else self.x[:n], None if self.y is None else self.y[:n], self.labels,
+                       self.source, self.kind, self.named)
 
 
 def _labels_file(folder: Path) -> list[str] | None:
@@ -50,20 +52,22 @@ def _labels_file(folder: Path) -> list[str] | None:
 def _load_npz(path: Path, limit: int | None) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "x" not in npz.files:
-                raise DataError(f"has no array named 'x' (found: {', '.join(npz.files) or 'none'})", path)
-            x = npz["x"]
+            named = {k: npz[k] for k in npz.files if k not in ("x", "y", "labels")}
+            if "x" not in npz.files and not named:
+                raise DataError("has no array named 'x' and no arrays named after the model's inputs (found: "
+                                f"{', '.join(npz.files) or 'none'})", path)
+            x = npz["x"] if "x" in npz.files else None
             y = npz["y"] if "y" in npz.files else None
             labels = [str(v) for v in npz["labels"]] if "labels" in npz.files else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DataError(f"is not a readable .npz file ({exc})", path) from None
-    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"is not a readable .npz file ({short(exc)})", path) from None
+    if x is not None and (x.ndim < 1 or len(x) == 0):
         raise DataError(f"'x' must hold at least one sample with a shape [N, ...], found {list(x.shape)}", path)
-    if y is not None and len(y) != len(x):
+    if y is not None and x is not None and len(y) != len(x):
         raise DataError(f"'x' has {len(x)} samples but 'y' has {len(y)}", path)
     if limit:
-        x, y = x[:limit], None if y is None else y[:limit]
-    return Dataset(x, y, labels, str(path), "npz")
+        x, y = None if x is None else x[:limit], None if y is None else y[:limit]
+    return Dataset(x, y, labels, str(path), "npz", named)
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -122,39 +126,3 @@ def load_dataset(path: str | os.PathLike, limit: int | None = None, resize: tupl
     if p.suffix.lower() == ".npz":
         return _load_npz(p, limit)
     raise DataError("unsupported dataset: expected an .npz file with 'x' (and optional 'y') or a folder of images", p)
-
-
-def prepare(samples: np.ndarray, shape: tuple[int, ...], pre: Preprocess, source: str = "") -> np.ndarray:
-    """Turn raw samples [N, ...] into a float32 batch [N, *shape[1:]] for a model input of `shape`.
-
-    Order: layout change, scale, mean/std, then reshape. Casting to an integer input type (with its quantization)
-    is the runner's job, so callers can feed the same batch to a float and a quantized model."""
-    x = samples.astype(np.float32)
-    if pre.layout == Layout.NCHW and x.ndim == 4:
-        x = x.transpose(0, 3, 1, 2)
-    elif pre.layout == Layout.NHWC and x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
-    if pre.scale != 1.0:
-        x = x * np.float32(pre.scale)
-    if pre.mean or pre.std:
-        axis = 1 if pre.layout == Layout.NCHW else -1
-        bshape = [1] * x.ndim
-        n = len(pre.mean or pre.std)
-        if x.ndim < 2 or (x.shape[axis] != n and n != 1):
-            raise DataError(f"mean/std have {n} channels but samples have shape {list(x.shape[1:])}", source)
-        bshape[axis] = n if n > 1 else 1
-        if pre.mean:
-            x = x - np.asarray(pre.mean, np.float32).reshape(bshape)
-        if pre.std:
-            x = x / np.asarray(pre.std, np.float32).reshape(bshape)
-    per_sample = math.prod(shape[1:])
-    if math.prod(x.shape[1:]) != per_sample:
-        raise DataError(f"samples have shape {list(samples.shape[1:])} ({math.prod(samples.shape[1:])} values) but"
-                        f" the model input {list(shape)} needs {per_sample}: set resize or layout in the recipe's"
-                        " preprocessing", source)
-    return x.reshape((len(x), *tuple(shape[1:])))
-
-
-def synthetic(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
-    """Random stand-in inputs when the user gave no data (the report says so)."""
-    return np.random.default_rng(seed).standard_normal((n, *tuple(shape[1:]))).astype(np.float32)

@@ -11,10 +11,13 @@ import numpy as np
 
 from studio.core.base.progress import ignore
 from studio.core.base.versions import host
-from studio.core.data.datasets import load_dataset, prepare
-from studio.core.measure.runtimes import open_runner, predict, runtime_version
+from studio.core.data.datasets import load_dataset
+from studio.core.data.feeding import fit
+from studio.core.measure.runtimes import open_runner, predict, runtime_version, timing_feeds
 from studio.core.measure.verify import compare
 from studio.core.recipe.recipe import Preprocess
+from studio.core.tensors.samples import Samples
+from studio.core.tensors.shapes import ShapeRequest
 
 
 def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
@@ -27,28 +30,28 @@ def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == y[:, None], axis=1)) * 100)
 
 
-def model_inputs(path: str, dataset: str, preprocess: Preprocess, limit: int | None = None):
-    """(runner, float batch, dataset) for evaluating `path` on `dataset` with the recipe's preprocessing."""
+def model_inputs(path: str, dataset: str, preprocess: Preprocess, limit: int | None = None,
+                 shapes: ShapeRequest = ShapeRequest()):
+    """(runner, samples, dataset) for evaluating `path` on `dataset` with the recipe's preprocessing."""
     runner = open_runner(path)
     ds = load_dataset(dataset, limit=limit, resize=preprocess.resize)
-    x = prepare(ds.x, runner.inputs[0].shape, preprocess, dataset)
-    return runner, x, ds
+    return runner, fit(ds, runner.declared, shapes, preprocess, limit).samples, ds
 
 
 def evaluate(path: str, dataset: str, preprocess: Preprocess = Preprocess(), reference: list | None = None,
-             limit: int | None = None, report=ignore) -> dict:
+             limit: int | None = None, shapes: ShapeRequest = ShapeRequest(), report=ignore) -> dict:
     """Top-1/top-5 accuracy (labelled classification), MSE (regression) and agreement with `reference` outputs."""
-    runner, x, ds = model_inputs(path, dataset, preprocess, limit)
-    report(0.1, f"running {len(x)} samples")
-    outputs = predict(runner, [x])
-    result: dict = {"samples": len(x)}
+    runner, samples, ds = model_inputs(path, dataset, preprocess, limit, shapes)
+    report(0.1, f"running {len(samples)} samples")
+    outputs = predict(runner, samples)
+    result: dict = {"samples": len(samples)}
     main = outputs[0]
-    if ds.classification:
+    if ds.classification and ds.y is not None:
         result["top1"] = topk_accuracy(main, ds.y, 1)
         top5 = topk_accuracy(main, ds.y, 5)
         if top5 == top5:  # nan when there are fewer than 5 classes
             result["top5"] = top5
-    elif ds.labelled:
+    elif ds.labelled and ds.y is not None:
         result["mse"] = float(np.mean((main.reshape(ds.y.shape) - ds.y.astype(np.float32)) ** 2))
     if reference is not None:
         result["agreement"] = compare(reference, outputs)
@@ -57,12 +60,12 @@ def evaluate(path: str, dataset: str, preprocess: Preprocess = Preprocess(), ref
     return result
 
 
-def measure_latency(path: str, threads: int = 1, warmup: int = 10, runs: int = 50, min_seconds: float = 0.5,
-                    report=ignore) -> dict:
-    """Batch-1 latency with the model's own runtime: warm-up, then repeated timed runs; median and p90 in ms."""
+def measure_latency(path: str, samples: Samples | None, threads: int = 1, warmup: int = 10, runs: int = 50,
+                    min_seconds: float = 0.5, report=ignore) -> dict:
+    """Latency with the model's own runtime at the resolved input shapes (the first of `samples`; without samples,
+    the model's static shapes): warm-up, then repeated timed runs; median and p90 in ms."""
     runner = open_runner(path, threads=threads)
-    rng = np.random.default_rng(0)
-    feeds = [spec.encode(rng.standard_normal(spec.shape).astype(np.float32)) for spec in runner.inputs]
+    feeds = timing_feeds(runner, samples)
     for _ in range(warmup):
         runner.run(feeds)
     times: list[float] = []
@@ -76,5 +79,7 @@ def measure_latency(path: str, threads: int = 1, warmup: int = 10, runs: int = 5
     times.sort()
     return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
             "mean_ms": statistics.fmean(times), "runs": len(times), "warmup": warmup, "threads": threads,
-            "batch": 1, "runtime": runner.runtime, "runtime_version": runtime_version(runner.runtime),
+            "batch": samples.inputs[0].batch_size if samples is not None and samples.inputs else 1,
+            "input_shapes": {spec.name: list(np.shape(x)) for spec, x in zip(runner.inputs, feeds, strict=True)},
+            "runtime": runner.runtime, "runtime_version": runtime_version(runner.runtime),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "host": host()}

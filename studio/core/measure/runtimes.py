@@ -12,6 +12,8 @@ from importlib import metadata
 import numpy as np
 
 from studio.core.base.errors import ModelLoadError, short
+from studio.core.tensors.samples import Samples, gather
+from studio.core.tensors.spec import Quantization, TensorInfo
 
 
 def runtime_version(name: str) -> str:
@@ -94,6 +96,8 @@ class OnnxRunner:
 
         self.inputs = [spec(a) for a in self.session.get_inputs()]
         self.outputs = [spec(a) for a in self.session.get_outputs()]
+        self.declared = [TensorInfo(a.name, [d if isinstance(d, int) and d > 0 else str(d or "?") for d in a.shape],
+                                    spec(a).dtype.name) for a in self.session.get_inputs()]
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, {i.name: x for i, x in zip(self.inputs, feeds, strict=True)})
@@ -124,6 +128,7 @@ class TfliteRunner:
         self._out = self.interpreter.get_output_details()
         self.inputs = [spec(d) for d in self._in]
         self.outputs = [spec(d) for d in self._out]
+        self.declared = [_declared(d) for d in self._in]
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
@@ -139,16 +144,60 @@ class TfliteRunner:
         return [it.get_tensor(d["index"]) for d in self._out]
 
 
-def predict(runner, batches: list[np.ndarray], max_batch: int = 64) -> list[np.ndarray]:
-    """Run float batches [N, ...] (one per input) through a runner; returns float outputs [N, ...]."""
-    n = len(batches[0])
-    step = max_batch if all(i.dynamic_batch for i in runner.inputs) else 1
-    chunks: list[list[np.ndarray]] = [[] for _ in runner.outputs]
-    for start in range(0, n, step):
-        feeds = [spec.encode(b[start:start + step]) for spec, b in zip(runner.inputs, batches, strict=True)]
-        for out, spec, y in zip(chunks, runner.outputs, runner.run(feeds), strict=True):
-            out.append(spec.decode(y))
-    return [np.concatenate(c) for c in chunks]
+def _declared(d: dict) -> TensorInfo:
+    sig = d.get("shape_signature")
+    dims = [int(x) for x in (sig if sig is not None and len(sig) == len(d["shape"]) else d["shape"])]
+    scale, zp = d["quantization"]
+    q = Quantization([float(scale)], [int(zp)]) if scale else None
+    return TensorInfo(d["name"], [x if x > 0 else "?" for x in dims], np.dtype(d["dtype"]).name, q)
+
+
+def feed_order(runner, samples: Samples) -> list[int]:
+    """For each runner input, the index of its value in `samples`."""
+    return _order([i.name for i in runner.inputs], samples, runner.path)
+
+
+def _order(names: list[str], samples: Samples, path: str | None = None) -> list[int]:
+    """By name, or by position when a converter renamed the inputs (TFLite names them serving_default_x:0)."""
+    if sorted(names) == sorted(samples.names):
+        return [samples.names.index(n) for n in names]
+    if len(names) != len(samples.names):
+        raise ModelLoadError(f"the model takes {len(names)} inputs ({', '.join(names)}), the data has"
+                             f" {len(samples.names)} ({', '.join(samples.names)})", path)
+    return list(range(len(names)))
+
+
+def as_array(value) -> np.ndarray:
+    """An output as an array: a sequence of maps (scikit-learn's ZipMap) becomes one row of values per map."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return np.asarray([[row[k] for k in sorted(row)] for row in value], np.float32)
+    return np.asarray(value)
+
+
+def predict(runner, samples: Samples) -> list[np.ndarray]:
+    """Run every sample through a runner at the resolved shapes; returns float outputs [N, ...] per output."""
+    order = feed_order(runner, samples)
+
+    def call(feeds: list[np.ndarray]) -> list[np.ndarray]:
+        encoded = [spec.encode(feeds[k]) for spec, k in zip(runner.inputs, order, strict=True)]
+        return [spec.decode(as_array(y)) for spec, y in zip(runner.outputs, runner.run(encoded), strict=True)]
+
+    return gather(samples, call)
+
+
+def named_feeds(names: list[str], samples: Samples, count: int | None = None) -> list[dict[str, np.ndarray]]:
+    """The samples as one {input name: value} per run, for calibration readers; matched by name, else by position."""
+    order = _order(names, samples)
+    return [{n: feeds[k] for n, k in zip(names, order, strict=True)} for feeds, _ in
+            samples.head(count or len(samples)).runs()]
+
+
+def timing_feeds(runner, samples: Samples | None) -> list[np.ndarray]:
+    """One run's inputs for timing: the first sample at the resolved shapes, else zeros at the model's own."""
+    if samples is None:
+        return [np.zeros(i.shape, i.dtype) for i in runner.inputs]
+    first = samples.first()
+    return [spec.encode(first[k]) for spec, k in zip(runner.inputs, feed_order(runner, samples), strict=True)]
 
 
 def open_runner(path: str, threads: int = 1):
@@ -157,4 +206,4 @@ def open_runner(path: str, threads: int = 1):
 
 
 def zeros_for(runner) -> list[np.ndarray]:
-    return [np.zeros(i.shape, i.dtype) for i in runner.inputs]
+    return timing_feeds(runner, None)

@@ -20,12 +20,15 @@ from studio.core.base.errors import ConversionError, DataError, RecipeError
 from studio.core.base.hashing import source_digest
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.base.versions import host, library_versions
-from studio.core.data.datasets import Dataset, load_dataset, prepare, synthetic
+from studio.core.data.datasets import Dataset, load_dataset
+from studio.core.data.feeding import fit
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage
 from studio.core.quantize.backend import BACKENDS, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
+from studio.core.tensors.samples import Samples, synthetic
+from studio.core.tensors.shapes import InputShape, ShapeRequest, resolve
 
 VERIFY_SAMPLES = 16
 REPORT_VERSION = 1
@@ -42,32 +45,41 @@ def has_module(info: ModelInfo) -> bool:
         info.format == "torch_export" and bool(info.details.get("studio", {}).get("arch")))
 
 
-def input_shape_of(info: ModelInfo, given) -> tuple[int, ...]:
-    if given:
-        return tuple(given)
-    if len(info.inputs) != 1:
-        raise ConversionError(f"optimize handles models with one input; this one has {len(info.inputs)}", info.path)
-    shape = info.inputs[0].shape
-    if not shape or any(isinstance(d, str) for d in shape[1:]):
-        raise ConversionError(f"the input shape {info.inputs[0].shape_text()} is not fully known: pass --input-shape",
-                              info.path)
-    return (1, *tuple(int(d) for d in shape[1:]))
+def resolved_inputs(info: ModelInfo, shapes: ShapeRequest) -> tuple[InputShape, ...]:
+    """The source's inputs at the shapes they run at, without data: given, else static (ShapeError otherwise)."""
+    if not info.inputs:
+        raise ConversionError("the model declares no inputs: pass --input-shape", info.path)
+    return resolve(info.inputs, shapes, path=info.path)
 
 
-def load_inputs(path: str | None, shape, recipe: Recipe, limit: int | None) -> tuple[np.ndarray | None,
-                                                                                  Dataset | None]:
+@dataclass(frozen=True, eq=False)
+class SourceData:
+    """A dataset as the source model's inputs: samples at the resolved shapes, the labels, and what was done."""
+    samples: Samples
+    dataset: Dataset | None  # None: synthetic samples
+    notes: tuple[str, ...] = ()
+
+
+def source_data(info: ModelInfo, shapes: ShapeRequest, path: str | None, recipe: Recipe, limit: int | None,
+                synthetic_count: int = 0) -> SourceData:
+    """The dataset at `path` fitted to the source's inputs (its shapes resolve dynamic dims the user left open), or
+    `synthetic_count` random samples at the resolved shapes when there is no path."""
     if not path:
-        return None, None
+        return SourceData(synthetic(resolved_inputs(info, shapes), synthetic_count), None)
     ds = load_dataset(path, limit=limit, resize=recipe.preprocess.resize)
-    return prepare(ds.x, shape, recipe.preprocess, str(path)), ds
+    fitted = fit(ds, info.inputs, shapes, recipe.preprocess, limit)
+    return SourceData(fitted.samples, ds, fitted.notes)
 
 
-def finetune_data(path: str, shape, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
+def finetune_data(path: str, info: ModelInfo, shapes: ShapeRequest, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """Recovery fine-tuning inputs and labels, prepared as the recipe says; DataError when they carry no labels."""
-    x, ds = load_inputs(path, shape, recipe, limit=None)
-    if x is None or ds is None or not ds.labelled or ds.y is None:
+    data = source_data(info, shapes, path, recipe, limit=None)
+    ds = data.dataset
+    if ds is None or not ds.labelled or ds.y is None:
         raise DataError("fine-tuning needs labelled data ('y' in the .npz, or class folders)", path)
-    return x, ds.y
+    if len(data.samples.inputs) != 1:
+        raise DataError("fine-tuning handles models with one input", path)
+    return data.samples.arrays[0], ds.y
 
 
 def compressed_size(path: str) -> int:
@@ -76,35 +88,36 @@ def compressed_size(path: str) -> int:
 
 @dataclass(frozen=True, eq=False)
 class _Inputs:
-    verify_x: np.ndarray
-    calib_x: np.ndarray
+    verify_x: Samples
+    calib_x: Samples
     calib_ds: Dataset | None
     train: tuple[np.ndarray, np.ndarray] | None
     warnings: list[str]
+    notes: tuple[str, ...] = ()
 
 
 def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLike, *, calib: str | None = None,
-             finetune: str | None = None, arch: str | None = None, trust_pickle: bool = False, input_shape=None,
+             finetune: str | None = None, arch: str | None = None, trust_pickle: bool = False,
+             shapes: ShapeRequest = ShapeRequest(),
              report: Report = ignore, cancel: CancelToken | None = None) -> dict:
     """Write OUT/model.onnx or OUT/model.tflite and OUT/report.json; returns the report."""
     started = time.monotonic()
     model = os.fspath(model)
     out_dir = Path(out_dir)
     report(0.0, "inspecting the source model")
-    info = inspect_model(model, arch=arch, trust_pickle=trust_pickle, input_shape=input_shape, cancel=cancel)
+    info = inspect_model(model, arch=arch, trust_pickle=trust_pickle, input_shape=shapes.single, cancel=cancel)
     info.require_runnable(ConversionError, "cannot optimize a model its runtime refuses", model, runtimes_only=True)
     try:
         check_source(recipe, info.format, has_module(info), is_quantized(info))
     except RecipeError as exc:
         raise RecipeError(exc.message, model) from None
-    shape = input_shape_of(info, input_shape)
-    inputs = _inputs(recipe, shape, calib, finetune)
+    inputs = _inputs(recipe, info, shapes, calib, finetune)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
     final_name = f"model.{BACKENDS[recipe.target].suffix}"
-    request = StageRequest(model=model, info=info, recipe=recipe, shape=shape, verify_x=inputs.verify_x,
-                           calib_x=inputs.calib_x, work=work, train=inputs.train, arch=arch, trust_pickle=trust_pickle,
-                           quant_modes=(recipe.quantization.mode,))
+    request = StageRequest(model=model, info=info, recipe=recipe, inputs=inputs.calib_x.inputs,
+                           verify_x=inputs.verify_x, calib_x=inputs.calib_x, work=work, train=inputs.train, arch=arch,
+                           trust_pickle=trust_pickle, quant_modes=(recipe.quantization.mode,))
     try:
         stage = float_stage(request, report=scaled(report, 0.05, 0.56), cancel=cancel)
         second = finish(stage, request, str(work / final_name), report=scaled(report, 0.56, 0.9), cancel=cancel)
@@ -120,25 +133,26 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     return doc
 
 
-def _inputs(recipe: Recipe, shape: tuple[int, ...], calib: str | None, finetune: str | None) -> _Inputs:
+def _inputs(recipe: Recipe, info: ModelInfo, shapes: ShapeRequest, calib: str | None,
+            finetune: str | None) -> _Inputs:
     """Calibration and verification inputs (synthetic without data), and fine-tuning data when it is due."""
     q, p = recipe.quantization, recipe.pruning
     warnings: list[str] = []
-    calib_x, calib_ds = load_inputs(calib, shape, recipe, max(q.calib_samples, VERIFY_SAMPLES))
-    if calib_x is None:
-        calib_x = synthetic(shape, max(q.calib_samples, VERIFY_SAMPLES))
-        if q.mode == QuantMode.INT8:
-            warnings.append("no calibration data given: static int8 was calibrated on synthetic random inputs, so"
-                            " its accuracy is likely much worse than with real samples (pass --calib DATA)")
+    count = max(q.calib_samples, VERIFY_SAMPLES)
+    data = source_data(info, shapes, calib, recipe, count, synthetic_count=count)
+    calib_x, calib_ds = data.samples, data.dataset
+    if calib_ds is None and q.mode == QuantMode.INT8:
+        warnings.append("no calibration data given: static int8 was calibrated on synthetic random inputs, so"
+                        " its accuracy is likely much worse than with real samples (pass --calib DATA)")
     train = None
     if p.method == PruneMethod.STRUCTURED and p.finetune_epochs:
         if not finetune:
             warnings.append("fine-tuning was asked for but no training data was given (--finetune DATA): skipped")
         else:
-            train = finetune_data(finetune, shape, recipe)
+            train = finetune_data(finetune, info, shapes, recipe)
     elif p.method == PruneMethod.STRUCTURED and not p.finetune_epochs:
         warnings.append("structured pruning without recovery fine-tuning loses accuracy; give --finetune DATA")
-    return _Inputs(calib_x[:VERIFY_SAMPLES], calib_x, calib_ds, train, warnings)
+    return _Inputs(calib_x.head(VERIFY_SAMPLES), calib_x, calib_ds, train, warnings, data.notes)
 
 
 def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_info: ModelInfo, inputs: _Inputs, *,
@@ -180,7 +194,9 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
                         "samples": min(recipe.quantization.calib_samples, len(calib_ds) if calib_ds else 10 ** 9)}
         if recipe.quantization.mode == QuantMode.INT8 else None,
         "warnings": warnings,
-        "notes": list(first.notes) + second.notes,
+        "notes": list(inputs.notes) + list(first.notes) + second.notes,
+        "input_shapes": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype, "from": i.origin.value}
+                         for i in inputs.calib_x.inputs],
         "time_s": round(time.monotonic() - started, 2),
         "versions": library_versions(),
         "host": host(),

@@ -16,6 +16,8 @@ from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe
+from studio.core.tensors.samples import Samples
+from studio.core.tensors.shapes import InputShape
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,9 +26,9 @@ class StageRequest:
     model: str
     info: ModelInfo
     recipe: Recipe
-    shape: tuple[int, ...]
-    verify_x: np.ndarray
-    calib_x: np.ndarray
+    inputs: tuple[InputShape, ...]  # the source's inputs at the shapes they run at
+    verify_x: Samples
+    calib_x: Samples
     work: Path  # where the float model (and TFLiteConverter's quantized models) go
     train: tuple[np.ndarray, np.ndarray] | None = None
     arch: str | None = None
@@ -52,7 +54,7 @@ class FloatStage:
         """The stage without the converter's arrays, as a sweep keeps it: its steps are all it reads again."""
         return replace(self, convert=ConvertResult(steps=self.convert.steps))
 
-    def finish_request(self, recipe: Recipe, verify_x: np.ndarray, calib_x: np.ndarray, out: str, *,
+    def finish_request(self, recipe: Recipe, verify_x: Samples, calib_x: Samples, out: str, *,
                        source_framework: Framework) -> FinishRequest:
         return FinishRequest(float_path=self.float_path, out=out, recipe=recipe, ref=self.ref, verify_x=verify_x,
                              calib_x=calib_x, prune=self.prune_in_finish, check_what=self.what,
@@ -60,11 +62,11 @@ class FloatStage:
                              quantized_path=self.quantized.get(recipe.quantization.mode))
 
 
-def reference_outputs(path: str, x: np.ndarray, report=ignore) -> list[np.ndarray]:
-    """Outputs of an ONNX or TFLite source on float inputs (run in a runtime worker)."""
+def reference_outputs(path: str, x: Samples, report=ignore) -> list[np.ndarray]:
+    """Outputs of an ONNX or TFLite source on its samples (run in a runtime worker)."""
     from studio.core.measure.runtimes import open_runner, predict
 
-    return predict(open_runner(path), [x])
+    return predict(open_runner(path), x)
 
 
 def float_stage(request: StageRequest, *, report: Report = ignore, cancel: CancelToken | None = None) -> FloatStage:
@@ -79,7 +81,7 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
     floated = str(r.work / f"converted.{backend.suffix}")
     what = f"{fw.display_name} -> {Framework(backend.suffix).display_name}"
     convert = ConvertRequest(src=r.model, fmt=r.info.format, recipe=r.recipe, verify_x=r.verify_x, out=floated,
-                             arch=r.arch, trust_pickle=r.trust_pickle, input_shape=r.shape, train=r.train,
+                             arch=r.arch, trust_pickle=r.trust_pickle, inputs=r.inputs, train=r.train,
                              calib_x=r.calib_x)
 
     def job(fn, *args, name, rep=ignore):
@@ -97,7 +99,7 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
         stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED)
     elif fw == Framework.ONNX:  # -> TFLite
         ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime")
-        first = job(onnx_to_tflite, r.model, r.shape, floated, rep=report, name="the ONNX -> TFLite converter")
+        first = job(onnx_to_tflite, r.model, r.inputs, floated, rep=report, name="the ONNX -> TFLite converter")
         stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
     else:  # TFLite -> ONNX
         ref = job(reference_outputs, r.model, r.verify_x, name="ai-edge-litert")

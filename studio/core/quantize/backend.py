@@ -11,6 +11,7 @@ import numpy as np
 
 from studio.core.base.progress import Report, ignore
 from studio.core.recipe.recipe import Quantization, Recipe, Target
+from studio.core.tensors.samples import Samples
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,8 +21,8 @@ class FinishRequest:
     out: str
     recipe: Recipe
     ref: list[np.ndarray] | None  # the source's outputs on verify_x; None when the source is this float file
-    verify_x: np.ndarray
-    calib_x: np.ndarray
+    verify_x: Samples
+    calib_x: Samples
     prune: bool  # prune weights here (unstructured pruning the converter could not do)
     check_what: str  # the route, as the float check names it
     convert_opset: bool = False  # ONNX: the source is ONNX itself, so bring it to the recipe's opset
@@ -44,7 +45,7 @@ class TargetBackend(Protocol):
 
     def finish(self, request: FinishRequest, report: Report = ignore) -> FinishResult: ...
 
-    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: np.ndarray, *,
+    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: Samples, *,
                  exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None: ...
 
     def weighted_layers(self, path: str) -> list[tuple[str, str]]: ...
@@ -58,13 +59,11 @@ class OnnxBackend:
 
         return finish_onnx(request, report=report)
 
-    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: np.ndarray, *,
+    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: Samples, *,
                  exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
-        from studio.core.measure.runtimes import OnnxRunner
         from studio.core.quantize.onnx_quant import quantize
 
-        name = OnnxRunner(float_path).inputs[0].name
-        quantize(float_path, out, q, calib_x, name, work=Path(out).parent, notes=[], exclude=exclude, only=only)
+        quantize(float_path, out, q, calib_x, work=Path(out).parent, notes=[], exclude=exclude, only=only)
 
     def weighted_layers(self, path: str) -> list[tuple[str, str]]:
         from studio.core.quantize.onnx_quant import weighted_layers
@@ -80,7 +79,7 @@ class TfliteBackend:
 
         return finish_tflite(request, report=report)
 
-    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: np.ndarray, *,
+    def quantize(self, float_path: str, out: str, q: Quantization, calib_x: Samples, *,
                  exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
         from studio.core.quantize.tflite_quant import quantize
 

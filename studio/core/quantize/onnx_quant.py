@@ -16,6 +16,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.tensors.samples import Samples
 
 QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
 
@@ -83,16 +84,21 @@ def prune_model(model, sparsity: float) -> dict:
 
 
 class _Reader:
-    """onnxruntime.quantization's calibration data interface over a float batch."""
+    """onnxruntime.quantization's calibration data interface over the samples, one run per call."""
 
-    def __init__(self, name: str, x: np.ndarray):
-        self._it = iter([{name: x[i:i + 1]} for i in range(len(x))])
+    def __init__(self, path: str, samples: Samples, count: int):
+        from studio.core.measure.runtimes import OnnxRunner, named_feeds
+
+        runner = OnnxRunner(path)
+        names = [i.name for i in runner.inputs]
+        self._it = iter([{n: spec.encode(v) for spec, (n, v) in zip(runner.inputs, run.items(), strict=True)}
+                         for run in named_feeds(names, samples, count)])
 
     def get_next(self):
         return next(self._it, None)
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str, *, work: Path, notes: list[str],
+def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, notes: list[str],
              exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
     """Quantize with onnxruntime; `exclude` keeps those nodes in float, `only` quantizes just those nodes."""
     import onnx
@@ -124,7 +130,7 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str,
         return
     method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
               CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[q.calibration]
-    quantize_static(pre, out, _Reader(input_name, calib_x[:q.calib_samples]), quant_format=QuantFormat.QDQ,
+    quantize_static(pre, out, _Reader(pre, calib_x, q.calib_samples), quant_format=QuantFormat.QDQ,
                     per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
 
@@ -155,7 +161,7 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
     notes: list[str] = []
     ref = r.ref
     if ref is None:  # the source itself is this ONNX file
-        ref = predict(OnnxRunner(r.float_path), [r.verify_x])
+        ref = predict(OnnxRunner(r.float_path), r.verify_x)
     model = onnx.load(r.float_path)
     q = recipe.quantization
     opset = recipe.runtime.opset if r.convert_opset else None
@@ -171,7 +177,7 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
     normalized = str(work / "float.onnx")
     onnx.save(model, normalized)
     report(0.3, "checking the float model")
-    got = predict(OnnxRunner(normalized), [r.verify_x])
+    got = predict(OnnxRunner(normalized), r.verify_x)
     pruning_effect, quantization_effect = None, None
     if r.prune:  # pruning changes outputs on purpose: report the effect, check nothing
         pruning_effect = compare(ref, got)
@@ -183,20 +189,18 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
     else:
         report(0.5, f"quantizing ({q.mode}) with onnxruntime")
         steps.append(_quantize_step(normalized, r.out, q, r.calib_x, notes))
-        quantization_effect = compare(got, predict(OnnxRunner(r.out), [r.verify_x]))
+        quantization_effect = compare(got, predict(OnnxRunner(r.out), r.verify_x))
     report(1.0, "done")
     return FinishResult(float_path=normalized, steps=steps, notes=notes, conversion_check=check,
                         pruning_effect=pruning_effect, quantization_effect=quantization_effect)
 
 
-def _quantize_step(normalized: str, out: str, q, calib_x: np.ndarray, notes: list[str]) -> dict[str, Any]:
-    from studio.core.measure.runtimes import OnnxRunner
+def _quantize_step(normalized: str, out: str, q, calib_x: Samples, notes: list[str]) -> dict[str, Any]:
     from studio.core.recipe.recipe import QuantMode
 
     t = time.monotonic()
-    name = OnnxRunner(normalized).inputs[0].name
     try:
-        quantize(normalized, out, q, calib_x, name, work=Path(out).parent, notes=notes)
+        quantize(normalized, out, q, calib_x, work=Path(out).parent, notes=notes)
     except ConversionError:
         raise
     except Exception as exc:  # noqa: BLE001

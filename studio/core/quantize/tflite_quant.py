@@ -14,6 +14,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.tensors.samples import Samples
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
 
@@ -53,7 +54,7 @@ def weighted_layers(path: str) -> list[tuple[str, str]]:
     return [(layer.name, layer.op) for layer in inspect_tflite(path).layers if layer.op in WEIGHT_OPS]
 
 
-def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: Sequence[str] = (),
+def quantize(float_path: str, out: str, q, calib_x: Samples, exclude: Sequence[str] = (),
              only: Sequence[str] | None = None) -> None:
     """Quantize with ai-edge-quantizer; `exclude` keeps those layers in float, `only` quantizes just those."""
     import re
@@ -87,9 +88,9 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, exclude: Sequenc
     if qt.need_calibration:
         sigs = Interpreter(model_path=float_path).get_signature_list()
         key = next(iter(sigs))
-        name = sigs[key]["inputs"][0]
-        calibration = qt.calibrate({key: [{name: calib_x[i:i + 1]} for i in range(min(len(calib_x),
-                                                                                        q.calib_samples))]},
+        from studio.core.measure.runtimes import named_feeds
+
+        calibration = qt.calibrate({key: named_feeds(list(sigs[key]["inputs"]), calib_x, q.calib_samples)},
                                    num_threads=1)
     qt.quantize(calibration, enable_progress_report=False).export_model(out, overwrite=True)
 
@@ -105,7 +106,7 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
     steps: list[dict[str, Any]] = []
     ref = r.ref
     if ref is None:  # the source itself is this TFLite file
-        ref = predict(TfliteRunner(r.float_path), [r.verify_x])
+        ref = predict(TfliteRunner(r.float_path), r.verify_x)
     checked = r.float_path
     if r.prune:
         t = time.monotonic()
@@ -114,7 +115,7 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
         steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
                       "seconds": round(time.monotonic() - t, 2), **stats})
     report(0.3, "checking the float model")
-    got = predict(TfliteRunner(checked), [r.verify_x])
+    got = predict(TfliteRunner(checked), r.verify_x)
     pruning_effect, quantization_effect = None, None
     if r.prune:
         pruning_effect = compare(ref, got)
@@ -136,7 +137,7 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
                                   f" {short(exc, 200)}") from None
         steps.append({"name": f"ai-edge-quantizer ({q.mode})", "seconds": round(time.monotonic() - t, 2)})
     if q.mode != QuantMode.NONE:
-        quantization_effect = compare(got, predict(TfliteRunner(r.out), [r.verify_x]))
+        quantization_effect = compare(got, predict(TfliteRunner(r.out), r.verify_x))
     report(1.0, "done")
     return FinishResult(float_path=checked, steps=steps, notes=[], conversion_check=check,
                         pruning_effect=pruning_effect, quantization_effect=quantization_effect)

@@ -6,26 +6,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from studio.core.base.progress import ignore, scaled
 from studio.core.inspect.formats import Framework
 from studio.core.optimize.stage import FloatStage
 from studio.core.quantize.backend import BACKENDS
 from studio.core.recipe.recipe import QuantMode, Recipe
+from studio.core.sweep import eval_data
 from studio.core.sweep.sensitivity import keep_sensitive_float, metric_value, score_outputs
+from studio.core.tensors.shapes import InputShape
 
 
-def load_arrays(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *, arch: str | None = None,
-                  trust_pickle: bool = False, report=ignore) -> dict:
+def reference_job(model: str, framework: Framework, fmt: str, data_path: str, inputs: tuple[InputShape, ...], *,
+                  arch: str | None = None, trust_pickle: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
-    arrays = load_arrays(data_path)
-    x = arrays["eval_x"]
+    data = eval_data.read(data_path, inputs)
+    x = data.samples
     if framework == Framework.PYTORCH:
         from studio.core.convert.torch_route import forward, load_module
 
@@ -39,9 +34,8 @@ def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *,
     else:
         from studio.core.measure.runtimes import open_runner, predict
 
-        outputs = predict(open_runner(model), [x])
-    y = arrays.get("eval_y")
-    return {"outputs": outputs, **score_outputs(outputs, y if y is not None and y.size else None, None)}
+        outputs = predict(open_runner(model), x)
+    return {"outputs": outputs, **score_outputs(outputs, data.y, None)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +44,8 @@ class CandidateJob:
     stage: FloatStage
     framework: Framework  # the source's
     recipe: Recipe
-    data_path: str  # RUN/work/data.npz: eval_x, eval_y, calib_x, verify_x and the reference outputs
+    data_path: str  # RUN/work/data.npz: the evaluation samples, labels and reference outputs (eval_data)
+    inputs: tuple[InputShape, ...]  # the source's inputs at the resolved shapes
     out: str
     ref_score: float | None = None
     max_drop: float | None = None  # accuracy-aware mode: keep sensitive layers in float beyond this drop
@@ -73,14 +68,13 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
     from studio.core.measure.runtimes import open_runner, predict
 
     started = time.monotonic()
-    arrays = load_arrays(job.data_path)
-    verify_x, calib_x, x = arrays["verify_x"], arrays["calib_x"], arrays["eval_x"]
-    y = arrays["eval_y"] if arrays["eval_y"].size else None
-    reference = [arrays[k] for k in sorted(arrays) if k.startswith("ref_out")]  # ref_out000, ref_out001, ...
+    data = eval_data.read(job.data_path, job.inputs)
+    x, y, reference = data.samples, data.y, data.reference
+    verify_x, calib_x = data.verify(), data.calib(job.recipe.quantization.calib_samples)
     request = job.stage.finish_request(job.recipe, verify_x, calib_x, job.out, source_framework=job.framework)
     done = BACKENDS[job.recipe.target].finish(request, report=scaled(report, 0.0, 0.5))
     report(0.55, "evaluating")
-    scores = score_outputs(predict(open_runner(job.out), [x]), y, reference)
+    scores = score_outputs(predict(open_runner(job.out), x), y, reference)
     metric = "accuracy" if "accuracy" in scores else "agreement"
     value, q = metric_value(scores, metric), job.recipe.quantization
     kept: dict[str, Any] = {}
@@ -90,7 +84,7 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
         kept = keep_sensitive_float(done.float_path, job.out, q, calib_x, x, y, reference=reference,
                                     ref_score=job.ref_score, max_drop=job.max_drop, metric=metric,
                                     report=scaled(report, 0.7, 0.95), deadline=job.deadline)
-        scores = score_outputs(predict(open_runner(job.out), [x]), y, reference)
+        scores = score_outputs(predict(open_runner(job.out), x), y, reference)
     report(1.0, "candidate done")
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(job.out),
                             seconds=round(time.monotonic() - started, 2), notes=done.notes,

@@ -11,6 +11,7 @@ import numpy as np
 from studio.core.base.progress import ignore
 from studio.core.measure.verify import compare
 from studio.core.quantize.backend import backend_for_file
+from studio.core.tensors.samples import Samples
 
 SAMPLES = 64  # inputs per measurement: enough to rank layers, cheap enough to try every layer
 
@@ -31,18 +32,18 @@ def metric_value(scores: dict, metric: str) -> float:
     return float(value) if value is not None else float("nan")
 
 
-def _runner_outputs(path: str, x: np.ndarray):
+def _runner_outputs(path: str, x: Samples):
     from studio.core.measure.runtimes import open_runner, predict
 
-    return predict(open_runner(path), [x])
+    return predict(open_runner(path), x)
 
 
-def quant_sensitivity(float_path: str, q, calib_x: np.ndarray, x: np.ndarray, y: np.ndarray | None, *,
+def quant_sensitivity(float_path: str, q, calib_x: Samples, x: Samples, y: np.ndarray | None, *,
                       report=ignore, deadline: float | None = None) -> dict:
     """Quantize one weighted layer at a time (int8, static) and measure what that alone does to the outputs."""
     backend = backend_for_file(float_path)
     fmt = backend.suffix
-    x, y = x[:SAMPLES], None if y is None else y[:SAMPLES]
+    x, y = x.head(SAMPLES), None if y is None else y[:SAMPLES]
     tmpdir = tempfile.TemporaryDirectory()
     if fmt == "onnx":  # give old-opset models the opset per-channel QDQ needs, as the candidates got
         import onnx
@@ -99,7 +100,7 @@ def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, referen
             "met": False, "tried": tried, "sensitivity": sensitivity}
 
 
-def prune_sensitivity(src: str, fmt: str, ratio: float, x: np.ndarray, y: np.ndarray, *, arch: str | None = None,
+def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarray, *, arch: str | None = None,
                       trust_pickle: bool = False, report=ignore) -> dict:
     """For each prunable layer, prune only that layer at `ratio` (torch-pruning) and measure the accuracy drop."""
     import copy
@@ -112,8 +113,8 @@ def prune_sensitivity(src: str, fmt: str, ratio: float, x: np.ndarray, y: np.nda
     module, prunable, shape = load_module(src, fmt, arch, trust_pickle)
     if not prunable:
         return {"kind": "pruning", "ratio": ratio, "layers": [], "note": "the model has no prunable nn.Module"}
-    x, y = x[:max(SAMPLES, 256)], y[:max(SAMPLES, 256)]
-    shape = shape or (1, *tuple(x.shape[1:]))
+    x, y = x.head(max(SAMPLES, 256)), y[:max(SAMPLES, 256)]
+    shape = shape or x.inputs[0].shape
     base = float(np.mean(forward(module, x)[0].argmax(1) == y) * 100)
     head = _classifier(module)
     names = [n for n, m in module.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d,

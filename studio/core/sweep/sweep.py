@@ -6,7 +6,6 @@ ResultsWriter (journal, results.json, results.csv, tradeoff.png).
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -25,20 +24,22 @@ from studio.core.base.errors import Cancelled, StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
-from studio.core.data.datasets import load_dataset, prepare, synthetic
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
-from studio.core.optimize.optimize import finetune_data, has_module, input_shape_of, is_quantized
+from studio.core.optimize.optimize import finetune_data, has_module, is_quantized, source_data
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
+from studio.core.sweep import eval_data
 from studio.core.sweep.jobs import CandidateJob, candidate_job, reference_job
 from studio.core.sweep.records import CandidateResult, SensitivityReady, SweepEvent, SweepFinished
 from studio.core.sweep.results import RESULTS_VERSION, ResultsContext, ResultsWriter, failed_row, measured_row
 from studio.core.sweep.run_folder import RunFolder
 from studio.core.sweep.scheduler import CandidateTask, GroupTask, MeasureGate, Scheduler, Task, group_tasks
+from studio.core.tensors.samples import Samples
+from studio.core.tensors.shapes import InputShape, ShapeRequest
 
 DeviceBench = Callable[[Path, CandidateResult], dict]
 
@@ -57,7 +58,7 @@ class SweepOptions:
     sensitivity: bool = False
     arch: str | None = None
     trust_pickle: bool = False
-    input_shape: tuple[int, ...] | None = None
+    shapes: ShapeRequest = ShapeRequest()  # --input-shape: what the user resolved
     finetune: str | None = None
     device: str | None = None
 
@@ -66,7 +67,6 @@ class SweepOptions:
 class _Source:
     model: str
     info: ModelInfo
-    shape: tuple[int, ...]
 
 
 def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: str | os.PathLike, *,
@@ -107,10 +107,10 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
 
 
 def _inspect(model: str, options: SweepOptions, cancel: CancelToken) -> _Source:
-    info = inspect_model(model, arch=options.arch, trust_pickle=options.trust_pickle, input_shape=options.input_shape,
+    info = inspect_model(model, arch=options.arch, trust_pickle=options.trust_pickle, input_shape=options.shapes.single,
                          cancel=cancel)
     info.require_runnable(SweepError, "cannot sweep a model its runtime refuses", model, runtimes_only=True)
-    return _Source(model, info, input_shape_of(info, options.input_shape))
+    return _Source(model, info)
 
 
 def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions) -> dict:
@@ -119,8 +119,15 @@ def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions
     return {"schema_version": RESULTS_VERSION, "model": os.path.abspath(source.model),
             "model_sha256": source_digest(source.info.files),
             "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
-            "options": {k: v for k, v in asdict(options).items()
-                        if k not in ("workers", "budget_s", "device", "sensitivity")}}  # these change no result
+            "options": _keyed_options(options)}
+
+
+def _keyed_options(options: SweepOptions) -> dict[str, Any]:
+    """The options that change results (workers, budget, device and sensitivity change none), as JSON values."""
+    keyed = {k: v for k, v in asdict(options).items()
+             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes")}
+    keyed["input_shape"] = options.shapes.texts() or None  # the key older run folders have
+    return keyed
 
 
 def _finetune_train(source: _Source, grid: Grid, candidates: list[Candidate],
@@ -129,7 +136,7 @@ def _finetune_train(source: _Source, grid: Grid, candidates: list[Candidate],
     fine-tuning epochs; DataError when it carries no labels."""
     due = any(c.recipe.pruning.method == PruneMethod.STRUCTURED and c.recipe.pruning.finetune_epochs
               for c in candidates)
-    return finetune_data(options.finetune, source.shape, grid.base) if options.finetune and due else None
+    return finetune_data(options.finetune, source.info, options.shapes, grid.base) if options.finetune and due else None
 
 
 def _claim(run: RunFolder, config: dict) -> None:
@@ -147,34 +154,27 @@ def _claim(run: RunFolder, config: dict) -> None:
 
 def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Recipe, options: SweepOptions,
                   cancel: CancelToken) -> tuple[Path, dict[str, Any]]:
-    """Prepared evaluation / calibration inputs and the original model's reference outputs (cached in RUN/work)."""
+    """Evaluation inputs at the resolved shapes (calibration and verification take the first of them) and the
+    original model's reference outputs, cached in RUN/work."""
     data_path, ref_file = run.work / "data.npz", run.work / "reference.json"
-    if data_path.is_file() and ref_file.is_file():
-        return data_path, json.loads(ref_file.read_text(encoding="utf-8"))
-    if data:
-        ds = load_dataset(data, limit=options.limit, resize=base.preprocess.resize)
-        x = prepare(ds.x, source.shape, base.preprocess, data)
-        y = ds.y if ds.classification else None
-    else:
-        x, y = synthetic(source.shape, min(options.limit, 200)), None
-    arrays = {"eval_x": x, "eval_y": y if y is not None else np.zeros(0, np.int64),
-              "calib_x": x[:base.quantization.calib_samples], "verify_x": x[:16]}
-    atomic.write_bytes(data_path, _npz(arrays))
+    if data_path.is_file() and ref_file.is_file() and eval_data.is_current(data_path):
+        reference = json.loads(ref_file.read_text(encoding="utf-8"))
+        if "inputs" in reference:
+            return data_path, reference
+    prepared = source_data(source.info, options.shapes, data, base, options.limit,
+                           synthetic_count=min(options.limit, 200))
+    ds, samples = prepared.dataset, prepared.samples
+    y = ds.y if ds is not None and ds.classification else None
+    eval_data.write(data_path, samples, y)
     ref = run_job(reference_job, source.model, source.info.framework, source.info.format, str(data_path),
-                  arch=options.arch, trust_pickle=options.trust_pickle, cancel=cancel, what="the reference evaluation")
-    for i, out in enumerate(ref["outputs"]):
-        arrays[f"ref_out{i:03d}"] = out
-    atomic.write_bytes(data_path, _npz(arrays))
+                  samples.inputs, arch=options.arch, trust_pickle=options.trust_pickle, cancel=cancel,
+                  what="the reference evaluation")
+    eval_data.write(data_path, samples, y, ref["outputs"])
     reference = {k: v for k, v in ref.items() if k != "outputs"}
-    reference.update(labelled=y is not None, samples=len(x), synthetic=not data)
+    reference.update(labelled=y is not None, samples=len(samples), synthetic=not data,
+                     inputs=eval_data.inputs_to_json(samples.inputs), notes=list(prepared.notes))
     atomic.write_json(ref_file, reference)
     return data_path, reference
-
-
-def _npz(arrays: dict) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 def _load_stage(path: Path) -> FloatStage | None:
@@ -214,6 +214,11 @@ class _Sweep:
         self.gate = MeasureGate()
         self._recording = threading.Lock()
 
+    @property
+    def inputs(self) -> tuple[InputShape, ...]:
+        """The source's inputs at the shapes the data preparation resolved."""
+        return eval_data.inputs_from_json(self.writer.context.reference["inputs"])
+
     def handle(self, task: Task) -> Iterable[Task]:
         if isinstance(task, GroupTask):
             return self._group(task)
@@ -250,11 +255,11 @@ class _Sweep:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         opts = self.options
-        with np.load(self.data_path) as arrays:
-            verify_x, calib_x = arrays["verify_x"], arrays["calib_x"]
+        data = eval_data.read(self.data_path, self.inputs)
+        verify_x, calib_x = data.verify(), data.calib(recipe.quantization.calib_samples)
         due = recipe.pruning.method == PruneMethod.STRUCTURED and recipe.pruning.finetune_epochs
         train = self.train if due else None
-        request = StageRequest(model=self.source.model, info=self.source.info, recipe=recipe, shape=self.source.shape,
+        request = StageRequest(model=self.source.model, info=self.source.info, recipe=recipe, inputs=self.inputs,
                                verify_x=verify_x, calib_x=calib_x, work=folder, train=train, arch=opts.arch,
                                trust_pickle=opts.trust_pickle, quant_modes=modes)
         with self.gate.work():
@@ -267,7 +272,8 @@ class _Sweep:
         cdir, name = self.run.candidate(c.id), f"model.{c.recipe.target}"
         shutil.rmtree(cdir, ignore_errors=True)
         cdir.mkdir(parents=True)
-        job = CandidateJob(task.stage, self.source.info.framework, c.recipe, str(self.data_path), str(cdir / name),
+        job = CandidateJob(task.stage, self.source.info.framework, c.recipe, str(self.data_path), self.inputs,
+                           str(cdir / name),
                            ref_score=self.writer.context.reference_score, max_drop=self.options.max_drop,
                            deadline=self.deadline)
         try:
@@ -277,7 +283,8 @@ class _Sweep:
                 if stray.name != name:
                     stray.unlink()
             with self.gate.measure():
-                latency = run_job(measure_latency, str(cdir / name), self.options.threads, cancel=self.cancel,
+                latency = run_job(measure_latency, str(cdir / name), self._timing_samples(), self.options.threads,
+                                  cancel=self.cancel,
                                   what=f"latency of {c.id}")
         except Cancelled:
             shutil.rmtree(cdir, ignore_errors=True)
@@ -291,6 +298,10 @@ class _Sweep:
         row = self._bench_on_device(cdir / name, row)
         atomic.write_json(self.run.candidate_meta(c.id), self.writer.candidate_meta(row))
         self._record(row)
+
+    def _timing_samples(self) -> Samples:
+        """The first samples at the resolved shapes: what every candidate is timed on."""
+        return eval_data.read(self.data_path, self.inputs).samples.head(1)
 
     def _bench_on_device(self, model: Path, row: CandidateResult) -> CandidateResult:
         if self.device_bench is None:
@@ -306,19 +317,20 @@ class _Sweep:
         from studio.core.sweep.sensitivity import prune_sensitivity, quant_sensitivity
 
         out: dict[str, Any] = {}
-        arrays = dict(np.load(self.data_path))
-        y = arrays["eval_y"] if arrays["eval_y"].size else None
+        data = eval_data.read(self.data_path, self.inputs)
+        y = data.y
         stage = self._unpruned_stage(grid) if QuantMode.INT8 in grid.quant else None
         if isinstance(stage, str):
             out["notes"] = [f"no quantization sensitivity: {stage}"]
         elif stage is not None:
             out["quantization"] = run_job(quant_sensitivity, stage.float_path, grid.base.quantization,
-                                          arrays["calib_x"], arrays["eval_x"], y, cancel=self.cancel,
+                                          data.calib(grid.base.quantization.calib_samples), data.samples, y,
+                                          cancel=self.cancel,
                                           what="quantization sensitivity")
         info, opts = self.source.info, self.options
         if self.writer.context.labelled and info.framework == Framework.PYTORCH and grid.uses_structured_pruning:
             out["pruning"] = run_job(prune_sensitivity, self.source.model, info.format, max(grid.prune),
-                                     arrays["eval_x"], y, arch=opts.arch, trust_pickle=opts.trust_pickle,
+                                     data.samples, y, arch=opts.arch, trust_pickle=opts.trust_pickle,
                                      cancel=self.cancel, what="pruning sensitivity")
         atomic.write_json(self.run.sensitivity, out)
         return out

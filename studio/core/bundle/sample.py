@@ -1,0 +1,98 @@
+"""The sample every bundle carries: inputs at the resolved shapes and dtypes (from the user's data, else synthetic)
+and the outputs this machine's runtime gives for them, so the runner on the device feeds exactly these and checks
+that it gets the same answers; `verify` refuses a sample that does not fit the model's inputs."""
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from studio.core.base.errors import StudioError
+from studio.core.tensors.shapes import ShapeRequest
+
+SAMPLE = "sample.npz"
+FLOAT_RTOL = 1e-3  # device runtime vs this machine's, same model: kernels differ in the last bits only
+
+
+@dataclass(frozen=True, eq=False)
+class BundleSample:
+    inputs: tuple[np.ndarray, ...]  # one run's feeds, in the model's input order, already in the inputs' dtypes
+    expected: tuple[np.ndarray, ...]  # the model's tensor outputs on them, on this machine
+    source: str  # "data" or "synthetic"
+    notes: tuple[str, ...] = ()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {f"input{k:03d}": a for k, a in enumerate(self.inputs)}
+        out.update({f"expected{k:03d}": a for k, a in enumerate(self.expected)})
+        return out
+
+    def manifest_entry(self, names: Sequence[str]) -> dict[str, Any]:
+        return {"file": SAMPLE, "source": self.source, "rtol": FLOAT_RTOL,
+                "inputs": [{"name": n, "shape": list(a.shape), "dtype": a.dtype.name}
+                           for n, a in zip(names, self.inputs, strict=True)],
+                "expected": len(self.expected)}
+
+
+def make_sample(model: str, dataset: str | os.PathLike | None, shapes: ShapeRequest, preprocess) -> BundleSample:
+    """The first sample of `dataset` (fitted to the model's inputs as the recipe says), else synthetic inputs at
+    the resolved shapes; with the outputs of `model` on them."""
+    from studio.core.data.datasets import load_dataset
+    from studio.core.data.feeding import fit
+    from studio.core.measure.runtimes import as_array, open_runner, timing_feeds
+    from studio.core.tensors.samples import synthetic
+    from studio.core.tensors.shapes import resolve
+
+    runner = open_runner(model)
+    shapes = _renamed(shapes, [t.name for t in runner.declared])
+    if dataset:
+        fitted = fit(load_dataset(dataset, limit=1, resize=preprocess.resize), runner.declared, shapes, preprocess, 1)
+        samples, source, notes = fitted.samples, "data", fitted.notes
+    else:
+        samples, source, notes = synthetic(resolve(runner.declared, shapes, path=model), 1), "synthetic", ()
+    feeds = timing_feeds(runner, samples)
+    outputs = [as_array(y) for y in runner.run(feeds)]
+    return BundleSample(tuple(feeds), tuple(y for y in outputs if y.dtype != object), source, notes)
+
+
+def _renamed(shapes: ShapeRequest, names: list[str]) -> ShapeRequest:
+    """Shapes recorded for the source's inputs, applied to this model's inputs by position when a converter renamed
+    them."""
+    given = [n for n, _ in shapes.entries]
+    if not shapes or "" in given or all(n in names for n in given) or len(given) != len(names):
+        return shapes
+    return ShapeRequest(tuple((n, dims) for n, (_, dims) in zip(names, shapes.entries, strict=True)))
+
+
+def check_sample(data: bytes, manifest: dict[str, Any], path: str | None, error: type[StudioError]) -> None:
+    """Refuse a sample that the model cannot take: a missing or extra input, another dtype, a fixed dim changed."""
+    entry = manifest.get("sample")
+    if not isinstance(entry, dict):
+        return  # an older bundle's sample: its runner feeds it as it is
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise error(f"{SAMPLE} is not a readable .npz ({exc})", path) from None
+    inputs = manifest.get("inputs") or []
+    feeds = [arrays.get(f"input{k:03d}") for k in range(len(inputs))]
+    if any(f is None for f in feeds) or f"input{len(inputs):03d}" in arrays:
+        raise error(f"{SAMPLE} holds {sum(k.startswith('input') for k in arrays)} inputs, the model takes"
+                    f" {len(inputs)}", path)
+    for spec, feed in zip(inputs, feeds, strict=True):
+        assert feed is not None
+        why = _mismatch(spec, feed)
+        if why:
+            raise error(f"{SAMPLE} does not fit input '{spec.get('name')}': {why}", path)
+
+
+def _mismatch(spec: dict[str, Any], feed: np.ndarray) -> str:
+    if str(spec.get("dtype")) != feed.dtype.name:
+        return f"it is {feed.dtype.name}, the input takes {spec.get('dtype')}"
+    dims = spec.get("shape") or []
+    if len(dims) != feed.ndim or any(isinstance(d, int) and d != s for d, s in zip(dims, feed.shape, strict=False)):
+        return f"its shape is {list(feed.shape)}, the input takes {dims}"
+    return ""

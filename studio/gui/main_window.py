@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         self.load.load_requested.connect(self.load_model)
+        self.load.shapes_changed.connect(self._on_input_shapes)
         self.optimize.run_requested.connect(self.run_sweep)
         self.optimize.settings_changed.connect(self._on_sweep_settings)
         self.preview.candidate_chosen.connect(self._chosen)
@@ -269,7 +270,8 @@ class MainWindow(QMainWindow):
 
         known, asked = self.project.model, self.load.choice(path)
         choice = asked if path != known.path else dataclasses.replace(known, arch=known.arch or asked.arch)
-        task = Task("Inspecting the model", inspect_model, path, arch=choice.arch, trust_pickle=choice.trust_pickle)
+        task = Task("Inspecting the model", inspect_model, path, arch=choice.arch, trust_pickle=choice.trust_pickle,
+                    input_shape=choice.shapes.single)
 
         def ok(info):
             changed = path != self.project.model.path
@@ -279,11 +281,19 @@ class MainWindow(QMainWindow):
                 self.preview.clear()
                 self.preview.summary.setText("No sweep yet: run one from Optimize (Ctrl+R).")
             self.load.show_info(info)
+            self.load.show_shapes(choice.input_shapes)
+            self.optimize.set_model(info.inputs, choice.input_shapes)
             self.setWindowTitle(f"Studio — {Path(path).name}")
             self._update_export_source()
             self.schedule_save()
 
         self.start(task, ok, self.load.show_error)
+
+    def _on_input_shapes(self, texts: tuple[str, ...]) -> None:
+        self.project.model = dataclasses.replace(self.project.model, input_shapes=texts)
+        if self.load.info is not None:
+            self.optimize.set_model(self.load.info.inputs, texts)
+        self.schedule_save()
 
     # --- optimize / preview ------------------------------------------------------------------------------------
     def _on_sweep_settings(self, settings: SweepSettings) -> None:

@@ -11,13 +11,16 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QTableView,
     QTabWidget,
     QWidget,
 )
 
 from studio.core.app.project import ModelChoice
+from studio.core.base.errors import StudioError
 from studio.core.inspect.modelinfo import ModelInfo, human_bytes, human_count
+from studio.core.tensors.shapes import ShapeRequest
 
 from .widgets import Banner, Card, DropZone, Metric, help_label, page_layout
 
@@ -39,6 +42,7 @@ def table_model(headers: list[str], rows: list[list]) -> QStandardItemModel:
 class LoadPage(QWidget):
     model_loaded = Signal(object)  # ModelInfo
     load_requested = Signal(str)
+    shapes_changed = Signal(object)  # tuple[str, ...]: valid --input-shape values
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -82,6 +86,14 @@ class LoadPage(QWidget):
         self.io.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.io.setWordWrap(True)
         self.summary.body.addWidget(self.io)
+        shapes = QHBoxLayout()
+        self.shapes = QLineEdit()
+        self.shapes.setToolTip("The shape each input runs at, as NAME=1,3,320,320 (separate several with ';'): needed"
+                               " for dynamic dims a dataset does not resolve; latency is measured at these shapes")
+        self.shapes.editingFinished.connect(self._on_shapes_edited)
+        shapes.addWidget(QLabel("Input shapes:"))
+        shapes.addWidget(self.shapes, 1)
+        self.summary.body.addLayout(shapes)
         self.problems = QLabel("")
         self.problems.setWordWrap(True)
         self.summary.body.addWidget(self.problems)
@@ -108,7 +120,26 @@ class LoadPage(QWidget):
 
     def choice(self, path: str) -> ModelChoice:
         """The model file with how the widgets say to open it."""
-        return ModelChoice(path, arch=self.arch.currentText().strip() or None, trust_pickle=self.trust.isChecked())
+        return ModelChoice(path, arch=self.arch.currentText().strip() or None, trust_pickle=self.trust.isChecked(),
+                           input_shapes=self.shape_texts())
+
+    def shape_texts(self) -> tuple[str, ...]:
+        """The input shapes typed, when they are valid (a wrong one is shown in the banner and not used)."""
+        texts = tuple(t.strip() for t in self.shapes.text().split(";") if t.strip())
+        try:
+            request = ShapeRequest.parse(texts)
+            if self.info is not None:
+                request.check_names(self.info.inputs)
+        except StudioError as exc:
+            self.banner.show_message("error", f"Input shapes: {exc.message}")
+            return ()
+        return texts
+
+    def show_shapes(self, texts: tuple[str, ...]) -> None:
+        self.shapes.setText("; ".join(texts))
+
+    def _on_shapes_edited(self) -> None:
+        self.shapes_changed.emit(self.shape_texts())
 
     def show_error(self, message: str) -> None:
         self.banner.show_message("error", message)
@@ -127,7 +158,16 @@ class LoadPage(QWidget):
             return "<br>".join(f"<b>{t.name}</b> {t.shape_text()} {t.dtype}" + (
                 f" (scale {t.quantization.scale[0]:.4g}, zero point {t.quantization.zero_point[0]})"
                 if t.quantization and len(t.quantization.scale) == 1 else "") for t in ts) or "unknown"
-        self.io.setText(f"<b>Inputs</b><br>{tensors(info.inputs)}<br><b>Outputs</b><br>{tensors(info.outputs)}")
+        open_dims = [t for t in info.inputs if t.dynamic]
+        hint = ("<br><i>Dynamic dims (marked ?) are taken from the dataset, or set them below, e.g. "
+                f"{open_dims[0].name}=" + ",".join("1" if isinstance(d, str) and i == 0 else "…" if isinstance(d, str)
+                                                  else str(d) for i, d in enumerate(open_dims[0].shape)) + "</i>"
+                if open_dims else "")
+        self.io.setText(f"<b>Inputs</b><br>{tensors(info.inputs)}{hint}<br><b>Outputs</b><br>"
+                        f"{tensors(info.outputs)}")
+        self.shapes.setPlaceholderText("; ".join(f"{t.name}=" + ",".join("?" if isinstance(d, str) else str(d)
+                                                                          for d in t.shape) for t in open_dims)
+                                       or "all input dims are fixed")
         if info.problems:
             self.problems.setText("<br>".join(
                 f"<span style='color:{'#d24b4b' if p.severity == 'error' else '#d9982b'}'>●</span> {p.message}"

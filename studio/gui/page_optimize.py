@@ -307,6 +307,26 @@ class OptimizePage(QWidget):
             self.dataset.setText(path)
             self.refresh_preview()
 
+    def set_model(self, inputs, shapes: tuple[str, ...]) -> None:
+        """The loaded model's inputs and the shapes set for them: the preview says how the data fits them."""
+        self._model_inputs, self._model_shapes = list(inputs), shapes
+        self.refresh_preview()
+
+    def _fit_note(self, ds) -> str:
+        """How the dataset fits the model's inputs (the resolved shapes and any layout change), or why it does not."""
+        from studio.core.data.feeding import fit
+        from studio.core.tensors.shapes import ShapeRequest
+
+        inputs = getattr(self, "_model_inputs", None)
+        if not inputs:
+            return ""
+        try:
+            fitted = fit(ds, inputs, ShapeRequest.parse(self._model_shapes), self._shown.grid.base.preprocess, 8)
+        except StudioError as exc:
+            return f"<br><span style='color:#d24b4b'>{exc.message}</span>"
+        shapes = ", ".join(f"{i.name} {list(i.shape)}" for i in fitted.samples.inputs)
+        return f"<br>Runs the model at {shapes}" + "".join(f"; {n}" for n in fitted.notes)
+
     def refresh_preview(self) -> None:
         from studio.core.data.datasets import load_dataset
 
@@ -323,7 +343,8 @@ class OptimizePage(QWidget):
         except StudioError as exc:
             self.data_note.setText(f"<span style='color:#d24b4b'>{exc.one_line()}</span>")
             return
-        for i, x in enumerate(ds.x[:8]):
+        first = ds.x if ds.x is not None else next(iter(ds.named.values()))
+        for i, x in enumerate(first[:8] if first.ndim else [first]):
             label = QLabel()
             label.setAlignment(Qt.AlignCenter)
             label.setToolTip(f"label {ds.labels[ds.y[i]] if ds.labels and ds.y is not None else ds.y[i]}"
@@ -336,7 +357,9 @@ class OptimizePage(QWidget):
             self.preview.addWidget(label)
         self.preview.addStretch()
         kind = "labelled" if ds.labelled else "label-free (agreement only)"
-        self.data_note.setText(f"{kind} {ds.kind} samples of shape {list(ds.x.shape[1:])}, dtype {ds.x.dtype}")
+        arrays = ", ".join(f"{k} {list(a.shape)}" for k, a in ds.named.items())
+        what = f"samples of shape {list(first.shape[1:])}, dtype {first.dtype}" if ds.x is not None else arrays
+        self.data_note.setText(f"{kind} {ds.kind} {what}{self._fit_note(ds)}")
 
 
 def _thumbnail(x: np.ndarray) -> QPixmap | None:

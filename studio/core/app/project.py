@@ -18,6 +18,7 @@ from studio.core.base.paths import data_dir
 from studio.core.deploy.push import PushResult, PushStatus
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Target
+from studio.core.tensors.shapes import ShapeRequest
 
 if TYPE_CHECKING:
     from studio.core.sweep.sweep import SweepOptions
@@ -40,6 +41,14 @@ class ModelChoice:
     path: str | None = None
     arch: str | None = None  # the architecture a state_dict belongs to
     trust_pickle: bool = False
+    input_shapes: tuple[str, ...] = ()  # --input-shape values ("x=1,3,320,320"): the dims the model leaves open
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_shapes", tuple(str(s) for s in self.input_shapes or ()))
+
+    @property
+    def shapes(self) -> ShapeRequest:
+        return ShapeRequest.parse(self.input_shapes)
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class SweepSettings:
         return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
                             sensitivity=self.sensitivity, arch=model.arch, trust_pickle=model.trust_pickle,
                             finetune=self.train_dataset if self.grid.finetune_epochs else None,
-                            threads=self.grid.base.runtime.threads, device=self.device)
+                            threads=self.grid.base.runtime.threads, device=self.device, shapes=model.shapes)
 
     def to_dict(self) -> dict[str, Any]:
         return {**_fields(self), "grid": self.grid.to_dict()}

@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data", "--sample", dest="sample", metavar="DATA",
                    help="dataset whose first sample the runner checks on the device (default: synthetic inputs)")
     add_shape_argument(p)
+    p.add_argument("--allow-degraded", action="store_true", help="export a candidate below the quality gate")
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(run=run_export)
 
@@ -60,7 +61,8 @@ def run_export(args) -> int:
     labels = read_labels(args.labels) if args.labels else None
     sample = bundle_sample(src, args.sample, shapes_of(args) or None)
     manifest = build_bundle(src, args.out, name=args.name or default_name(args.out), version=args.version,
-                            labels=labels, sign_key=args.sign, created=args.created, sample=sample)
+                            labels=labels, sign_key=args.sign, created=args.created, sample=sample,
+                            allow_degraded=args.allow_degraded)
     if args.json:
         print(json.dumps(manifest, indent=2, sort_keys=True))
     else:

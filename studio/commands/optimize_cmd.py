@@ -6,6 +6,7 @@ import json
 
 def add_parser(sub) -> None:
     from studio.commands.inspect_cmd import add_shape_argument
+    from studio.commands.scoring_args import add_scoring_arguments
 
     p = sub.add_parser("optimize", help="convert, prune and quantize a model into an ONNX or TFLite file",
                        description="Writes OUT/model.onnx or OUT/model.tflite and OUT/report.json.")
@@ -28,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--arch", help="architecture for a state_dict file")
     p.add_argument("--trust-pickle", action="store_true")
     add_shape_argument(p)
+    add_scoring_arguments(p)
+    p.add_argument("--allow-degraded", action="store_true", help="keep a result below the quality gate")
     p.add_argument("--save-recipe", metavar="R.toml", help="also write the effective recipe here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run)
@@ -72,6 +75,7 @@ def recipe_from_args(args):
 def run(args) -> int:
     from studio.commands.inspect_cmd import shapes_of
     from studio.commands.progressbar import ProgressBar
+    from studio.commands.scoring_args import scoring_of
     from studio.core.optimize.optimize import optimize
 
     recipe = recipe_from_args(args)
@@ -79,7 +83,8 @@ def run(args) -> int:
         recipe.save(args.save_recipe)
     with ProgressBar(enabled=not args.json) as bar:
         doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
-                       trust_pickle=args.trust_pickle, shapes=shapes_of(args), report=bar)
+                       trust_pickle=args.trust_pickle, shapes=shapes_of(args), scoring=scoring_of(args),
+                       allow_degraded=args.allow_degraded, report=bar)
     if args.json:
         from studio.core.base.atomic import json_safe
 
@@ -87,6 +92,10 @@ def run(args) -> int:
         return 0
     print_summary(doc, args.out)
     return 0
+
+
+def _db(value) -> str:
+    return "identical" if value is None else f"{value:.1f} dB"
 
 
 def print_summary(doc: dict, out: str) -> None:
@@ -107,7 +116,15 @@ def print_summary(doc: dict, out: str) -> None:
         eff = doc.get(key)
         if eff:
             agree = f", top-1 agreement {eff['top1_agreement']:.1f}%" if "top1_agreement" in eff else ""
-            print(f"  {label:<11} output cosine {eff['cosine']:.4f}, SQNR {eff['sqnr_db']:.1f} dB{agree}")
+            print(f"  {label:<11} output cosine {eff['cosine']:.4f}, SQNR {_db(eff['sqnr_db'])}{agree}")
+    fidelity = doc.get("fidelity") or {}
+    for f in fidelity.get("outputs", []):
+        agree = f", top-1 agreement {f['top1_agreement']:.1f}%" if f.get("top1_agreement") is not None else ""
+        mark = "  (scores the result)" if f["name"] == fidelity.get("scoring_output") else ""
+        print(f"  vs source   {f['name']}: cosine {f['cosine']:.4f}, SQNR {_db(f['sqnr_db'])}, max abs error"
+              f" {f['max_abs_error']:.3g}{agree}{mark}")
+    if fidelity.get("degraded"):
+        print(f"  DEGRADED    {fidelity['degraded']} (kept because of --allow-degraded)")
     for n in doc["notes"]:
         print(f"  note: {n}")
     for w in doc["warnings"]:

@@ -10,6 +10,7 @@ import threading
 
 def add_parser(sub) -> None:
     from studio.commands.inspect_cmd import add_shape_argument
+    from studio.commands.scoring_args import add_scoring_arguments
 
     p = sub.add_parser("sweep", help="measure accuracy, latency and size of many candidate recipes",
                        description="Writes RUN/results.json, RUN/results.csv and RUN/tradeoff.png. Running it again"
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--arch")
     p.add_argument("--trust-pickle", action="store_true")
     add_shape_argument(p)
+    add_scoring_arguments(p)
     p.add_argument("--json", action="store_true", help="stream one JSON line per finished candidate")
     p.set_defaults(run=run)
 
@@ -85,6 +87,7 @@ def build_grid(args):
 def run(args) -> int:
     from studio.commands.inspect_cmd import shapes_of
     from studio.commands.progressbar import ProgressBar
+    from studio.commands.scoring_args import scoring_of
     from studio.core.base.atomic import json_safe
     from studio.core.base.errors import Cancelled
     from studio.core.base.progress import CancelToken
@@ -95,6 +98,7 @@ def run(args) -> int:
     options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
                            threads=args.threads, sensitivity=args.sensitivity, arch=args.arch,
                            trust_pickle=args.trust_pickle, shapes=shapes_of(args), finetune=args.finetune,
+                           scoring=scoring_of(args), trust_code=args.trust_code,
                            device=args.device)
     device_bench = None
     if args.device:
@@ -131,24 +135,28 @@ def print_table(doc: dict, out: str) -> None:
 
     rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
     device = any(c.device_latency_ms_median is not None for c in rows)
-    head = f"{'candidate':<22} {'status':<7} {'accuracy':>8} {'agree':>6} {'ms p50':>8} {'ms p90':>8}" + \
+    head = f"{'candidate':<22} {'status':<8} {'score':>8} {'ms p50':>8} {'ms p90':>8}" + \
            (f" {'device ms':>9}" if device else "") + f" {'size':>9}  pareto"
     print(head)
     print("-" * len(head))
     for c in rows:
-        if not c.ok:
-            print(f"{c.id:<22} failed  {c.error}")
+        if c.latency_ms_median is None:
+            print(f"{c.id:<22} {c.status!s:<8} {c.error}")
             continue
-        acc = f"{c.accuracy:.1f}" if c.accuracy is not None else "-"
+        score = f"{c.score:.4g}" if c.score is not None else "-"
         dev = f" {c.device_latency_ms_median:>9.3f}" if device and c.device_latency_ms_median else \
             (f" {'-':>9}" if device else "")
-        mark = "*" if c.pareto else ""
-        star = "  best" if c.id == doc["best"] else ""
-        print(f"{c.id:<22} ok      {acc:>8} {c.agreement:>6.1f} {c.latency_ms_median:>8.4f}"
-              f" {c.latency_ms_p90:>8.4f}{dev} {human_bytes(c.size_bytes or 0):>9}  {mark}{star}")
-    ref = doc["reference"].get("accuracy")
-    print(f"original model: {ref:.1f}% on {doc['data']['samples']} samples" if ref is not None else
-          f"no labels: 'agree' is top-1 agreement with the original on {doc['data']['samples']} samples")
+        mark = ("*" if c.pareto else "") + ("  best" if c.id == doc["best"] else "")
+        print(f"{c.id:<22} {c.status!s:<8} {score:>8} {c.latency_ms_median:>8.4f}"
+              f" {c.latency_ms_p90:>8.4f}{dev} {human_bytes(c.size_bytes or 0):>9}  {mark}")
+        if not c.ok:
+            print(f"{'':<22} {c.error}")
+    print(f"score: {doc['metric']} on {doc['data']['samples']} samples"
+          + (f"; the original model scores {doc['reference']['accuracy']:.1f}%"
+             if doc["reference"].get("accuracy") is not None else ""))
+    note = (doc.get("recommendation") or {}).get("note")
+    if note:
+        print(note)
     if doc["skipped"]:
         print(f"not run (time budget): {', '.join(doc['skipped'])}; run again with the same -o to continue")
     run = RunFolder(out)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 
 from studio.core.inspect.modelinfo import human_bytes
 from studio.core.sweep.pareto import front_2d
-from studio.core.sweep.records import CandidateResult
+from studio.core.sweep.records import CandidateResult, CandidateStatus
 
 from . import theme
 
@@ -35,6 +35,7 @@ class TradeoffChart(pg.PlotWidget):
     target; the accuracy/latency front drawn as a line; hover shows a candidate, click selects it."""
 
     candidate_clicked = Signal(str)
+    bound_moved = Signal(float)  # the score a recommended candidate must reach, dragged on the chart
 
     def __init__(self, dark: bool, parent=None):
         super().__init__(parent=parent)
@@ -50,6 +51,13 @@ class TradeoffChart(pg.PlotWidget):
         self.addItem(self.scatter)
         self.selected_ring = pg.ScatterPlotItem(pen=pg.mkPen("#f2b84b", width=3), brush=None, size=30)
         self.addItem(self.selected_ring)
+        self.degraded = pg.ScatterPlotItem(symbol="x", size=12, brush=QColor("#9a9a9a"), pen=pg.mkPen("#9a9a9a"))
+        self.addItem(self.degraded)  # measured but below the quality gate: greyed, never on the front
+        self.bound = pg.InfiniteLine(angle=0, movable=True, pen=pg.mkPen("#d9982b", width=1, style=Qt.DashLine),
+                                     label="bound {value:.2f}", labelOpts={"position": 0.05, "color": "#d9982b"})
+        self.bound.sigPositionChangeFinished.connect(lambda line: self.bound_moved.emit(float(line.value())))
+        self.bound.hide()
+        self.addItem(self.bound)
         self.source: list[CandidateResult] = []
         self.candidates: list[CandidateResult] = []
         self.selected: str | None = None
@@ -60,6 +68,9 @@ class TradeoffChart(pg.PlotWidget):
     def set_candidates(self, candidates: list[CandidateResult], metric: str | None = None) -> None:
         self.source = candidates  # all of them, to re-plot when the latency axis changes
         self.candidates = [c for c in candidates if c.ok and c.score is not None and self._x(c) is not None]
+        self.degraded.setData([{"pos": (self._x(c), c.score), "data": c.id} for c in candidates
+                               if c.status == CandidateStatus.DEGRADED and c.score is not None and
+                               self._x(c) is not None])
         if metric and metric != self.metric:
             self.metric = metric
             self.setLabel("left", metric)
@@ -81,6 +92,12 @@ class TradeoffChart(pg.PlotWidget):
             fx, fy = np.array([self._x(c) for c in front]), np.array([c.score for c in front])
             self.front.setData(np.repeat(fx, 2)[1:], np.repeat(fy, 2)[:-1])
         self._select_ring()
+
+    def show_bound(self, score: float | None) -> None:
+        """The line a recommended candidate must reach (the source's score minus the bound); None hides it."""
+        self.bound.setVisible(score is not None)
+        if score is not None:
+            self.bound.setValue(score)
 
     def set_device_latency(self, on: bool) -> None:
         self.use_device = on

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.inspect.modelinfo import human_bytes
-from studio.core.sweep.records import CandidateFinished, CandidateResult
+from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
 from .charts import SensitivityChart, TradeoffChart, legend_html
 from .resources import white_icon
@@ -54,6 +54,8 @@ class PreviewPage(QWidget):
         self.metric = "top-1 accuracy (%)"
         self.sensitivity: dict = {}
         self.selected: str | None = None
+        self.reference: dict = {}  # the source's score ("metric_value") and the metric kind ("metric")
+        self.recommendation: dict = {}  # the core's pick: bound, met, closest, note
 
     def _top_row(self) -> QHBoxLayout:
         top = QHBoxLayout()
@@ -76,6 +78,7 @@ class PreviewPage(QWidget):
         charts = QSplitter(Qt.Horizontal)
         self.chart = TradeoffChart(dark)
         self.chart.candidate_clicked.connect(self.select)
+        self.chart.bound_moved.connect(self._on_bound_moved)
         chart_card = Card("Accuracy vs latency (marker size = model size)")
         chart_card.body.addWidget(self.chart)
         key = QLabel(legend_html())
@@ -143,6 +146,8 @@ class PreviewPage(QWidget):
         self.order = [c.id for c in rows]
         self.best = doc.get("best")
         self.metric = doc.get("metric", self.metric)
+        self.reference = doc.get("reference") or {}
+        self.recommendation = doc.get("recommendation") or {}
         if doc.get("sensitivity"):
             self.set_sensitivity(doc["sensitivity"])
         self._refresh()
@@ -172,11 +177,30 @@ class PreviewPage(QWidget):
         text = f"{len(rows)} candidates measured, {sum(1 for r in rows if r.pareto)} on the Pareto front"
         if failed:
             text += f", {failed} failed"
+        degraded = sum(1 for r in rows if r.status == CandidateStatus.DEGRADED)
+        if degraded:
+            text += f", {degraded} degraded (grey: below the quality gate)"
         if self.best:
-            text += f"; best: <b>{self.best}</b>"
+            text += f"; recommended: <b>{self.best}</b>"
+        elif self.recommendation.get("note"):
+            text += f"; {self.recommendation['note']}"
         self.summary.setText(text)
+        ref, bound = self.reference.get("metric_value"), self.recommendation.get("bound")
+        self.chart.show_bound(ref - bound if ref is not None and bound is not None else None)
         if self.selected:
             self.chart.select(self.selected)
+
+    def _on_bound_moved(self, score: float) -> None:
+        """The user dragged the bound: recommend again against it, as the core does."""
+        from studio.core.sweep.pareto import recommend
+
+        ref = self.reference.get("metric_value")
+        if ref is None:
+            return
+        rows = [self.candidates[i] for i in self.order]
+        pick = recommend(rows, ref, max(0.0, ref - score), str(self.reference.get("metric") or "accuracy"))
+        self.best, self.recommendation = pick.id, pick.to_dict()
+        self._refresh()
 
     # --- selection -------------------------------------------------------------------------------------------
     def select(self, cid: str) -> None:
@@ -208,7 +232,7 @@ def _row_items(r: CandidateResult) -> list[QStandardItem]:
             f"{v:.4f}" if isinstance(v, float) and "latency" in key else \
             f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
         if key == "status" and r.error:
-            text = f"failed: {r.error}"
+            text = f"{r.status}: {r.error}"
         item = QStandardItem(text)
         numeric = key not in ("id", "target", "quant", "status")
         item.setData(v if isinstance(v, (int, float)) else float("inf") if numeric else text, Qt.UserRole)

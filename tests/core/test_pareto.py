@@ -5,7 +5,7 @@ import random
 import pytest
 
 from studio.core.recipe.recipe import Recipe
-from studio.core.sweep.pareto import best, front_2d, pareto_ids
+from studio.core.sweep.pareto import front_2d, pareto_ids, recommend
 from studio.core.sweep.records import CandidateResult, CandidateStatus
 
 
@@ -13,10 +13,12 @@ def _random_rows(rng: random.Random, n: int) -> list[CandidateResult]:
     rows = []
     for i in range(n):
         failed = rng.random() < 0.15
+        degraded = not failed and rng.random() < 0.15
         labelled = rng.random() < 0.7
         score = float(rng.choice([90, 91, 92, 93]) if rng.random() < 0.5 else rng.uniform(80, 100))
         rows.append(CandidateResult(
-            id=f"c{i}", recipe=Recipe(), status=CandidateStatus.FAILED if failed else CandidateStatus.OK,
+            id=f"c{i}", recipe=Recipe(), status=CandidateStatus.FAILED if failed else
+            CandidateStatus.DEGRADED if degraded else CandidateStatus.OK,
             accuracy=None if failed or not labelled else score, agreement=None if failed else score - 1,
             latency_ms_median=None if failed else float(rng.choice([1, 2, 3]) if rng.random() < 0.5
                                                         else rng.uniform(0.5, 5)),
@@ -41,15 +43,21 @@ def test_front_equals_brute_force(seed):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_best_and_staircase_equal_brute_force(seed):
+def test_recommendation_and_staircase_equal_brute_force(seed):
     rows = _random_rows(random.Random(seed), 12)
-    ok = [c for c in rows if c.status == "ok"]
-    top = max((_key(c)[0] for c in ok), default=None)
-    assert best(rows) == (min((c for c in ok if _key(c)[0] == top), key=lambda c: c.latency_ms_median).id
-                          if ok else None)
+    ok = [c for c in rows if c.status == "ok"]  # degraded and failed candidates are never recommended
+    reference = max((_key(c)[0] for c in ok), default=95.0) + random.Random(seed).choice([0.0, 0.5, 3.0])
+    within = [c for c in ok if reference - _key(c)[0] <= 1.0 + 1e-9]  # no bound given: 1 point
+    pick = recommend(rows, reference, None, "accuracy")
+    assert pick.id == (min(within, key=lambda c: (c.latency_ms_median, c.size_bytes)).id if within else None)
+    if ok and not within:  # the closest is named with how far it misses
+        closest = max(ok, key=lambda c: (_key(c)[0], -c.latency_ms_median))
+        assert pick.closest == closest.id and pick.miss == pytest.approx(reference - _key(closest)[0] - 1.0)
     within = [c for c in ok if 95.0 - _key(c)[0] <= 2.0 + 1e-9]
     expected = min(within, key=lambda c: (c.latency_ms_median, c.size_bytes)).id if within else None
-    assert best(rows, 95.0, 2.0) == expected
+    assert recommend(rows, 95.0, 2.0).id == expected
+    fastest = min(ok, key=lambda c: (c.latency_ms_median, c.size_bytes)).id if ok else None
+    assert recommend(rows, 95.0, None, "cosine").id == fastest  # the gate is the bound: every ok one qualifies
     line = front_2d(rows)
     for c in ok:  # every point is on the line, or something no slower scores at least as well
         if c not in line:

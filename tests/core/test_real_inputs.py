@@ -119,7 +119,7 @@ def test_three_inputs_with_a_state_and_an_int64_scalar_run_as_the_runtime_runs_t
 
 
 def test_a_three_input_model_optimizes_and_its_bundle_checks_on_the_device(vad, tmp_path):
-    path, npz, data = vad
+    path, npz, _ = vad
     doc = optimize(path, Recipe(quantization=Quantization("int8")), tmp_path / "out", calib=npz)
     assert [i["name"] for i in doc["input_shapes"]] == ["input", "state", "sr"]
     assert doc["quantization_effect"]["cosine"] > 0.99

@@ -71,12 +71,12 @@ def _rows(n_ok: int = 4) -> list:
 
 def _results(rows: list) -> dict:
     """The results document as the core writes it: rows with the core's Pareto flags, the front and best pick."""
-    from studio.core.sweep.pareto import best
+    from studio.core.sweep.pareto import recommend
     from studio.core.sweep.results import with_pareto_flags
 
     flagged = with_pareto_flags(rows)
     return {"candidates": [c.to_dict() for c in flagged], "metric": "top-1 accuracy (%)",
-            "pareto": [c.id for c in flagged if c.pareto], "best": best(flagged),
+            "pareto": [c.id for c in flagged if c.pareto], "best": recommend(flagged, 100.0, 100.0).id,
             "sensitivity": {"quantization": {"layers": [{"layer": "conv1", "sqnr_db": 20.0},
                                                         {"layer": "fc", "sqnr_db": 45.0}]}}}
 
@@ -84,13 +84,14 @@ def _results(rows: list) -> dict:
 def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     w = make_window()
     page = w.preview
-    from studio.core.sweep.pareto import best, pareto_ids
+    from studio.core.sweep.pareto import pareto_ids, recommend
     from studio.core.sweep.records import CandidateFinished
 
     page.clear()
     rows = _rows()
     for i, c in enumerate(rows[:2]):  # live, as a sweep emits them: the core's front and pick come along
-        page.add_candidate(CandidateFinished(c, tuple(pareto_ids(rows[:i + 1])), best(rows[:i + 1])))
+        pick = recommend(rows[:i + 1], 100.0, 100.0).id
+        page.add_candidate(CandidateFinished(c, tuple(pareto_ids(rows[:i + 1])), pick))
     assert len(page.chart.scatter.points()) == 2
     assert {c.id for c in page.candidates.values() if c.pareto} == set(pareto_ids(rows[:2]))
     doc = _results(rows)

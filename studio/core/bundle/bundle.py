@@ -59,6 +59,7 @@ class ExportSource:
     labels: list[str] | None = None
     extra_files: list[Path] = field(default_factory=list)
     shapes: ShapeRequest = ShapeRequest()  # the input shapes the model was made and measured at
+    degraded: str | None = None  # why the sweep found it below the quality gate
 
 
 def _created(created: str | None) -> tuple[str | None, tuple]:
@@ -98,8 +99,11 @@ def _tensor(t) -> dict:
 
 def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, version: str,
                  labels: list[str] | None = None, sign_key: str | None = None, created: str | None = None,
-                 sample: BundleSample | None = None, preprocessing: dict | None = None) -> dict:
+                 sample: BundleSample | None = None, preprocessing: dict | None = None,
+                 allow_degraded: bool = False) -> dict:
     """Write the bundle zip (temporary name, then rename) and return its manifest."""
+    if src.degraded and not allow_degraded:
+        raise BundleError(f"is degraded ({src.degraded}): export it anyway with --allow-degraded", src.model.parent)
     for what, value in (("name", name), ("version", version)):
         if not TOKEN.match(value or ""):
             raise BundleError(f"bundle {what} '{value}' must be 1-64 letters, digits, '.', '_', '+' or '-'")
@@ -367,7 +371,8 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
         return ExportSource(models[0], recipe=meta.get("recipe"), metrics=metrics,
                             source_name=Path(source["path"]).name if source.get("path") else None,
                             source_sha256=source.get("sha256"), source_format=source.get("format"),
-                            labels=meta.get("labels"), shapes=_recorded_shapes(p, meta))
+                            labels=meta.get("labels"), shapes=_recorded_shapes(p, meta),
+                            degraded=meta.get("degraded") or (meta.get("fidelity") or {}).get("degraded"))
     raise BundleError("not found (expected a model file, an optimize output folder or RUN/CANDIDATE_ID)", p)
 
 

@@ -12,7 +12,7 @@ from importlib import metadata
 import numpy as np
 
 from studio.core.base.errors import ModelLoadError, short
-from studio.core.tensors.samples import Samples, gather
+from studio.core.tensors.samples import MAX_BATCH, Samples, gather
 from studio.core.tensors.spec import Quantization, TensorInfo
 
 
@@ -182,7 +182,8 @@ def predict(runner, samples: Samples) -> list[np.ndarray]:
         encoded = [spec.encode(feeds[k]) for spec, k in zip(runner.inputs, order, strict=True)]
         return [spec.decode(as_array(y)) for spec, y in zip(runner.outputs, runner.run(encoded), strict=True)]
 
-    return gather(samples, call)
+    # a converted model may fix the batch the source left open (litert-torch exports batch 1): one sample a run then
+    return gather(samples, call, MAX_BATCH if all(i.dynamic_batch for i in runner.inputs) else 1)
 
 
 def named_feeds(names: list[str], samples: Samples, count: int | None = None) -> list[dict[str, np.ndarray]]:

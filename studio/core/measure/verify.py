@@ -1,37 +1,34 @@
 """Numerical comparison of model outputs: conversion checks (fail loudly above tolerance) and agreement."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from studio.core.base.errors import ConversionError
+from studio.core.measure.fidelity import per_output
 
 FLOAT_TOLERANCE = 1e-3  # relative: max |a-b| / max |ref| for a float conversion
 
 
-def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
-    """Max abs error, relative error, mean cosine similarity, SQNR and (for class scores) top-1 agreement."""
+def compare(ref: list[np.ndarray], got: list[np.ndarray], names: Sequence[str] | None = None) -> dict:
+    """Max abs error, relative error, cosine similarity and SQNR (the worst output), top-1 agreement (outputs of
+    class scores only), and the same per output under "outputs"."""
     if len(ref) != len(got):
         raise ConversionError(f"the converted model has {len(got)} outputs, the source has {len(ref)}")
-    max_abs, rel, cos, sqnr, agree = 0.0, 0.0, [], [], []
     for r, g in zip(ref, got, strict=True):
-        r = np.asarray(r, np.float64)
-        g = np.asarray(g, np.float64)
-        if r.size != g.size:
-            raise ConversionError(f"an output changed shape: {list(r.shape)} -> {list(g.shape)}")
-        g = g.reshape(r.shape)
-        err = np.abs(r - g)
-        max_abs = max(max_abs, float(err.max(initial=0.0)))
-        rel = max(rel, float(err.max(initial=0.0) / (np.abs(r).max(initial=0.0) + 1e-12)))
-        rf, gf = r.reshape(len(r), -1), g.reshape(len(g), -1)
-        denom = np.linalg.norm(rf, axis=1) * np.linalg.norm(gf, axis=1)
-        cos.append(float(np.mean(np.where(denom > 0, (rf * gf).sum(1) / np.maximum(denom, 1e-30), 1.0))))
-        noise = float(np.sum((r - g) ** 2))
-        sqnr.append(float("inf") if noise == 0 else 10 * np.log10(float(np.sum(r ** 2)) / noise + 1e-30))
-        if rf.shape[1] > 1:
-            agree.append(float(np.mean(rf.argmax(1) == gf.argmax(1)) * 100))
-    finite = [v for v in sqnr if np.isfinite(v)]
-    result = {"max_abs_error": max_abs, "relative_error": rel, "cosine": float(np.mean(cos)),
-              "sqnr_db": float(min(finite)) if finite else None}  # None: the outputs are identical
+        if np.size(r) != np.size(g):
+            raise ConversionError(f"an output changed shape: {list(np.shape(r))} -> {list(np.shape(g))}")
+    names = list(names) if names is not None and len(names) == len(ref) else [f"output{i}" for i in range(len(ref))]
+    outputs = per_output(ref, got, names)
+    rel = max((f.max_abs_error / (float(np.abs(np.asarray(r, np.float64)).max(initial=0.0)) + 1e-12)
+               for f, r in zip(outputs, ref, strict=True)), default=0.0)
+    finite = [f.sqnr_db for f in outputs if f.sqnr_db is not None]
+    result = {"max_abs_error": max((f.max_abs_error for f in outputs), default=0.0), "relative_error": rel,
+              "cosine": min((f.cosine for f in outputs), default=1.0),
+              "sqnr_db": min(finite) if finite else None,  # None: the outputs are identical
+              "outputs": [f.to_dict() for f in outputs]}
+    agree = [f.top1_agreement for f in outputs if f.top1_agreement is not None]
     if agree:
         result["top1_agreement"] = float(np.mean(agree))
     return result

@@ -18,13 +18,15 @@ import numpy as np
 from studio.core.base import atomic
 from studio.core.base.errors import ConversionError, DataError, RecipeError
 from studio.core.base.hashing import source_digest
+from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.base.versions import host, library_versions
 from studio.core.data.datasets import Dataset, load_dataset
 from studio.core.data.feeding import fit
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
-from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage
+from studio.core.measure.fidelity import Scoring
+from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage, reference_outputs
 from studio.core.quantize.backend import BACKENDS, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.tensors.samples import Samples, synthetic
@@ -98,7 +100,7 @@ class _Inputs:
 
 def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLike, *, calib: str | None = None,
              finetune: str | None = None, arch: str | None = None, trust_pickle: bool = False,
-             shapes: ShapeRequest = ShapeRequest(),
+             shapes: ShapeRequest = ShapeRequest(), scoring: Scoring = Scoring(), allow_degraded: bool = False,
              report: Report = ignore, cancel: CancelToken | None = None) -> dict:
     """Write OUT/model.onnx or OUT/model.tflite and OUT/report.json; returns the report."""
     started = time.monotonic()
@@ -112,6 +114,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     except RecipeError as exc:
         raise RecipeError(exc.message, model) from None
     inputs = _inputs(recipe, info, shapes, calib, finetune)
+    existed = out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
     final_name = f"model.{BACKENDS[recipe.target].suffix}"
@@ -125,8 +128,14 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
         out_info = inspect_model(work / final_name, cancel=cancel)
         out_info.require_runnable(ConversionError, "the result does not run")
         doc = _report(request, stage, second, out_info, inputs, calib=calib, final_name=final_name, started=started)
+        doc["fidelity"] = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded)
         os.replace(work / final_name, out_dir / final_name)
         atomic.write_json(out_dir / "report.json", doc)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if not existed and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # nothing of a failed run stays behind
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(1.0, f"wrote {out_dir / final_name}")
@@ -153,6 +162,27 @@ def _inputs(recipe: Recipe, info: ModelInfo, shapes: ShapeRequest, calib: str | 
     elif p.method == PruneMethod.STRUCTURED and not p.finetune_epochs:
         warnings.append("structured pruning without recovery fine-tuning loses accuracy; give --finetune DATA")
     return _Inputs(calib_x.head(VERIFY_SAMPLES), calib_x, calib_ds, train, warnings, data.notes)
+
+
+def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scoring, cancel: CancelToken | None,
+          allow_degraded: bool) -> dict:
+    """The result's fidelity to the source per output on the verification samples; ConversionError when the
+    scoring output is below the quality gate (unless the user allows a degraded result)."""
+    from studio.core.measure.scores import score_outputs
+
+    source = stage.convert.ref_before or run_job(reference_outputs, request.model, request.verify_x, cancel=cancel,
+                                                 what="the source model")
+    got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result")
+    gate = Scoring(output=scoring.output, floors=scoring.floors)  # fidelity only: no user code runs here
+    scores = score_outputs(got, None, source, gate, [t.name for t in request.info.outputs])
+    if scores.degraded and not allow_degraded:
+        raise ConversionError(f"the result is degraded ({scores.degraded} against the source on"
+                              f" {len(request.verify_x)} samples): nothing was written; pass --allow-degraded to keep"
+                              " it anyway, or choose another recipe", request.model)
+    return {"scoring_output": scores.scoring_output, "degraded": scores.degraded or None,
+            "floors": {"agreement": gate.floors.agreement, "cosine": gate.floors.cosine,
+                       "sqnr_db": gate.floors.sqnr_db},
+            "outputs": [f.to_dict() for f in scores.fidelity], "samples": len(request.verify_x)}
 
 
 def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_info: ModelInfo, inputs: _Inputs, *,

@@ -8,16 +8,19 @@ from typing import Any
 
 from studio.core.base.progress import ignore, scaled
 from studio.core.inspect.formats import Framework
+from studio.core.measure.fidelity import Scoring
+from studio.core.measure.scores import Scores, score_outputs
 from studio.core.optimize.stage import FloatStage
 from studio.core.quantize.backend import BACKENDS
 from studio.core.recipe.recipe import QuantMode, Recipe
 from studio.core.sweep import eval_data
-from studio.core.sweep.sensitivity import keep_sensitive_float, metric_value, score_outputs
+from studio.core.sweep.sensitivity import keep_sensitive_float
 from studio.core.tensors.shapes import InputShape
 
 
 def reference_job(model: str, framework: Framework, fmt: str, data_path: str, inputs: tuple[InputShape, ...], *,
-                  arch: str | None = None, trust_pickle: bool = False, report=ignore) -> dict:
+                  scoring: Scoring, names: tuple[str, ...], arch: str | None = None, trust_pickle: bool = False,
+                  trust_code: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
     data = eval_data.read(data_path, inputs)
     x = data.samples
@@ -35,7 +38,9 @@ def reference_job(model: str, framework: Framework, fmt: str, data_path: str, in
         from studio.core.measure.runtimes import open_runner, predict
 
         outputs = predict(open_runner(model), x)
-    return {"outputs": outputs, **score_outputs(outputs, data.y, None)}
+    scores = score_outputs(outputs, data.y, None, scoring, names, trust_code)
+    return {"outputs": outputs, "accuracy": scores.accuracy, "metric": scores.metric.value,
+            "metric_name": scores.metric_name, "metric_value": scores.value, "scoring_output": scores.scoring_output}
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +52,9 @@ class CandidateJob:
     data_path: str  # RUN/work/data.npz: the evaluation samples, labels and reference outputs (eval_data)
     inputs: tuple[InputShape, ...]  # the source's inputs at the resolved shapes
     out: str
+    scoring: Scoring = Scoring()
+    output_names: tuple[str, ...] = ()  # the source's outputs, which the candidate's keep in order
+    trust_code: bool = False  # a --metric of the user's own may run
     ref_score: float | None = None
     max_drop: float | None = None  # accuracy-aware mode: keep sensitive layers in float beyond this drop
     deadline: float | None = None
@@ -54,7 +62,7 @@ class CandidateJob:
 
 @dataclass(frozen=True, eq=False)
 class CandidateOutcome:
-    scores: dict[str, Any]
+    scores: Scores
     size_bytes: int
     seconds: float
     notes: list[str] = field(default_factory=list)
@@ -74,17 +82,20 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
     request = job.stage.finish_request(job.recipe, verify_x, calib_x, job.out, source_framework=job.framework)
     done = BACKENDS[job.recipe.target].finish(request, report=scaled(report, 0.0, 0.5))
     report(0.55, "evaluating")
-    scores = score_outputs(predict(open_runner(job.out), x), y, reference)
-    metric = "accuracy" if "accuracy" in scores else "agreement"
-    value, q = metric_value(scores, metric), job.recipe.quantization
+
+    def score(outputs) -> Scores:
+        return score_outputs(outputs, y, reference, job.scoring, job.output_names, job.trust_code)
+
+    scores, q = score(predict(open_runner(job.out), x)), job.recipe.quantization
     kept: dict[str, Any] = {}
-    if job.max_drop is not None and job.ref_score is not None and q.mode == QuantMode.INT8 \
-            and job.ref_score - value > job.max_drop and q.mode not in job.stage.quantized:
-        report(0.7, f"{job.ref_score - value:.2f} points lost: keeping sensitive layers in float")
-        kept = keep_sensitive_float(done.float_path, job.out, q, calib_x, x, y, reference=reference,
-                                    ref_score=job.ref_score, max_drop=job.max_drop, metric=metric,
+    if job.max_drop is not None and job.ref_score is not None and q.mode == QuantMode.INT8 and \
+            scores.value is not None and job.ref_score - scores.value > job.max_drop and \
+            q.mode not in job.stage.quantized:
+        report(0.7, f"{job.ref_score - scores.value:.2f} points lost: keeping sensitive layers in float")
+        kept = keep_sensitive_float(done.float_path, job.out, q, calib_x, x, y, score=lambda o: score(o).value,
+                                    ref_score=job.ref_score, max_drop=job.max_drop,
                                     report=scaled(report, 0.7, 0.95), deadline=job.deadline)
-        scores = score_outputs(predict(open_runner(job.out), x), y, reference)
+        scores = score(predict(open_runner(job.out), x))
     report(1.0, "candidate done")
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(job.out),
                             seconds=round(time.monotonic() - started, 2), notes=done.notes,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from studio.core.sweep.records import CandidateResult
 
@@ -36,19 +37,43 @@ def pareto_ids(candidates: Iterable[CandidateResult]) -> list[str]:
     return [c.id for c in ok if not any(dominates(o, c) for o in ok if o is not c)]
 
 
-def best(candidates: Iterable[CandidateResult], reference_score: float | None = None,
-         max_drop: float | None = None) -> str | None:
-    """Fastest candidate within `max_drop` points of the reference; without a bound, the most accurate (then
-    fastest)."""
+POINTS_BOUND = 1.0  # without --max-drop: within 1 point (accuracy, agreement) of the source
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The candidate a user wants: the fastest within the bound; else none, naming the closest and its miss."""
+    id: str | None
+    bound: float | None  # points below the source's score; None: every result that passed the gate qualifies
+    met: bool
+    closest: str | None = None
+    miss: float | None = None  # how far the closest is beyond the bound
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "bound": self.bound, "met": self.met, "closest": self.closest, "miss": self.miss,
+                "note": self.note}
+
+
+def recommend(candidates: Iterable[CandidateResult], reference_score: float | None = None,
+              max_drop: float | None = None, metric: str = "accuracy") -> Recommendation:
+    """Fastest candidate within `max_drop` points of the reference (default: 1 point for accuracy and agreement;
+    for cosine and SQNR the quality gate is the bound, which degraded candidates already failed)."""
     ok = _measured(candidates)
-    if max_drop is not None and reference_score is not None:
-        within = [c for c in ok if reference_score - c.score <= max_drop + 1e-9]
-        if within:
-            return min(within, key=lambda c: (c.latency, c.size)).id
-        return None
+    bound = max_drop if max_drop is not None else (None if metric in ("cosine", "sqnr") else POINTS_BOUND)
+    if bound is None or reference_score is None:
+        pick = min(ok, key=lambda c: (c.latency, c.size)).id if ok else None
+        return Recommendation(pick, None, pick is not None, note="" if ok else "no candidate passed the quality gate")
+    within = [c for c in ok if reference_score - c.score <= bound + 1e-9]
+    if within:
+        return Recommendation(min(within, key=lambda c: (c.latency, c.size)).id, bound, True)
     if not ok:
-        return None
-    return max(ok, key=lambda c: (c.score, -c.latency)).id
+        return Recommendation(None, bound, False, note="no candidate passed the quality gate")
+    closest = max(ok, key=lambda c: (c.score, -c.latency))
+    miss = round(reference_score - closest.score - bound, 4)
+    return Recommendation(None, bound, False, closest.id, miss,
+                          f"no candidate is within {bound:g} points of the source; the closest, {closest.id}, misses"
+                          f" by {miss:g} points")
 
 
 def front_2d(candidates: Iterable[CandidateResult],

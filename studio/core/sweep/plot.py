@@ -7,7 +7,7 @@ from pathlib import Path
 
 from studio.core.base.atomic import atomic_path
 from studio.core.sweep.pareto import front_2d
-from studio.core.sweep.records import CandidateResult
+from studio.core.sweep.records import CandidateResult, CandidateStatus
 
 COLOURS = {"none": "#4c72b0", "fp16": "#55a868", "dynamic": "#dd8452", "int8": "#c44e52"}
 MARKERS = {"onnx": "o", "tflite": "s"}
@@ -40,12 +40,19 @@ def plot_tradeoff(candidates: Sequence[CandidateResult], out: Path, *, model_pat
         ax.scatter([], [], c=colour, label="fp32" if quant == "none" else quant)
     for target, marker in MARKERS.items():
         ax.scatter([], [], c="grey", marker=marker, label=target)
-    failed = sum(1 for c in candidates if not c.ok)
+    greyed = [(c.latency_ms_median, c.score) for c in candidates if c.status == CandidateStatus.DEGRADED
+              and c.latency_ms_median is not None and c.score is not None]
+    if greyed:
+        ax.scatter([x for x, _ in greyed], [y for _, y in greyed], c="#9a9a9a", marker="x",
+                   label="degraded (below the quality gate)")
+    failed = sum(1 for c in candidates if c.status == CandidateStatus.FAILED)
     ax.set_xlabel(f"latency, median ms (batch 1, {threads} thread(s), measured)")
     ax.set_ylabel(metric)
     title = f"{Path(model_path).name}: {len(points)} candidates"
     if failed:
         title += f", {failed} failed"
+    if greyed:
+        title += f", {len(greyed)} degraded"
     ax.set_title(title + " (marker size = model size)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

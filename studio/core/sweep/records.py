@@ -12,6 +12,7 @@ from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, Target
 class CandidateStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    DEGRADED = "degraded"  # measured, but below the quality gate: never on the front, never recommended
 
 
 # Keys written only when latency was measured (older results.json files have exactly these groups).
@@ -33,7 +34,7 @@ class CandidateResult:
     latency_ms_p90: float | None = None
     size_bytes: int | None = None
     pareto: bool = False
-    error: str | None = None
+    error: str | None = None  # why it failed, or why it is degraded
     path: str | None = None  # the model, relative to the run folder
     float_layers: tuple[str, ...] = ()  # layers kept in float by accuracy-aware quantization
     device_latency_ms_median: float | None = None
@@ -46,6 +47,9 @@ class CandidateResult:
     threads: int | None = None
     runs: int | None = None
     device: dict[str, Any] | None = None  # the device's timing, or its error
+    metric_value: float | None = None  # the sweep's metric (results.json "metric") on the scoring output
+    scoring_output: str | None = None
+    fidelity: tuple[dict[str, Any], ...] = ()  # per output: cosine, sqnr_db, max_abs_error, top1_agreement
 
     @property
     def target(self) -> Target:
@@ -69,8 +73,9 @@ class CandidateResult:
 
     @property
     def score(self) -> float | None:
-        """What 'accuracy' means for ranking: top-1 with labels, else top-1 agreement (or cosine) with the
-        original."""
+        """The sweep's metric, which ranks candidates (rows of an older Studio: top-1 with labels, else agreement)."""
+        if self.metric_value is not None:
+            return self.metric_value
         return self.accuracy if self.accuracy is not None else self.agreement
 
     def with_pareto(self, on_front: bool) -> CandidateResult:
@@ -94,6 +99,9 @@ class CandidateResult:
             row.update({k: getattr(self, k) for k in _TIMED})
         if self.device is not None:
             row["device"] = self.device
+        if self.metric_value is not None or self.fidelity:
+            row.update(metric_value=self.metric_value, scoring_output=self.scoring_output,
+                       fidelity=list(self.fidelity))
         return row
 
     @classmethod
@@ -108,6 +116,8 @@ class CandidateResult:
                    device_latency_ms_median=row.get("device_latency_ms_median"), seconds=row.get("seconds"),
                    notes=tuple(row["notes"]) if row.get("notes") is not None else None,
                    bound_met=row.get("bound_met"), device=row.get("device"),
+                   metric_value=row.get("metric_value"), scoring_output=row.get("scoring_output"),
+                   fidelity=tuple(row.get("fidelity") or ()),
                    **{k: row.get(k) for k in _TIMED})
 
 

@@ -17,13 +17,13 @@ from studio.core.base import atomic
 from studio.core.base.versions import host, library_versions
 from studio.core.recipe.grid import Candidate
 from studio.core.sweep.jobs import CandidateOutcome
-from studio.core.sweep.pareto import best, pareto_ids
+from studio.core.sweep.pareto import pareto_ids, recommend
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 from studio.core.sweep.run_folder import RunFolder
 
 RESULTS_VERSION = 1
-CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "accuracy", "top5", "agreement",
-              "latency_ms_median", "latency_ms_p90", "device_latency_ms_median", "size_bytes", "pareto",
+CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "metric_value", "accuracy", "top5",
+              "agreement", "latency_ms_median", "latency_ms_p90", "device_latency_ms_median", "size_bytes", "pareto",
               "float_layers", "error"]
 
 
@@ -35,12 +35,12 @@ def measured_row(c: Candidate, got: CandidateOutcome, latency: dict[str, Any], *
                  path: str) -> CandidateResult:
     """The row of a candidate that finished: its scores (accuracy only with labels) and its measured latency."""
     s = got.scores
-    agreement = s.get("top1_agreement")
-    if agreement is None and s.get("cosine") is not None:
-        agreement = s["cosine"] * 100
     return CandidateResult(
-        id=c.id, recipe=c.recipe, status=CandidateStatus.OK, accuracy=s.get("accuracy") if labelled else None,
-        agreement=agreement, cosine=s.get("cosine"), sqnr_db=s.get("sqnr_db"), size_bytes=got.size_bytes,
+        id=c.id, recipe=c.recipe, status=CandidateStatus.DEGRADED if s.degraded else CandidateStatus.OK,
+        error=f"below the quality gate: {s.degraded}" if s.degraded else None,
+        accuracy=s.accuracy if labelled else None, metric_value=s.value, scoring_output=s.scoring_output,
+        fidelity=tuple(f.to_dict() for f in s.fidelity),
+        agreement=s.agreement, cosine=s.cosine, sqnr_db=s.sqnr_db, size_bytes=got.size_bytes,
         float_layers=tuple(got.float_layers), seconds=got.seconds, notes=tuple(got.notes), bound_met=got.bound_met,
         path=path, latency_ms_median=latency["median_ms"], latency_ms_p90=latency["p90_ms"],
         peak_rss_mb=latency["peak_rss_mb"], runtime=latency["runtime"], runtime_version=latency["runtime_version"],
@@ -82,10 +82,17 @@ class ResultsContext:
     @property
     def metric(self) -> str:
         """What the candidates' score is, as results.json and the plot name it."""
-        return "top-1 accuracy (%)" if self.labelled else "top-1 agreement with the original (%)"
+        default = "top-1 accuracy (%)" if self.labelled else "top-1 agreement with the original (%)"
+        return str(self.reference.get("metric_name") or default)
+
+    @property
+    def metric_kind(self) -> str:
+        return str(self.reference.get("metric") or ("accuracy" if self.labelled else "agreement"))
 
     @property
     def reference_score(self) -> float | None:
+        if "metric_value" in self.reference:
+            return self.reference["metric_value"]
         return self.reference.get("accuracy") if self.labelled else 100.0
 
 
@@ -136,14 +143,21 @@ class ResultsWriter:
                 "data": {"path": config["data"], "samples": reference.get("samples"), "labelled": ctx.labelled,
                          "synthetic": reference.get("synthetic", False)},
                 "metric": ctx.metric,
-                "reference": {k: v for k, v in reference.items() if k in ("accuracy", "samples")},
+                "reference": {k: v for k, v in reference.items()
+                              if k in ("accuracy", "samples", "metric", "metric_value", "scoring_output")},
                 "grid": config["grid"], "max_drop": ctx.max_drop, "candidates": [r.to_dict() for r in rows],
                 "pareto": [r.id for r in rows if r.pareto],
-                "best": best(rows, ctx.reference_score, ctx.max_drop) if ctx.max_drop is not None else best(rows),
+                **self._recommendation(rows),
                 "skipped": list(skipped), "pending": [i for i in ctx.order if i not in self.results],
                 "interrupted": interrupted, "elapsed_s": round(time.monotonic() - ctx.started, 2), "host": host(),
                 "versions": library_versions(), "threads": ctx.threads,
                 "sensitivity": json.loads(sens.read_text(encoding="utf-8")) if sens.is_file() else None}
+
+    def _recommendation(self, rows: list[CandidateResult]) -> dict[str, Any]:
+        """"best": the fastest candidate within the bound of the source, and "recommendation" saying why."""
+        ctx = self.context
+        pick = recommend(rows, ctx.reference_score, ctx.max_drop, ctx.metric_kind)
+        return {"best": pick.id, "recommendation": pick.to_dict()}
 
     def candidate_meta(self, row: CandidateResult) -> dict[str, Any]:
         """RUN/candidates/ID/candidate.json: what `studio export RUN/ID` puts in the bundle's manifest."""
@@ -151,7 +165,10 @@ class ResultsWriter:
         return {"id": row.id, "recipe": row.recipe.to_dict(),
                 "source": {"path": config["model"], "sha256": config["model_sha256"],
                            "format": self.context.source_format},
+                "status": str(row.status), "degraded": row.error if row.status == CandidateStatus.DEGRADED else None,
                 "metrics": {"accuracy_top1": row.accuracy, "agreement": row.agreement,
+                            "metric": self.context.metric, "metric_value": row.metric_value,
+                            "scoring_output": row.scoring_output, "fidelity": list(row.fidelity),
                             "latency_ms_median": row.latency_ms_median, "latency_ms_p90": row.latency_ms_p90,
                             "peak_rss_mb": row.peak_rss_mb, "runtime": row.runtime,
                             "runtime_version": row.runtime_version, "threads": row.threads,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +17,13 @@ from studio.core.tensors.samples import Samples
 SAMPLES = 64  # inputs per measurement: enough to rank layers, cheap enough to try every layer
 
 
-def score_outputs(outputs, y, reference) -> dict:
-    """Top-1 accuracy (with labels) and agreement with the reference outputs."""
-    result = {}
-    if y is not None and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
-        result["accuracy"] = float(np.mean(outputs[0].reshape(len(y), -1).argmax(1) == y) * 100)
-    if reference is not None:
-        result.update(compare(reference, outputs))
-    return result
+Scorer = Callable[[list[np.ndarray]], float | None]  # a model's outputs on the samples -> the sweep's metric
 
 
-def metric_value(scores: dict, metric: str) -> float:
-    """The number `metric` ranks by: top-1 accuracy, or top-1 agreement (cosine x 100 when it has no classes)."""
-    value = scores.get("accuracy") if metric == "accuracy" else scores.get("top1_agreement", scores["cosine"] * 100)
-    return float(value) if value is not None else float("nan")
+def _accuracy(outputs, y: np.ndarray | None) -> float | None:
+    if y is None or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        return None
+    return float(np.mean(outputs[0].reshape(len(y), -1).argmax(1) == y) * 100)
 
 
 def _runner_outputs(path: str, x: Samples):
@@ -54,7 +48,7 @@ def quant_sensitivity(float_path: str, q, calib_x: Samples, x: Samples, y: np.nd
         float_path = str(Path(tmpdir.name) / "float.onnx")
         onnx.save(normalize(model, max(_opset(model), QUANT_MIN_OPSET), []), float_path)
     ref = _runner_outputs(float_path, x)
-    base = score_outputs(ref, y, None)
+    base = _accuracy(ref, y)
     layers = backend.weighted_layers(float_path)
     rows = []
     with tmpdir as tmp:
@@ -64,19 +58,21 @@ def quant_sensitivity(float_path: str, q, calib_x: Samples, x: Samples, y: np.nd
             report(i / max(1, len(layers)), f"quantizing layer {i + 1}/{len(layers)}: {name}")
             out = str(Path(tmp) / f"one.{fmt}")
             backend.quantize(float_path, out, q, calib_x, only=[name])
-            got = score_outputs(_runner_outputs(out, x), y, ref)
+            outputs = _runner_outputs(out, x)
+            got = compare(ref, outputs)
             row = {"layer": name, "op": op, "sqnr_db": got["sqnr_db"], "cosine": got["cosine"],
                    "error": 10 ** (-got["sqnr_db"] / 10) if got["sqnr_db"] is not None else 0.0}  # noise/signal power
-            if "accuracy" in got:
-                row["accuracy_drop"] = base["accuracy"] - got["accuracy"]
+            accuracy = _accuracy(outputs, y)
+            if base is not None and accuracy is not None:
+                row["accuracy_drop"] = base - accuracy
             rows.append(row)
     report(1.0, "quantization sensitivity measured")
     return {"kind": "quantization", "format": fmt, "samples": len(x), "layers": rows,
             "complete": len(rows) == len(layers)}
 
 
-def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, reference, ref_score: float,
-                         max_drop: float, metric: str, sensitivity: dict | None = None, report=ignore,
+def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, score: Scorer, ref_score: float,
+                         max_drop: float, sensitivity: dict | None = None, report=ignore,
                          deadline: float | None = None) -> dict:
     """Re-quantize keeping the 1, 2, 4, ... most sensitive layers in float until the drop is within `max_drop`."""
     backend = backend_for_file(float_path)
@@ -89,8 +85,9 @@ def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, referen
             break
         exclude = ranked[:k]
         backend.quantize(float_path, out, q, calib_x, exclude=exclude)
-        got = score_outputs(_runner_outputs(out, x), y, reference)
-        value = metric_value(got, metric)
+        value = score(_runner_outputs(out, x))
+        if value is None:
+            break
         tried.append({"float_layers": exclude, "score": value})
         report(k / len(ranked), f"{k} layer(s) in float: {value:.2f}")
         if ref_score - value <= max_drop:

@@ -28,6 +28,7 @@ from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
+from studio.core.measure.fidelity import Scoring
 from studio.core.optimize.optimize import finetune_data, has_module, is_quantized, source_data
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
 from studio.core.recipe.grid import Candidate, Grid
@@ -59,6 +60,8 @@ class SweepOptions:
     arch: str | None = None
     trust_pickle: bool = False
     shapes: ShapeRequest = ShapeRequest()  # --input-shape: what the user resolved
+    scoring: Scoring = Scoring()  # --score-output, --metric, --min-fidelity
+    trust_code: bool = False  # a --metric of the user's own may run
     finetune: str | None = None
     device: str | None = None
 
@@ -125,8 +128,10 @@ def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions
 def _keyed_options(options: SweepOptions) -> dict[str, Any]:
     """The options that change results (workers, budget, device and sensitivity change none), as JSON values."""
     keyed = {k: v for k, v in asdict(options).items()
-             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes")}
+             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code")}
     keyed["input_shape"] = options.shapes.texts() or None  # the key older run folders have
+    if options.scoring != Scoring():  # older run folders have no scoring key: the default keeps them resumable
+        keyed["scoring"] = asdict(options.scoring)
     return keyed
 
 
@@ -167,7 +172,8 @@ def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Re
     y = ds.y if ds is not None and ds.classification else None
     eval_data.write(data_path, samples, y)
     ref = run_job(reference_job, source.model, source.info.framework, source.info.format, str(data_path),
-                  samples.inputs, arch=options.arch, trust_pickle=options.trust_pickle, cancel=cancel,
+                  samples.inputs, scoring=options.scoring, names=_output_names(source.info),
+                  arch=options.arch, trust_pickle=options.trust_pickle, trust_code=options.trust_code, cancel=cancel,
                   what="the reference evaluation")
     eval_data.write(data_path, samples, y, ref["outputs"])
     reference = {k: v for k, v in ref.items() if k != "outputs"}
@@ -175,6 +181,10 @@ def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Re
                      inputs=eval_data.inputs_to_json(samples.inputs), notes=list(prepared.notes))
     atomic.write_json(ref_file, reference)
     return data_path, reference
+
+
+def _output_names(info: ModelInfo) -> tuple[str, ...]:
+    return tuple(t.name for t in info.outputs)
 
 
 def _load_stage(path: Path) -> FloatStage | None:
@@ -273,7 +283,8 @@ class _Sweep:
         shutil.rmtree(cdir, ignore_errors=True)
         cdir.mkdir(parents=True)
         job = CandidateJob(task.stage, self.source.info.framework, c.recipe, str(self.data_path), self.inputs,
-                           str(cdir / name),
+                           str(cdir / name), scoring=self.options.scoring,
+                           output_names=_output_names(self.source.info), trust_code=self.options.trust_code,
                            ref_score=self.writer.context.reference_score, max_drop=self.options.max_drop,
                            deadline=self.deadline)
         try:

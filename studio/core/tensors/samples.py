@@ -39,18 +39,19 @@ class Samples:
         """The same values, named and shaped as another model's inputs (a converted model renames them)."""
         return Samples(tuple(inputs), self.arrays, self.constant)
 
-    def step(self) -> int:
-        """Samples per run: a batch where every input takes one, else the fixed batch, else one at a time."""
+    def step(self, max_batch: int = MAX_BATCH) -> int:
+        """Samples per run: a batch (up to `max_batch`) where every input takes one, else the fixed batch, else one
+        at a time."""
         modes = {i.batch for i, c in zip(self.inputs, self.constant, strict=True) if not c}
         if modes == {BatchMode.DYNAMIC} and not any(self.constant):
-            return MAX_BATCH
+            return max_batch
         fixed = {i.batch_size for i, c in zip(self.inputs, self.constant, strict=True)
                  if not c and i.batch == BatchMode.FIXED}
         return fixed.pop() if len(fixed) == 1 and modes == {BatchMode.FIXED} else 1
 
-    def runs(self) -> Iterator[tuple[list[np.ndarray], int]]:
+    def runs(self, max_batch: int = MAX_BATCH) -> Iterator[tuple[list[np.ndarray], int]]:
         """(feeds for one run, how many real samples it holds): the last fixed batch is padded with its last sample."""
-        n, step = len(self), self.step()
+        n, step = len(self), self.step(max_batch)
         for start in range(0, n, step):
             real = min(step, n - start)
             yield [self._feed(i, a, c, start, real, step) for i, a, c in zip(self.inputs, self.arrays, self.constant,
@@ -87,13 +88,14 @@ class Samples:
         return cls(tuple(inputs), tuple(arrays[f"{prefix}{k:03d}"] for k in range(len(flags))), flags)
 
 
-def gather(samples: Samples, call: Callable[[list[np.ndarray]], list[np.ndarray]]) -> list[np.ndarray]:
+def gather(samples: Samples, call: Callable[[list[np.ndarray]], list[np.ndarray]],
+           max_batch: int = MAX_BATCH) -> list[np.ndarray]:
     """Every run's outputs of `call(feeds)` as one array [N, ...] per output: a batched run's rows are taken as they
     are (the padding of a fixed batch dropped), an unbatched run's output becomes one row."""
     batched = all(i.batch != BatchMode.NONE for i, c in zip(samples.inputs, samples.constant, strict=True) if not c)
     first = next((k for k, c in enumerate(samples.constant) if not c), None)
     chunks: list[list[np.ndarray]] | None = None
-    for feeds, real in samples.runs():
+    for feeds, real in samples.runs(max_batch):
         size = len(feeds[first]) if first is not None and feeds[first].ndim else 0
         outputs = call(feeds)
         chunks = chunks if chunks is not None else [[] for _ in outputs]

@@ -151,9 +151,9 @@ def print_table(doc: dict, out: str) -> None:
               f" {c.latency_ms_p90:>8.4f}{dev} {human_bytes(c.size_bytes or 0):>9}  {mark}")
         if not c.ok:
             print(f"{'':<22} {c.error}")
+    ref = doc["reference"].get("accuracy")
     print(f"score: {doc['metric']} on {doc['data']['samples']} samples"
-          + (f"; the original model scores {doc['reference']['accuracy']:.1f}%"
-             if doc["reference"].get("accuracy") is not None else ""))
+          + (f"; original model: {ref:.1f}%" if ref is not None else ""))
     note = (doc.get("recommendation") or {}).get("note")
     if note:
         print(note)

@@ -29,6 +29,7 @@ from studio.core.app.project import (
     PushOutcome,
     SweepSettings,
 )
+from studio.core.base.errors import StudioError
 from studio.core.base.paths import config_dir, data_dir
 from studio.core.sweep.records import CandidateFinished, SensitivityReady, SweepEvent, SweepFinished
 from studio.core.sweep.run_folder import RunFolder
@@ -310,7 +311,12 @@ class MainWindow(QMainWindow):
             return
         p = self.project
         model, grid, dataset = p.model.path, p.sweep.grid, p.sweep.dataset
-        options = p.sweep.options(p.model)
+        try:
+            options = p.sweep.options(p.model)
+        except StudioError as exc:  # a quality gate or input shape written wrong
+            self.go(1)
+            self.optimize.banner.show_message("error", exc.one_line())
+            return
         run_dir = str(work.sweep_dir(model, grid, dataset, options))
         task = Task("Sweep", work.sweep, model, grid, dataset, run_dir, options, events=True)
         task.event_received.connect(self._sweep_event)

@@ -64,6 +64,12 @@ def _ratios(edit: QLineEdit) -> Field:
 
 
 
+def _optional_choice(combo: QComboBox) -> Field:
+    """An editable combo box holding an optional string (blank is None)."""
+    return Field((combo,), lambda: combo.currentText().strip() or None, lambda v: combo.setCurrentText(v or ""),
+                 (combo.currentTextChanged,))
+
+
 # Where each widget's value lives in SweepSettings: settings() and render() both walk this one table.
 FIELDS: dict[str, tuple[str, ...]] = {
     "targets": ("grid", "targets"), "quant": ("grid", "quant"), "prune": ("grid", "prune"),
@@ -74,7 +80,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "calib_samples": ("grid", "base", "quantization", "calib_samples"),
     "scale": ("grid", "base", "preprocess", "scale"), "layout": ("grid", "base", "preprocess", "layout"),
     "threads": ("grid", "base", "runtime", "threads"), "dataset": ("dataset",), "max_drop": ("max_drop",),
-    "budget_min": ("budget_min",), "sensitivity": ("sensitivity",), "device": ("device",)}
+    "budget_min": ("budget_min",), "sensitivity": ("sensitivity",), "device": ("device",),
+    "score_output": ("score_output",), "metric": ("metric",), "min_fidelity": ("min_fidelity",)}
 
 
 def _get(record: Any, path: tuple[str, ...]) -> Any:
@@ -231,6 +238,19 @@ class OptimizePage(QWidget):
         self.device.addItem("only this machine", None)
         _row(bform, "Device latency", self.device, "Also time every candidate on this device, next to this"
                                                    " machine's latency.")
+        self.score_output = QLineEdit()
+        self.score_output.setPlaceholderText("automatic: the output of class scores, else the first")
+        _row(bform, "Scoring output", self.score_output, "The model output that scores a candidate (a detector's"
+                                                         " class scores, not its boxes).")
+        self.metric = QComboBox()
+        self.metric.setEditable(True)
+        self.metric.addItems(["", "accuracy", "agreement", "cosine", "sqnr"])
+        _row(bform, "Metric", self.metric, "Blank: accuracy with labels, else agreement for class scores, else"
+                                           " cosine. Or your own FILE.py:FUNCTION.")
+        self.min_fidelity = QLineEdit()
+        self.min_fidelity.setPlaceholderText("agreement=90, cosine=0.95, sqnr=10")
+        _row(bform, "Quality gate", self.min_fidelity, "Below any of these on the scoring output a candidate is"
+                                                       " degraded: greyed, never on the front or recommended.")
         bounds.body.addLayout(bform)
         return bounds
 
@@ -256,7 +276,9 @@ class OptimizePage(QWidget):
             "threads": bind.number(self.threads), "dataset": bind.text(self.dataset),
             "max_drop": bind.number(self.max_drop, zero_is_none=True),
             "budget_min": bind.number(self.budget, zero_is_none=True),
-            "sensitivity": bind.checked(self.sensitivity), "device": bind.item_data(self.device)}, self)
+            "sensitivity": bind.checked(self.sensitivity), "device": bind.item_data(self.device),
+            "score_output": bind.text(self.score_output), "metric": _optional_choice(self.metric),
+            "min_fidelity": bind.text(self.min_fidelity)}, self)
 
     # --- settings <-> widgets ---------------------------------------------------------------------------------
     def settings(self) -> SweepSettings:

@@ -95,7 +95,8 @@ def test_pytorch_sample_converts_to_onnx_and_tflite_that_agree_with_it(samples, 
 
 def test_structured_pruning_halves_macs_runs_in_both_targets_and_finetune_recovers(samples, tmp_path):
     plain = optimize(samples["torch_model"], Recipe(pruning=Pruning("structured", 0.5)), tmp_path / "onnx",
-                     calib=samples["dataset"])
+                     calib=samples["dataset"], allow_degraded=True)  # without recovery it is broken, on purpose
+    assert plain["fidelity"]["degraded"].startswith("output 'linear_1': top-1 agreement")
     assert plain["output"]["macs"] <= 0.5 * plain["macs_before"]
     assert plain["params_after"] < 0.5 * plain["params_before"]
     assert plain["output"]["size_bytes"] < 0.5 * plain["source"]["size_bytes"]
@@ -115,7 +116,8 @@ def test_structured_pruning_halves_macs_runs_in_both_targets_and_finetune_recove
 def test_unstructured_pruning_is_honest_for_onnx_and_tflite(shared_models, tmp_path):
     for src, target in ((shared_models / "onnx" / "mnist.onnx", "onnx"),
                         (shared_models / "tflite" / "trained_lstm.tflite", "tflite")):
-        doc = optimize(src, Recipe(target=target, pruning=Pruning("unstructured", 0.5)), tmp_path / target)
+        doc = optimize(src, Recipe(target=target, pruning=Pruning("unstructured", 0.5)), tmp_path / target,
+                       allow_degraded=True)
         step = next(s for s in doc["steps"] if s["name"].startswith("unstructured"))
         assert 0.49 < step["sparsity"] < 0.51
         assert doc["output"]["compressed_size_bytes"] < doc["source"]["compressed_size_bytes"]

@@ -79,18 +79,23 @@ def test_events_carry_the_cores_pareto_flags(interrupted_then_resumed):
 def test_six_candidates_pareto_equals_brute_force(interrupted_then_resumed):
     doc = interrupted_then_resumed["doc"]
     rows = doc["candidates"]
-    assert len(rows) == 6 and all(c["status"] == "ok" for c in rows)
+    # halving the channels without recovery training breaks the model: the gate says so, the front ignores them
+    assert len(rows) == 6 and {c["status"] for c in rows if c["prune_ratio"] == 0.0} == {"ok"}
+    assert all(c["status"] == "degraded" and "top-1 agreement" in c["error"] and not c["pareto"]
+               for c in rows if c["status"] != "ok")
     for c in rows:
         for key in ("id", "target", "quant", "prune", "prune_ratio", "status", "accuracy", "agreement",
                     "latency_ms_median", "latency_ms_p90", "size_bytes", "pareto", "error", "recipe"):
             assert key in c
         assert c["latency_ms_p90"] >= c["latency_ms_median"] > 0 and c["size_bytes"] > 0
 
+    ok = [c for c in rows if c["status"] == "ok"]
+
     def dominated(c):
         return any(o["accuracy"] >= c["accuracy"] and o["latency_ms_median"] <= c["latency_ms_median"]
                    and o["size_bytes"] <= c["size_bytes"] and (o["accuracy"], o["latency_ms_median"], o["size_bytes"])
-                   != (c["accuracy"], c["latency_ms_median"], c["size_bytes"]) for o in rows)
-    assert {c["id"]: c["pareto"] for c in rows} == {c["id"]: not dominated(c) for c in rows}
+                   != (c["accuracy"], c["latency_ms_median"], c["size_bytes"]) for o in ok)
+    assert {c["id"]: c["pareto"] for c in rows} == {c["id"]: c in ok and not dominated(c) for c in rows}
     assert doc["pareto"] == [c["id"] for c in rows if c["pareto"]]
     pruned = {c["quant"]: c for c in rows if c["prune_ratio"] == 0.5}
     whole = {c["quant"]: c for c in rows if c["prune_ratio"] == 0.0}
@@ -163,9 +168,11 @@ def test_label_free_data_and_accuracy_aware_mode(shared_models, samples, tmp_pat
 
 def test_accuracy_aware_quantization_keeps_the_most_sensitive_layers_float(interrupted_then_resumed, samples,
                                                                          tmp_path):
+    from studio.core.measure.fidelity import Scoring
     from studio.core.measure.runtimes import open_runner, predict
+    from studio.core.measure.scores import score_outputs
     from studio.core.recipe.recipe import Quantization
-    from studio.core.sweep.sensitivity import keep_sensitive_float, score_outputs
+    from studio.core.sweep.sensitivity import keep_sensitive_float
 
     fp32 = str(interrupted_then_resumed["run"] / "candidates" / "onnx-fp32-p0.00" / "model.onnx")
     from studio.core.tensors.samples import single
@@ -176,12 +183,16 @@ def test_accuracy_aware_quantization_keeps_the_most_sensitive_layers_float(inter
     ref = predict(open_runner(fp32), x)
     int8_row = next(c for c in interrupted_then_resumed["doc"]["candidates"] if c["id"] == "onnx-int8-p0.00")
     assert int8_row["agreement"] < 100.0  # plain int8 changes a few predictions of this model
+
+    def agreement(outputs):
+        return score_outputs(outputs, None, ref, Scoring(), ["logits"]).value
+
     kept = keep_sensitive_float(fp32, str(tmp_path / "kept.onnx"), Quantization("int8"), x.head(100), x, None,
-                                reference=ref, ref_score=100.0, max_drop=0.0, metric="agreement")
+                                score=agreement, ref_score=100.0, max_drop=0.0)
     ranked = sorted(kept["sensitivity"]["layers"], key=lambda r: -r["error"])
     assert kept["float_layers"] and kept["float_layers"] == [r["layer"] for r in ranked[:len(kept["float_layers"])]]
-    got = score_outputs(predict(open_runner(str(tmp_path / "kept.onnx")), x), None, ref)
-    assert kept["met"] and got["top1_agreement"] == 100.0
+    got = agreement(predict(open_runner(str(tmp_path / "kept.onnx")), x))
+    assert kept["met"] and got == 100.0
 
 
 def test_budget_skips_work_and_a_rerun_finishes_it(shared_models, samples, tmp_path):

@@ -61,6 +61,9 @@ class SweepSettings:
     budget_min: float | None = None  # minutes; None: no budget
     sensitivity: bool = True
     device: str | None = None  # also time each candidate on this inventory device
+    score_output: str | None = None  # the output that scores a candidate; None: the class-score one, else the first
+    metric: str | None = None  # accuracy, agreement, cosine, sqnr or FILE.py:FUNCTION; None: what fits the data
+    min_fidelity: str | None = None  # the quality gate, "agreement=90,cosine=0.95,sqnr=10"; None: these defaults
 
     def __post_init__(self):
         for name in ("max_drop", "budget_min"):
@@ -75,7 +78,14 @@ class SweepSettings:
         return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
                             sensitivity=self.sensitivity, arch=model.arch, trust_pickle=model.trust_pickle,
                             finetune=self.train_dataset if self.grid.finetune_epochs else None,
-                            threads=self.grid.base.runtime.threads, device=self.device, shapes=model.shapes)
+                            threads=self.grid.base.runtime.threads, device=self.device, shapes=model.shapes,
+                            scoring=self.scoring())
+
+    def scoring(self):
+        """The sweep's Scoring (RecipeError, one line, when the gate is written wrong)."""
+        from studio.core.measure.fidelity import Floors, Scoring
+
+        return Scoring(output=self.score_output, metric=self.metric, floors=Floors.parse(self.min_fidelity))
 
     def to_dict(self) -> dict[str, Any]:
         return {**_fields(self), "grid": self.grid.to_dict()}

@@ -4,6 +4,7 @@ Each takes the report/cancel (and on_event) arguments that a GUI task thread (st
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,15 +19,21 @@ if TYPE_CHECKING:
 
 
 # The options that choose the run folder: the time budget and the sensitivity study change no candidate's result,
-# so a sweep re-run with another budget resumes in the same folder; workers and input_shape were never keyed.
+# so a sweep re-run with another budget resumes in the same folder; workers were never keyed. Input shapes and the
+# scoring join the key only when set, so the folders of earlier sweeps keep their names.
 _KEYED = ("max_drop", "arch", "trust_pickle", "finetune", "threads", "device")
 
 
 def sweep_dir(model: str, grid: Grid, dataset: str | None, options: SweepOptions, *, tag: str | None = None) -> Path:
     """The same model, grid, data and options (and tag) always map to the same run folder, so re-running resumes."""
     from studio.core.app.project import runs_dir
+    from studio.core.measure.fidelity import Scoring
 
     keyed: dict[str, object] = {k: getattr(options, k) for k in _KEYED}
+    if options.shapes:
+        keyed["input_shape"] = options.shapes.texts()
+    if options.scoring != Scoring():
+        keyed["scoring"] = dataclasses.asdict(options.scoring)
     if tag is not None:
         keyed["tag"] = tag
     key = json.dumps({"model": os.path.abspath(model), "grid": grid.to_dict(),

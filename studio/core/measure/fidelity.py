@@ -91,14 +91,17 @@ class Floors:
         return cls(**values)
 
     def reason(self, f: OutputFidelity) -> str:
-        """'' when `f` passes the gate, else why it does not, in words."""
+        """'' when `f` passes the gate, else why it does not, in words. An output of class scores is judged by its
+        top-1 agreement (fine-tuning moves logits on purpose); any other output by its cosine and SQNR."""
         misses = []
-        if f.top1_agreement is not None and f.top1_agreement < self.agreement:
-            misses.append(f"top-1 agreement {f.top1_agreement:.1f}% < {self.agreement:g}%")
-        if f.cosine < self.cosine:
-            misses.append(f"cosine {f.cosine:.3f} < {self.cosine:g}")
-        if f.sqnr_db is not None and f.sqnr_db < self.sqnr_db:
-            misses.append(f"SQNR {f.sqnr_db:.1f} dB < {self.sqnr_db:g} dB")
+        if f.top1_agreement is not None:
+            if f.top1_agreement < self.agreement:
+                misses.append(f"top-1 agreement {f.top1_agreement:.1f}% < {self.agreement:g}%")
+        else:
+            if f.cosine < self.cosine:
+                misses.append(f"cosine {f.cosine:.3f} < {self.cosine:g}")
+            if f.sqnr_db is not None and f.sqnr_db < self.sqnr_db:
+                misses.append(f"SQNR {f.sqnr_db:.1f} dB < {self.sqnr_db:g} dB")
         return f"output '{f.name}': " + ", ".join(misses) if misses else ""
 
 
@@ -117,12 +120,12 @@ class Scoring:
             return list(names).index(self.output)
         return next((i for i, f in enumerate(fidelity) if f.class_scores), 0)
 
-    def pick_metric(self, labelled: bool, scoring: OutputFidelity | None) -> Metric:
+    def pick_metric(self, labelled: bool, class_output: bool) -> Metric:
         if self.metric is not None:
             return Metric.CUSTOM if ":" in self.metric else Metric(self.metric)
         if labelled:
             return Metric.ACCURACY
-        return Metric.AGREEMENT if scoring is not None and scoring.class_scores else Metric.COSINE
+        return Metric.AGREEMENT if class_output else Metric.COSINE
 
 
 def metric_label(metric: Metric, spec: str | None = None) -> str:

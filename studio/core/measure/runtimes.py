@@ -188,9 +188,9 @@ def predict(runner, samples: Samples) -> list[np.ndarray]:
 
 def named_feeds(names: list[str], samples: Samples, count: int | None = None) -> list[dict[str, np.ndarray]]:
     """The samples as one {input name: value} per run, for calibration readers; matched by name, else by position."""
-    order = _order(names, samples)
-    return [{n: feeds[k] for n, k in zip(names, order, strict=True)} for feeds, _ in
-            samples.head(count or len(samples)).runs()]
+    order, n = _order(names, samples), min(count or len(samples), len(samples))
+    return [{name: feeds[k] for name, k in zip(names, order, strict=True)} for feeds in
+            (samples.sample(i) for i in range(n))]  # one sample a run: calibrators run the model at batch 1
 
 
 def timing_feeds(runner, samples: Samples | None) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.base.errors import RecipeError, short
-from studio.core.measure.fidelity import Metric, OutputFidelity, Scoring, metric_label, per_output
+from studio.core.measure.fidelity import Metric, OutputFidelity, Scoring, class_scores, metric_label, per_output
 
 SQNR_IDENTICAL = 200.0  # dB counted for outputs that are bit-identical (no noise at all)
 
@@ -56,7 +56,8 @@ def score_outputs(outputs: Sequence[np.ndarray], y: np.ndarray | None, reference
     labelled = y is not None and y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
     accuracy = float(np.mean(outputs[index].reshape(len(y), -1).argmax(1) == y) * 100) \
         if y is not None and labelled else None
-    metric = scoring.pick_metric(labelled, chosen)
+    metric = scoring.pick_metric(labelled, chosen.class_scores if chosen is not None else
+                                 class_scores(np.asarray(outputs[index]), names[index], len(names) == 1))
     value = _value(metric, scoring.metric, accuracy, chosen, outputs, y, trust_code)
     degraded = scoring.floors.reason(chosen) if chosen is not None else ""
     return Scores(metric, metric_label(metric, scoring.metric), value, accuracy, tuple(fidelity), names[index],
@@ -65,8 +66,6 @@ def score_outputs(outputs: Sequence[np.ndarray], y: np.ndarray | None, reference
 
 def _source_output(scoring: Scoring, outputs: Sequence[np.ndarray], names: list[str]) -> int:
     """The scoring output of the source itself: as asked, else the first that looks like class scores."""
-    from studio.core.measure.fidelity import class_scores
-
     if scoring.output is not None:
         return scoring.pick_output([], names)
     return next((i for i, (o, n) in enumerate(zip(outputs, names, strict=True))

@@ -22,9 +22,9 @@ from studio.core.sweep.records import CandidateFinished, CandidateResult, Candid
 from studio.core.sweep.run_folder import RunFolder
 
 RESULTS_VERSION = 1
-CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "metric_value", "accuracy", "top5",
+CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "accuracy", "top5",
               "agreement", "latency_ms_median", "latency_ms_p90", "device_latency_ms_median", "size_bytes", "pareto",
-              "float_layers", "error"]
+              "float_layers", "error", "metric_value"]
 
 
 def failed_row(c: Candidate, error: str) -> CandidateResult:

@@ -94,3 +94,25 @@ def table_model(path, seed: int = 0) -> str:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return str(path)
+
+
+def zipmap_classifier(path, seed: int = 0) -> str:
+    """A scikit-learn-style classifier (ai.onnx.ml LinearClassifier + ZipMap) on a table [3, 2] without a batch
+    dim: outputs `label` int64 [3] and `probabilities`, a sequence of maps {class: probability}."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("LinearClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
+                         coefficients=rng.standard_normal(6).astype(float).tolist(), intercepts=[0.1, -0.2, 0.0],
+                         classlabels_ints=[0, 1, 2], post_transform="SOFTMAX"),
+        helper.make_node("ZipMap", ["scores"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2]),
+    ]
+    seq = helper.make_sequence_type_proto(helper.make_map_type_proto(
+        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    graph = helper.make_graph(
+        nodes, "zipmap", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [3, 2])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, [3]), helper.make_value_info("probabilities", seq)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)

@@ -170,3 +170,43 @@ def test_verify_refuses_a_sample_that_does_not_fit_the_model(tmp_path):
     build_bundle(resolve_source(path), bundle, name="t", version="1", sample=wrong)
     with pytest.raises(BundleError, match=r"does not fit input 't': its shape is \[1, 3, 2\]"):
         verify_bundle(bundle)
+
+
+def test_a_map_output_without_batch_dim_runs_and_its_bundle_checks_the_tensors(tmp_path):
+    from tests.core.real_shapes import zipmap_classifier
+
+    path = zipmap_classifier(tmp_path / "clf.onnx")
+    tables = np.random.default_rng(4).standard_normal((5, 3, 2)).astype(np.float32)
+    np.savez(tmp_path / "t.npz", x=tables)
+    samples = fit(load_dataset(tmp_path / "t.npz"), open_runner(path).declared).samples
+    labels, probabilities = predict(open_runner(path), samples)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    direct = [session.run(None, {"X": t}) for t in tables]
+    assert np.array_equal(labels, np.stack([d[0] for d in direct]))
+    assert probabilities.shape == (5, 3, 3)
+    assert np.allclose(probabilities, [[[row[k] for k in sorted(row)] for row in d[1]] for d in direct], atol=1e-6)
+    bundle = tmp_path / "clf.bundle.zip"
+    build_bundle(resolve_source(path), bundle, name="clf", version="1", sample=bundle_sample(resolve_source(path),
+                                                                                            tmp_path / "t.npz"))
+    code, result = run_bundle(bundle, tmp_path / "device")
+    assert code == 0 and result["sample_check"] == {"passed": True, "outputs": 1}  # the label; maps are described
+    assert result["outputs"][1]["kind"] == "non-tensor"
+
+
+def test_a_three_input_bundle_installs_on_a_local_device_and_a_wrong_answer_is_refused(vad, tmp_path):
+    from studio.core.bundle.sample import BundleSample
+    from studio.core.deploy import fleet, inventory
+    from studio.core.deploy.inventory import Device
+
+    path, npz, _ = vad
+    src = resolve_source(path)
+    good, bad = tmp_path / "good.bundle.zip", tmp_path / "bad.bundle.zip"
+    sample = bundle_sample(src, npz)
+    build_bundle(src, good, name="vad", version="1", sample=sample)
+    wrong = BundleSample(sample.inputs, tuple(e + 1.0 for e in sample.expected), "data")  # never its answers
+    build_bundle(src, bad, name="vad", version="2", sample=wrong)
+    device = Device(name="bench-vad", kind="local", dir=str(tmp_path / "dev"), python=sys.executable)
+    inventory.add(device)
+    assert fleet.push(str(good), [device]).counts() == {"installed": 1}
+    refused = fleet.push(str(bad), [device]).results[0]
+    assert refused.status != "installed" and "other answers" in refused.message

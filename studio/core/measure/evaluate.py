@@ -64,6 +64,11 @@ def measure_latency(path: str, samples: Samples | None, threads: int = 1, warmup
                     min_seconds: float = 0.5, report=ignore) -> dict:
     """Latency with the model's own runtime at the resolved input shapes (the first of `samples`; without samples,
     the model's static shapes): warm-up, then repeated timed runs; median and p90 in ms."""
+    if str(path).lower().endswith(".tflite"):  # the runtime's own import is not the model's memory
+        import ai_edge_litert.interpreter  # noqa: F401
+    else:
+        import onnxruntime  # noqa: F401
+    baseline = _reset_peak_rss()
     runner = open_runner(path, threads=threads)
     feeds = timing_feeds(runner, samples)
     for _ in range(warmup):
@@ -82,4 +87,32 @@ def measure_latency(path: str, samples: Samples | None, threads: int = 1, warmup
             "batch": samples.inputs[0].batch_size if samples is not None and samples.inputs else 1,
             "input_shapes": {spec.name: list(np.shape(x)) for spec, x in zip(runner.inputs, feeds, strict=True)},
             "runtime": runner.runtime, "runtime_version": runtime_version(runner.runtime),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "host": host()}
+            "peak_rss_mb": _model_peak_mb(baseline), "host": host()}
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            line = next((x for x in fh if x.startswith(field + ":")), None)
+    except OSError:
+        return None
+    return int(line.split()[1]) if line else None
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset this process's peak RSS (Linux: clear_refs 5) and return its RSS now, in kB; None where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return None
+    return _status_kb("VmRSS")
+
+
+def _model_peak_mb(baseline: int | None) -> float:
+    """The memory loading and running the model took at its peak: peak RSS since the reset, less what the process
+    held before (the worker's own imports are not the model's). Without /proc: the process's peak RSS."""
+    peak = _status_kb("VmHWM")
+    if baseline is None or peak is None:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return round(max(0, peak - baseline) / 1024, 1)

@@ -86,11 +86,12 @@ def test_a_gate_no_quantized_candidate_passes_greys_them_out(head_sweep, tmp_pat
     grid = Grid(quant=("none", "int8"), targets=("onnx",))
     from studio.core.measure.fidelity import Scoring
 
-    options = SweepOptions(workers=1, limit=64, scoring=Scoring(floors=Floors(sqnr_db=300.0)))
+    options = SweepOptions(workers=1, limit=64, scoring=Scoring(output="boxes", floors=Floors(sqnr_db=300.0)))
     doc = run_sweep(model, grid, str(root / "x.npz"), tmp_path / "run", options=options)
     rows = {r["id"]: r for r in doc["candidates"]}
     int8 = rows["onnx-int8-p0.00"]
-    assert int8["status"] == "degraded" and "SQNR" in int8["error"] and int8["latency_ms_median"] is not None
+    assert int8["status"] == "degraded" and "output 'boxes': SQNR" in int8["error"]
+    assert int8["latency_ms_median"] is not None and int8["scoring_output"] == "boxes"
     assert "onnx-int8-p0.00" not in doc["pareto"] and doc["best"] == "onnx-fp32-p0.00"
     assert main(["export", str(tmp_path / "run" / "onnx-int8-p0.00"), "-o", str(tmp_path / "d.bundle.zip")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -103,9 +104,9 @@ def test_optimize_refuses_a_degraded_result_and_writes_nothing(head_sweep, tmp_p
     root, model, _ = head_sweep
     out = tmp_path / "out"
     code = main(["optimize", model, "-o", str(out), "--quant", "int8", "--calib", str(root / "x.npz"),
-                 "--min-fidelity", "sqnr=300"])
+                 "--min-fidelity", "agreement=100.5"])  # more than any result can reach
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "degraded" in err[0] and "face_prob" in err[0]
+    assert code == 1 and len(err) == 1 and "degraded" in err[0] and "output 'face_prob': top-1 agreement" in err[0]
     assert not out.exists()
     assert main(["optimize", model, "-o", str(out), "--quant", "int8", "--calib", str(root / "x.npz"),
                  "--score-output", "boxes", "--json"]) == 0

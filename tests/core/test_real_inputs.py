@@ -209,4 +209,5 @@ def test_a_three_input_bundle_installs_on_a_local_device_and_a_wrong_answer_is_r
     inventory.add(device)
     assert fleet.push(str(good), [device]).counts() == {"installed": 1}
     refused = fleet.push(str(bad), [device]).results[0]
-    assert refused.status != "installed" and "other answers" in refused.message
+    assert refused.status == "failed" and "still runs vad v1" in refused.message
+    assert "other answers" in (refused.detail or "")

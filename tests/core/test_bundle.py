@@ -52,7 +52,7 @@ def test_round_trip_onnx_and_tflite(sample_bundles, tmp_path):
         assert runtime["name"] == ("onnxruntime" if target == "onnx" else "tflite") and runtime["min_version"]
         dest = tmp_path / target
         safe_extract(sample_bundles[target], dest)
-        assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", f"model.{target}", "runner.py"]
+        assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", f"model.{target}", "runner.py", "sample.npz"]
         assert os.stat(dest / "runner.py").st_mode & 0o777 == 0o755
 
 

@@ -102,7 +102,7 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     assert status.count("ok") == 4 and "failed: conversion failed: because" in status
     front = {c.id for c in page.candidates.values() if c.pareto}
     assert front and front == set(doc["pareto"]) and "tflite-bad" not in front
-    assert f"best: <b>{doc['best']}</b>" in page.summary.text()
+    assert f"recommended: <b>{doc['best']}</b>" in page.summary.text()
     x, _y = page.chart.front.getData()
     assert len(x) >= 1
     # sensitivity bars: one per layer, the sensitive layer coloured differently

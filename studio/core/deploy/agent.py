@@ -24,6 +24,7 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # bundle_rules.py is uploaded beside this file (also found under python -I)
+sys.dont_write_bytecode = True  # a cached .pyc could outlive a re-uploaded bundle_rules.py of the same size
 import bundle_rules  # type: ignore[import-not-found]  # noqa: E402
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,39 @@ class Links:
                     os.kill(int(pid), signal.SIGKILL)  # only processes inside a namespace made here
             subprocess.run(["ip", "netns", "del", link.netns], capture_output=True)
             subprocess.run(["ip", "link", "del", link.host_if], capture_output=True)  # gone with its peer, usually
+
+
+class DeviceCpu:
+    """CPU time of the simulated devices' processes (each sshd and what it starts: sessions, agent, model check),
+    counted by a cgroup-v1 cpuacct group made here; `seconds()` is None where that hierarchy is not available."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self):
+        self.group: Path | None = self.ROOT / f"studio-bench-{os.getpid()}"
+
+    def __enter__(self) -> DeviceCpu:
+        try:
+            self.group.mkdir()  # type: ignore[union-attr]
+        except OSError:
+            self.group = None
+        return self
+
+    def adopt(self, pid: int) -> None:
+        if self.group is not None:
+            (self.group / "cgroup.procs").write_text(f"{pid}\n")
+
+    def seconds(self) -> float | None:
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9 if self.group is not None else None
+
+    def __exit__(self, *exc) -> None:
+        if self.group is None:
+            return
+        for pid in (self.group / "cgroup.procs").read_text().split():  # any left: back to the parent group
+            with contextlib.suppress(OSError):
+                (self.ROOT / "cgroup.procs").write_text(f"{pid}\n")
+        with contextlib.suppress(OSError):
+            self.group.rmdir()
 
 
 def _exit_on_term(signum, frame) -> None:

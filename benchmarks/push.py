@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.netns import Link, Links, unavailable
+from benchmarks.netns import DeviceCpu, Link, Links, unavailable
 from tests.deploy.conftest import big_onnx
 from tests.deploy.sshd import Server, available, keygen
 
@@ -44,15 +44,18 @@ class Rig:
     links: list[Link]
     servers: list[Server]
     devices: list
+    cpu: DeviceCpu
 
 
 @dataclass(frozen=True)
 class Timed:
+    devices: int
     seconds: float
     cpu_s: float  # this process's user + system CPU
     busy: float  # fraction of the whole machine's CPU time that was busy meanwhile (all users)
     counts: dict
     device_s: tuple[float, ...] = ()  # each device's own push time, as the push reports it
+    device_cpu_s: float | None = None  # CPU of all simulated devices' processes (sshd, agent, model check)
 
 
 def main() -> int:
@@ -67,8 +70,8 @@ def main() -> int:
         print(f"benchmarks/push.py cannot run here: {reason}. Nothing was measured.", file=sys.stderr)
         return 1
     plan = Plan(5 if args.quick else 20, 10 if args.quick else 50, args.megabytes, args.rate)
-    with tempfile.TemporaryDirectory() as tmp, Links(plan.rate) as links:
-        rig = _rig(Path(tmp), links, plan.big)
+    with tempfile.TemporaryDirectory() as tmp, DeviceCpu() as cpu, Links(plan.rate) as links:
+        rig = _rig(Path(tmp), links, cpu, plan.big)
         try:
             report = _measure(rig, plan)
         finally:
@@ -78,7 +81,7 @@ def main() -> int:
     return 0
 
 
-def _rig(tmp: Path, links: Links, n: int) -> Rig:
+def _rig(tmp: Path, links: Links, cpu: DeviceCpu, n: int) -> Rig:
     import asyncssh
 
     from studio.core.deploy import inventory, known_hosts
@@ -87,11 +90,12 @@ def _rig(tmp: Path, links: Links, n: int) -> Rig:
     key = keygen(tmp / "client_key")
     authorized = tmp / "authorized_keys"
     authorized.write_text((tmp / "client_key.pub").read_text())
-    rig = Rig(tmp, key, [], [], [])
+    rig = Rig(tmp, key, [], [], [], cpu)
     for i in range(n):
         link = links.add()
         rig.links.append(link)
         rig.servers.append(Server(tmp / f"sshd{i}", authorized, netns=link.netns, address=link.address).start())
+        cpu.adopt(rig.servers[-1].proc.pid)  # type: ignore[union-attr]
         d = inventory.Device(name=f"bench{i}", host=link.address, port=22, user=getpass.getuser(), key=str(key),
                              dir=str(tmp / f"board{i}"), python=sys.executable)
         inventory.add(d)
@@ -118,15 +122,19 @@ def _busy() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _timed(run) -> Timed:
-    usage, busy, start = resource.getrusage(resource.RUSAGE_SELF), _busy(), time.monotonic()
+def _timed(rig: Rig, devices: list, run) -> Timed:
+    """Run `run` (it returns the counts and each device's own time) and what it cost: wall, CPU here and there."""
+    usage, busy, device, start = resource.getrusage(resource.RUSAGE_SELF), _busy(), rig.cpu.seconds(), time.monotonic()
     counts, device_s = run()
     seconds, after, busy_after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF), _busy()
-    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
-    return Timed(seconds, cpu, (busy_after[0] - busy[0]) / max(1, busy_after[1] - busy[1]), counts, device_s)
+    device_after = rig.cpu.seconds()
+    return Timed(devices=len(devices), seconds=seconds,
+                 cpu_s=after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
+                 busy=(busy_after[0] - busy[0]) / max(1, busy_after[1] - busy[1]), counts=counts, device_s=device_s,
+                 device_cpu_s=None if device is None or device_after is None else device_after - device)
 
 
-def _push(bundle: Path, devices: list, smoke: bool) -> Timed:
+def _push(rig: Rig, bundle: Path, devices: list, smoke: bool) -> Timed:
     from studio.core.deploy import fleet
 
     def run():
@@ -136,7 +144,7 @@ def _push(bundle: Path, devices: list, smoke: bool) -> Timed:
         if failed:
             raise SystemExit(f"benchmark push failed on {failed[0].device}: {failed[0].message}")
         return counts, tuple(round(r.seconds, 2) for r in result.results)
-    return _timed(run)
+    return _timed(rig, devices, run)
 
 
 def _scp(rig: Rig, bundle: Path, devices: list) -> Timed:
@@ -148,18 +156,18 @@ def _scp(rig: Rig, bundle: Path, devices: list) -> Timed:
         if any(codes):
             raise SystemExit(f"scp failed with exit codes {codes}")
         return {"copied": len(devices)}, ()
-    return _timed(run)
+    return _timed(rig, devices, run)
 
 
 def _measure(rig: Rig, plan: Plan) -> dict:
     devices = rig.devices
     warm = _bundle(rig, "warmup", 1)
-    _push(warm, devices, smoke=False)  # agents uploaded, one release everywhere: every device starts alike
+    _push(rig, warm, devices, smoke=False)  # agents uploaded, one release everywhere: every device starts alike
     runs = {}
     for label, group, smoke in (("one", devices[:1], True), ("fleet", devices[:plan.fleet], True),
                                 ("big", devices, True), ("one_nocheck", devices[:1], False),
                                 ("fleet_nocheck", devices[:plan.fleet], False)):
-        runs[label] = _push(_bundle(rig, label.replace("_", "-"), plan.megabytes), group, smoke)
+        runs[label] = _push(rig, _bundle(rig, label.replace("_", "-"), plan.megabytes), group, smoke)
     scp_bundle = _bundle(rig, "scp", plan.megabytes)
     _scp(rig, scp_bundle, devices[:1])  # the scp known_hosts file is written once, outside the timing
     runs["scp_one"] = _scp(rig, scp_bundle, devices[:1])
@@ -181,6 +189,8 @@ def _report(runs: dict[str, Timed], plan: Plan, size: int) -> dict:
         "nocheck_fleet20_s": round(runs["fleet_nocheck"].seconds, 2),
         "nocheck_fleet20_over_one": round(runs["fleet_nocheck"].seconds / runs["one_nocheck"].seconds, 2),
         "machine_busy": {k: round(v.busy, 2) for k, v in runs.items()},
+        "device_cpu_s_per_device": {k: None if v.device_cpu_s is None else round(v.device_cpu_s / v.devices, 3)
+                                    for k, v in runs.items()},
         "fleet20_device_s_mean_max": [round(sum(fleet.device_s) / len(fleet.device_s), 2), max(fleet.device_s)],
         "runs": {k: asdict(v) for k, v in runs.items()},
     }
@@ -202,6 +212,8 @@ def _text(r: dict, plan: Plan) -> str:
         f"each of the {n} devices' own push time: mean {r['fleet20_device_s_mean_max'][0]:.2f} s, max"
         f" {r['fleet20_device_s_mean_max'][1]:.2f} s",
         "machine CPU busy (all users): " + ", ".join(f"{k} {v:.0%}" for k, v in r["machine_busy"].items()),
+        "simulated devices' own CPU per device (sshd, agent, model check): " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in r["device_cpu_s_per_device"].items() if v is not None),
         f"The links are separate, but every simulated device's sshd, agent, sha256 and model check (a Python with"
         f" numpy and the runtime) run on this machine's {r['cores']} cores, shared with Studio: with the check, the"
         " ratio measures this machine's CPU; without it, Studio's concurrency over the links.",

@@ -191,9 +191,17 @@ def _report(runs: dict[str, Timed], plan: Plan, size: int) -> dict:
         "machine_busy": {k: round(v.busy, 2) for k, v in runs.items()},
         "device_cpu_s_per_device": {k: None if v.device_cpu_s is None else round(v.device_cpu_s / v.devices, 3)
                                     for k, v in runs.items()},
+        "fleet20_cpu_floor_s": _floor(fleet),
         "fleet20_device_s_mean_max": [round(sum(fleet.device_s) / len(fleet.device_s), 2), max(fleet.device_s)],
         "runs": {k: asdict(v) for k, v in runs.items()},
     }
+
+
+def _floor(run: Timed) -> float | None:
+    """The least wall time the run's CPU work (Studio's and the simulated devices') can take on this machine."""
+    if run.device_cpu_s is None:
+        return None
+    return round((run.cpu_s + run.device_cpu_s) / (os.cpu_count() or 1), 2)
 
 
 def _text(r: dict, plan: Plan) -> str:
@@ -214,6 +222,8 @@ def _text(r: dict, plan: Plan) -> str:
         "machine CPU busy (all users): " + ", ".join(f"{k} {v:.0%}" for k, v in r["machine_busy"].items()),
         "simulated devices' own CPU per device (sshd, agent, model check): " + ", ".join(
             f"{k} {v:.2f} s" for k, v in r["device_cpu_s_per_device"].items() if v is not None),
+        f"the {n}-device run's CPU work alone takes at least {r['fleet20_cpu_floor_s']} s on {r['cores']} cores"
+        f" (its wall time: {r['fleet20_s']:.2f} s)",
         f"The links are separate, but every simulated device's sshd, agent, sha256 and model check (a Python with"
         f" numpy and the runtime) run on this machine's {r['cores']} cores, shared with Studio: with the check, the"
         " ratio measures this machine's CPU; without it, Studio's concurrency over the links.",

@@ -31,6 +31,13 @@ def add_parser(sub) -> None:
     new = ksub.add_parser("new", help="write an Ed25519 private key at PATH (mode 600) and PATH.pub")
     new.add_argument("path")
     new.set_defaults(run=run_keys_new)
+    trust = ksub.add_parser("trust", help="trust a publisher's public key: `verify` then checks signatures with it")
+    trust.add_argument("pubkey", metavar="K.pub")
+    trust.set_defaults(run=run_keys_trust)
+    ksub.add_parser("list", help="the trusted public keys").set_defaults(run=run_keys_list)
+    untrust = ksub.add_parser("untrust", help="stop trusting a public key")
+    untrust.add_argument("fingerprint", metavar="SHA256:...")
+    untrust.set_defaults(run=run_keys_untrust)
     add_verify_parser(sub)
 
 
@@ -38,7 +45,8 @@ def add_verify_parser(sub) -> None:
     """`verify`: also part of the standalone flasher."""
     v = sub.add_parser("verify", help="check a bundle's structure, schema, hashes and signature")
     v.add_argument("bundle")
-    v.add_argument("--pubkey", metavar="K.pub", help="public key the signature must match")
+    v.add_argument("--pubkey", metavar="K.pub", help="public key the signature must match (default: any key trusted"
+                                                     " with `studio keys trust`)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(run=run_verify)
 
@@ -80,10 +88,38 @@ def run_keys_new(args) -> int:
     return 0
 
 
+def run_keys_trust(args) -> int:
+    from studio.core.bundle import trust
+
+    entry = trust.trust(args.pubkey)
+    print(f"trusted {entry.fingerprint} ({entry.label}) for `studio verify`")
+    return 0
+
+
+def run_keys_list(args) -> int:
+    from studio.core.bundle import trust
+
+    keys = trust.load()
+    for t in keys:
+        print(f"{t.fingerprint}  {t.label}")
+    if not keys:
+        print("no trusted keys (add one with `studio keys trust K.pub`)")
+    return 0
+
+
+def run_keys_untrust(args) -> int:
+    from studio.core.bundle import trust
+
+    entry = trust.untrust(args.fingerprint)
+    print(f"no longer trusted: {entry.fingerprint} ({entry.label})")
+    return 0
+
+
 def run_verify(args) -> int:
+    from studio.core.bundle import trust
     from studio.core.bundle.bundle import verify_bundle
 
-    result = verify_bundle(args.bundle, args.pubkey)
+    result = verify_bundle(args.bundle, args.pubkey, trusted=() if args.pubkey else trust.load())
     m = result.manifest
     if args.json:
         print(json.dumps({"ok": True, "id": m["id"], "name": m["name"], "version": m["version"],
@@ -93,7 +129,8 @@ def run_verify(args) -> int:
     if result.signature_checked:
         sig = f"signature OK ({result.key_fingerprint})"
     elif result.signed:
-        sig = f"signed by {result.key_fingerprint}, signature not checked (pass --pubkey)"
+        sig = (f"signed, signature not checked: no trusted key matches (the manifest names {result.key_fingerprint};"
+               " pass --pubkey or run `studio keys trust K.pub`)")
     else:
         sig = "unsigned"
     print(f"OK {args.bundle}: {m['name']} {m['version']} ({m['id']}), {len(m['files'])} files verified, {sig}")

@@ -136,7 +136,8 @@ class FlashWindow(QWidget):
             m = v.manifest
             self.bundle = path
             who = (f"<br>Signed, signature checked ({v.key_fingerprint})." if v.signature_checked else
-                   f"<br>Signed ({v.key_fingerprint}); no publisher key was given to check it." if v.signed else
+                   f"<br>Signed, but the signature was not checked: no publisher key was given and no key you"
+                   f" trust matches (the bundle names {v.key_fingerprint})." if v.signed else
                    "<br>Not signed.")
             self.verdict.show_message("ok", f"Ready to flash: {m['name']} {m['version']}<span style='font-weight:400;"
                                             f"font-size:10pt'>{who}</span>")

@@ -19,11 +19,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
@@ -36,13 +36,15 @@ def keygen(path: Path) -> Path:
 
 
 class Server:
-    """One sshd: its own host key, port and authorized_keys."""
+    """One sshd: its own host key, port and authorized_keys; on loopback, or inside the network namespace `netns`
+    on that namespace's `address` (the fleet benchmark's shaped links)."""
 
-    def __init__(self, root: Path, authorized: Path):
+    def __init__(self, root: Path, authorized: Path, netns: str | None = None, address: str = "127.0.0.1"):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.authorized = authorized
-        self.port = free_port()
+        self.netns, self.address = netns, address
+        self.port = 22 if netns else free_port()
         self.proc: subprocess.Popen | None = None
         self.new_host_key()
 
@@ -54,7 +56,7 @@ class Server:
     def start(self) -> Server:
         cfg = self.root / "sshd_config"
         cfg.write_text(f"""Port {self.port}
-ListenAddress 127.0.0.1
+ListenAddress {self.address}
 HostKey {self.root / 'host_key'}
 PidFile {self.root / 'sshd.pid'}
 AuthorizedKeysFile {self.authorized}
@@ -71,8 +73,9 @@ LogLevel ERROR
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         with open(self.root / "sshd.log", "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
-        wait_for_port(self.port)
+            inside = ["ip", "netns", "exec", self.netns] if self.netns else []
+            self.proc = subprocess.Popen([*inside, SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=log)
+        wait_for_port(self.port, host=self.address)
         return self
 
     def stop(self) -> None:

@@ -76,9 +76,11 @@ def export(source: str, out: str, *, name: str, version: str, labels: str | None
 
 
 def verify(bundle: str, pubkey: str | None = None, *, report=ignore, cancel=None):
+    """As `studio verify`: against the publisher key, else against the keys the user trusts."""
+    from studio.core.bundle import trust
     from studio.core.bundle.bundle import verify_bundle
 
-    return verify_bundle(bundle, pubkey)
+    return verify_bundle(bundle, pubkey, trusted=() if pubkey else trust.load())
 
 
 def push(bundle: str, names: list[str], *, report=ignore, cancel=None, on_event=None, concurrency: int = 4):

@@ -15,27 +15,28 @@ import os
 import re
 import stat
 import zipfile
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.core.base import atomic
-from studio.core.base.errors import StudioError
+from studio.core.base.errors import StudioError, short
 from studio.core.base.hashing import sha256_bytes
+from studio.core.bundle import bundle_rules as rules
 from studio.core.bundle import signing
+from studio.core.bundle.bundle_rules import MANIFEST, RUNNER, SIGNATURE
 from studio.core.bundle.sample import SAMPLE, BundleSample, check_sample
+from studio.core.bundle.trust import TrustedKey
 from studio.core.sweep.run_folder import CANDIDATE_META, RunFolder
 from studio.core.tensors.shapes import ShapeRequest
 
 if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
     from studio.core.inspect.modelinfo import ModelInfo
 
-MANIFEST, SIGNATURE, RUNNER = "manifest.json", "manifest.sig", "runner.py"
 MANIFEST_VERSION = 2  # 2: every bundle carries a sample (inputs and expected outputs) that its runner checks
-MAX_MEMBERS = 64
-MAX_MEMBER_BYTES = 4 << 30  # a model over 4 GiB does not belong on an edge device
-MAX_RATIO = 200  # uncompressed / compressed: more than this is a zip bomb, not a model
 TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 ORT_FOR_OPSET = {7: "1.0", 8: "1.0", 9: "1.0", 10: "1.0", 11: "1.0", 12: "1.3", 13: "1.6", 14: "1.8", 15: "1.10",
                  16: "1.11", 17: "1.13", 18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18", 22: "1.20", 23: "1.22"}
@@ -201,123 +202,75 @@ def _validate(manifest: dict, where: Path) -> None:
 
 # --- reading and verifying --------------------------------------------------------------------------------------
 
-def _check_members(zf: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
-    infos = zf.infolist()
-    if len(infos) > MAX_MEMBERS:
-        raise BundleError(f"has {len(infos)} members; a bundle has at most {MAX_MEMBERS}", path)
-    seen: dict[str, zipfile.ZipInfo] = {}
-    for zi in infos:
-        name = zi.filename
-        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
-            raise BundleError(f"member '{name}' has an absolute path: refused", path)
-        if ".." in name.split("/"):
-            raise BundleError(f"member '{name}' climbs out of the bundle with '..': refused", path)
-        if "/" in name or name in ("", "."):
-            raise BundleError(f"member '{name}' is in a folder; bundle members are plain files", path)
-        kind = stat.S_IFMT(zi.external_attr >> 16)  # 0 when the tool that made the zip recorded no file type
-        if kind == stat.S_IFLNK:
-            raise BundleError(f"member '{name}' is a symbolic link: refused", path)
-        if kind not in (0, stat.S_IFREG) or zi.is_dir():
-            raise BundleError(f"member '{name}' is not a regular file: refused", path)
-        if name in seen:
-            raise BundleError(f"member '{name}' appears twice: refused", path)
-        if zi.file_size > MAX_MEMBER_BYTES:
-            raise BundleError(f"member '{name}' is {zi.file_size} bytes, over the {MAX_MEMBER_BYTES} byte limit",
-                              path)
-        if zi.file_size > 1 << 20 and zi.file_size > MAX_RATIO * max(1, zi.compress_size):
-            raise BundleError(f"member '{name}' expands {zi.file_size // max(1, zi.compress_size)}x: refused as"
-                              " a zip bomb", path)
-        seen[name] = zi
-    return seen
-
-
-def _read(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, path: Path) -> bytes:
-    try:
-        with zf.open(zi) as fh:
-            data = fh.read(zi.file_size + 1)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # CRC or inflate errors
-        raise BundleError(f"{zi.filename}: corrupt data in the archive ({exc})", path) from None
-    if len(data) != zi.file_size:
-        raise BundleError(f"{zi.filename}: holds {len(data)} bytes, its zip entry says {zi.file_size}", path)
-    return data
-
-
-@dataclass
+@dataclass(frozen=True)
 class Verified:
     manifest: dict
     signed: bool
     signature_checked: bool
-    key_fingerprint: str | None
+    key_fingerprint: str | None  # the key that checked the signature; unchecked: the key the manifest names
 
 
-def _listed_contents(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], manifest: dict,
-                     p: Path) -> dict[str, bytes]:
-    """The files the manifest lists, each checked against its size and sha256; no member missing or unlisted."""
-    listed = set(manifest["files"])
-    for name in sorted(listed - set(members)):
-        raise BundleError(f"missing member '{name}' (listed in {MANIFEST})", p)
-    for name in sorted(set(members) - listed - {MANIFEST, SIGNATURE}):
-        raise BundleError(f"unexpected member '{name}' (not listed in {MANIFEST})", p)
-    for required in (manifest["model"], RUNNER):
-        if required not in listed:
-            raise BundleError(f"{MANIFEST} does not list '{required}'", p)
-    contents = {}
-    for name in sorted(listed):
-        data = _read(zf, members[name], p)
-        want = manifest["files"][name]
-        found = sha256_bytes(data)
-        if found != want["sha256"]:
-            raise BundleError(f"{name}: sha256 mismatch (expected {want['sha256']}, found {found})", p)
-        if len(data) != want["size"]:
-            raise BundleError(f"{name}: size mismatch (expected {want['size']} bytes, found {len(data)})", p)
-        contents[name] = data
-    return contents
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError)
 
 
-def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, _extract_to: Path | None = None) -> Verified:
-    """Check structure, schema, every hash and (with `pubkey`) the signature; BundleError says what is wrong."""
+def verify_bundle(path: str | os.PathLike, pubkey: str | None = None, *, trusted: Sequence[TrustedKey] = (),
+                  _extract_to: Path | None = None) -> Verified:
+    """Check structure, schema, every hash and the signature: against `pubkey`, else against any of the `trusted`
+    keys; BundleError says what is wrong. The zip, member and manifest rules are the device's (bundle_rules)."""
     p = Path(path)
     if not p.is_file():
-        raise BundleError("bundle not found", p)
+        raise BundleError("bundle not found" if not p.exists() else "is not a file", p)
+    key = signing.load_public(pubkey) if pubkey else None
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleError(f"not a bundle: not a readable zip archive ({exc})", p) from None
-    with zf:
-        members = _check_members(zf, p)
-        if MANIFEST not in members:
-            raise BundleError(f"missing member '{MANIFEST}'", p)
-        manifest_bytes = _read(zf, members[MANIFEST], p)
-        try:
-            manifest = json.loads(manifest_bytes)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{MANIFEST} is not valid JSON ({exc})", p) from None
-        _validate(manifest, p)
-        contents = _listed_contents(zf, members, manifest, p)
-        if SAMPLE in contents:
-            check_sample(contents[SAMPLE], manifest, str(p), BundleError)
-        signed = SIGNATURE in members
-        checked = False
-        fingerprint = (manifest.get("signing") or {}).get("key_fingerprint")
-        if pubkey:
-            key = signing.load_public(pubkey)
-            fingerprint = signing.fingerprint(key)
-            if not signed:
-                raise BundleError(f"is not signed (no {SIGNATURE}) but a public key was given to check it", p)
-            if not signing.verify(key, manifest_bytes, _read(zf, members[SIGNATURE], p)):
-                raise BundleError(f"{SIGNATURE}: signature does not match {MANIFEST} for public key {fingerprint}"
-                                  " (the manifest was changed, or it was signed with another key)", p)
-            checked = True
-        elif signed and not manifest.get("signing"):
-            raise BundleError(f"has {SIGNATURE} but {MANIFEST} names no signing key", p)
-        if _extract_to is not None:
-            for name, data in contents.items():
-                target = _extract_to / name
-                with open(target, "xb") as fh:
-                    fh.write(data)
-                os.chmod(target, 0o755 if name == RUNNER else 0o644)
-            (_extract_to / MANIFEST).write_bytes(manifest_bytes)
-    return Verified(manifest, signed, checked, fingerprint)
+    except ZIP_ERRORS as exc:
+        raise BundleError(f"not a bundle: not a readable zip archive ({short(exc)})", p) from None
+    try:
+        with zf:
+            members, manifest_bytes, manifest = rules.open_bundle(zf)
+            _validate(manifest, p)
+            contents = dict(rules.listed_contents(zf, members, manifest))
+            signature = rules.read_member(zf, members[SIGNATURE]) if SIGNATURE in members else None
+    except rules.RuleError as exc:
+        raise BundleError(str(exc), p) from None
+    if SAMPLE in contents:
+        check_sample(contents[SAMPLE], manifest, str(p), BundleError)
+    checked, fingerprint = _signature(manifest, manifest_bytes, signature, key, trusted, p)
+    if _extract_to is not None:
+        for name, data in contents.items():
+            target = _extract_to / name
+            with open(target, "xb") as fh:
+                fh.write(data)
+            os.chmod(target, 0o755 if name == RUNNER else 0o644)
+        (_extract_to / MANIFEST).write_bytes(manifest_bytes)
+    return Verified(manifest, signature is not None, checked, fingerprint)
+
+
+def _signature(manifest: dict, manifest_bytes: bytes, signature: bytes | None, key, trusted: Sequence[TrustedKey],
+               p: Path) -> tuple[bool, str | None]:
+    """(checked, fingerprint): against the given key, which must match; else against the user's trusted keys,
+    where a trusted key that the manifest names must match too."""
+    named = (manifest.get("signing") or {}).get("key_fingerprint")
+    if key is not None:
+        fingerprint = signing.fingerprint(key)
+        if signature is None:
+            raise BundleError(f"is not signed (no {SIGNATURE}) but a public key was given to check it", p)
+        if not signing.verify(key, manifest_bytes, signature):
+            raise BundleError(f"{SIGNATURE}: signature does not match {MANIFEST} for public key {fingerprint}"
+                              " (the manifest was changed, or it was signed with another key)", p)
+        return True, fingerprint
+    if signature is None:
+        return False, None
+    if not manifest.get("signing"):
+        raise BundleError(f"has {SIGNATURE} but {MANIFEST} names no signing key", p)
+    for t in trusted:
+        if signing.verify(t.key, manifest_bytes, signature):
+            return True, t.fingerprint
+    for t in trusted:
+        if t.fingerprint == named:
+            raise BundleError(f"{SIGNATURE}: signature does not match {MANIFEST} for trusted key {named}"
+                              " (the manifest was changed, or it was signed with another key)", p)
+    return False, named
 
 
 def safe_extract(path: str | os.PathLike, dest: str | os.PathLike, pubkey: str | None = None) -> Verified:

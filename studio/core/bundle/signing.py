@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from studio.core.base import hashing
-from studio.core.base.errors import StudioError
+from studio.core.base.errors import StudioError, short
 
 
 class SigningError(StudioError):
@@ -45,6 +45,8 @@ def load_private(path: str | os.PathLike):
         key = serialization.load_pem_private_key(p.read_bytes(), password=None)
     except FileNotFoundError:
         raise SigningError("signing key not found", p) from None
+    except OSError as exc:
+        raise SigningError(f"cannot read the signing key ({short(exc)})", p) from None
     except (ValueError, TypeError) as exc:
         raise SigningError(f"is not a PEM private key ({exc})", p) from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -63,6 +65,8 @@ def load_public(path: str | os.PathLike):
             serialization.load_pem_public_key(data)
     except FileNotFoundError:
         raise SigningError("public key not found", p) from None
+    except OSError as exc:
+        raise SigningError(f"cannot read the public key ({short(exc)})", p) from None
     except (ValueError, TypeError) as exc:
         raise SigningError(f"is not a public key ({exc})", p) from None
     if not isinstance(key, Ed25519PublicKey):

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Studio device agent: the device-side half of a push. Standard library only (Python 3.6+), uploaded by Studio
-to DIR/.studio/agent.py and run as `python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
+to DIR/.studio/agent.py, with bundle_rules.py beside it, and run as `python3 agent.py DIR COMMAND [ARGS]`; prints
+one JSON object.
 
 Layout on the device:
     DIR/current -> releases/<bundle id>     switched atomically (new symlink, then rename over the old one)
@@ -16,11 +17,15 @@ import json
 import os
 import platform
 import shutil
-import stat
 import subprocess
 import sys
 import time
 import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # bundle_rules.py is uploaded beside this file (also found under python -I)
+sys.dont_write_bytecode = True  # a cached .pyc could outlive a re-uploaded bundle_rules.py of the same size
+import bundle_rules  # type: ignore[import-not-found]  # noqa: E402
 
 
 def python():
@@ -212,24 +217,8 @@ class Device:
         os.makedirs(tmp)
         try:
             with zipfile.ZipFile(os.path.join(self.incoming, sha + ".zip")) as zf:
-                manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
-                names = set(manifest["files"]) | {"manifest.json"}
-                for zi in zf.infolist():
-                    name = zi.filename
-                    if name not in names and name != "manifest.sig":
-                        raise ValueError("unexpected member %r" % name)
-                    if "/" in name or "\\" in name or name.startswith(".") or stat.S_ISLNK(zi.external_attr >> 16):
-                        raise ValueError("unsafe member %r" % name)
-                    data = zf.read(zi)
-                    if name in manifest["files"] and hashlib.sha256(data).hexdigest() != \
-                            manifest["files"][name]["sha256"]:
-                        raise ValueError("%s: sha256 mismatch" % name)
-                    with open(os.path.join(tmp, name), "wb") as fh:
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.chmod(os.path.join(tmp, name), 0o755 if name == "runner.py" else 0o644)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                self._unpack(zf, tmp)
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # bundle_rules.RuleError is a ValueError
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno == 28:
                 fail("device disk is full while unpacking")
@@ -237,6 +226,19 @@ class Device:
         os.rename(tmp, final)
         self._sync_dir(self.releases)
         return ({"ok": True, "path": final})
+
+    def _unpack(self, zf, folder):
+        """The bundle's files into `folder`, after the rules `studio verify` applies too (bundle_rules)."""
+        members, raw, manifest = bundle_rules.open_bundle(zf)
+        files = list(bundle_rules.listed_contents(zf, members, manifest)) + [(bundle_rules.MANIFEST, raw)]
+        if bundle_rules.SIGNATURE in members:
+            files.append((bundle_rules.SIGNATURE, bundle_rules.read_member(zf, members[bundle_rules.SIGNATURE])))
+        for name, data in files:
+            with open(os.path.join(folder, name), "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(os.path.join(folder, name), 0o755 if name == bundle_rules.RUNNER else 0o644)
 
     def _intact(self, folder):
         try:
@@ -339,8 +341,12 @@ def dispatch(device, name, args):
 
 
 def own_hash():
-    with open(os.path.abspath(__file__), "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+    """The sha256 of this agent and its rules, as Studio computes it to tell whether they need uploading."""
+    h = hashlib.sha256()
+    for name in (os.path.abspath(__file__), bundle_rules.__file__):
+        with open(name, "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
 
 
 def session(device, lock):

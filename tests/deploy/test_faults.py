@@ -76,6 +76,30 @@ def test_link_lost_right_after_the_switch_reports_the_new_release(make_device, d
     assert st["current"]["version"] == "2.0" and st["previous"]["version"] == "1.0" and not st["interrupted"]
 
 
+def test_a_device_that_freezes_during_the_switch_is_not_claimed_either_way(make_device, deploy_bundles, ssh_pool):
+    server = ssh_pool["servers"][9]
+    dev = make_device(9)
+    v1, v2 = deploy_bundles["1.0"], deploy_bundles["2.0"]
+    assert fleet.push(v1, [dev]).ok
+
+    def freeze_after_switching(phase, transport):
+        if phase is Phase.SWITCH:  # the device switches, then hangs before its answer leaves
+            subprocess.run([sys.executable, str(AGENT), dev.dir, "activate", manifest_id(v2), str(dev.keep)],
+                           check=True, capture_output=True)
+            server.freeze()
+
+    try:
+        r = fleet.push(v2, [dev], on_phase=freeze_after_switching).results[0]
+    finally:
+        server.thaw()
+    assert current(dev) == f"releases/{manifest_id(v2)}" and r.status == "failed" and r.running is None
+    assert r.message == ("Not confirmed: the connection was lost at the switch step; it could not be asked again: it"
+                         " runs mnist v2.0 if the switch was done, else still mnist v1.0; see `studio status --device"
+                         f" {dev.name}` once it answers. {RESUME}"), r.detail
+    settled(dev)
+    assert fleet.push(v2, [dev]).results[0].status == "unchanged"
+
+
 def test_link_lost_during_cleanup_still_reports_the_install(make_device, deploy_bundles, ssh_pool):
     dev = make_device(9)
     v1 = deploy_bundles["1.0"]

@@ -154,11 +154,17 @@ def test_a_second_push_is_refused_while_one_holds_the_lock(make_device, deploy_b
     async def scenario():
         t = await connect(dev)
         holder = await open_session(t)  # another push's session holds the device lock
+        await holder.call("prepare", manifest["id"], sha256_file(v2), v2.stat().st_size)
         blocked = await push_one(dev, v2, manifest, sha256_file(v2))
-        await holder.close()
+        during = run_cli("status", "--device", dev.name).stdout
+        await holder.close()  # it ends without a switch: its agent resolves the journal as it exits
         await t.close()
-        return blocked, await push_one(dev, v2, manifest, sha256_file(v2))
-    blocked, after = asyncio.run(scenario())
+        settled(dev)
+        return blocked, during, run_cli("status", "--device", dev.name).stdout, await push_one(
+            dev, v2, manifest, sha256_file(v2))
+    blocked, during, idle, after = asyncio.run(scenario())
+    assert "runs mnist 1.0  a push is in progress" in during
+    assert idle.strip().endswith("runs mnist 1.0"), idle
     assert blocked.status == "failed" and blocked.running == "mnist v1.0" and blocked.message == (
         "Not installed: another push to this device is in progress; the device runs mnist v1.0. Wait until it is"
         " done, then push again")

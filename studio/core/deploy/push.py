@@ -155,9 +155,8 @@ class _Push:
             self.result.resumed_from = size
             self.result.steps.append("the whole bundle was already on the device (sha256 checked): nothing sent")
             return
-        need = self.need(part["size"])
-        if prep["free_bytes"] < need:
-            await self.disk_full(agent, need - part["size"])
+        if prep["free_bytes"] < self.need(part["size"]):
+            await self.disk_full(agent, self.need(0))
         self.cancel.raise_if_cancelled()
         offset = part["size"] if 0 < part["size"] <= size and sha256_file(self.bundle, part["size"]) == part[
             "sha256"] else 0
@@ -242,7 +241,8 @@ class _Push:
         if isinstance(error, LinkLost):
             reason = f"{reason} at the {self.phase} step"
         result.running = label(state.get("current")) if state is not None else None
-        result.message = (f"Not installed: {reason}; {self.claim(state)}. "
+        unsure = state is None and self.prepared and ORDER.index(self.phase) >= ORDER.index(Phase.SWITCH)
+        result.message = (f"{'Not confirmed' if unsure else 'Not installed'}: {reason}; {self.claim(state)}. "
                           + advice.format(name=self.device.name, dir=self.device.dir))
         self.report(1.0, result.message)
         return result

@@ -95,27 +95,13 @@ def run_add(args) -> int:
                                   python=args.python or here, keep=args.keep)
     else:
         device = inventory.Device(name=args.name, host=args.host, port=args.port, user=args.user,
-                                  key=_key_file(args.key), dir=args.dir, tags=tuple(args.tag), jump=args.jump,
+                                  key=inventory.key_file(args.key), dir=args.dir, tags=tuple(args.tag), jump=args.jump,
                                   python=args.python or "python3", keep=args.keep)
     inventory.add(device, replace=args.replace)
     print(f"added {device.name} ({device.address})")
     if device.kind == "ssh":
         print(f"next: check its host key with `studio devices trust {device.name}`")
     return 0
-
-
-def _key_file(key: str | None) -> str | None:
-    """The private key as an absolute path, so the device is reached the same from any folder."""
-    import os
-
-    from studio.core.deploy.inventory import DeviceError
-
-    if key is None:
-        return None
-    path = os.path.abspath(os.path.expanduser(key))
-    if not os.path.isfile(path):
-        raise DeviceError(f"{path}: no such key file")
-    return path
 
 
 def run_list(args) -> int:

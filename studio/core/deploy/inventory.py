@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import re
 import tomllib
@@ -52,6 +53,8 @@ class Device:
             raise DeviceError("keep at least 2 releases (current and previous)")
         if self.kind == "ssh":
             check_dir(self.dir)
+        elif not self.dir:
+            raise DeviceError(f"local device '{self.name}' needs a folder")
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "port", int(self.port))
 
@@ -75,6 +78,16 @@ def check_dir(folder: str) -> None:
         folder == d or folder.startswith(d + "/") for d in SYSTEM_DIRS)
     if system and not folder.startswith("/usr/local/"):
         raise DeviceError(f"install dir '{folder}' is a system folder: use a folder of its own, like /opt/studio")
+
+
+def key_file(key: str | None) -> str | None:
+    """A private key as an absolute path, so the device is reached the same from any folder (None: the ssh-agent)."""
+    if not key:
+        return None
+    path = os.path.abspath(os.path.expanduser(key))
+    if not os.path.isfile(path):
+        raise DeviceError(f"{path}: no such key file")
+    return path
 
 
 def inventory_path() -> Path:

@@ -242,3 +242,39 @@ def test_rollback_refuses_a_damaged_previous_release_and_status_flags_it(make_de
     assert f"DAMAGED release {manifest_id(v1)}: model.onnx does not match its manifest" in shown
     model.unlink()
     assert f"{manifest_id(v1)}: model.onnx is missing" in run_cli("status", "--device", dev.name).stdout
+
+
+def test_cli_fleet_push_with_links_dropped_mid_push_prints_every_device_and_the_summary(make_device, deploy_bundles,
+                                                                                       ssh_pool):
+    import threading
+    import time
+
+    v1, big = deploy_bundles["1.0"], deploy_bundles["big"]
+    devices = {i: make_device(i, tags=("cli-drops",)) for i in (5, 6, 7)}
+    assert fleet.push(v1, list(devices.values())).ok
+
+    def drop_once_uploading(i):  # whichever step it has reached by then, the link of device i goes
+        incoming = Path(devices[i].dir) / ".studio" / "incoming"
+        deadline = time.monotonic() + 120
+        while not list(incoming.glob("*.part")) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        ssh_pool["servers"][i].drop_sessions()
+
+    watchers = [threading.Thread(target=drop_once_uploading, args=(i,), daemon=True) for i in (5, 6)]
+    for w in watchers:
+        w.start()
+    result = run_cli("push", str(big), "--tag", "cli-drops", timeout=240)
+    for w in watchers:
+        w.join()
+    assert "Traceback" not in result.stderr and "Task exception" not in result.stderr, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith(f"{manifest_id(big)}: ")
+    for i, dev in devices.items():
+        settled(dev)
+        line = next(x for x in lines if x.startswith(dev.name + " "))
+        if current(dev) == f"releases/{manifest_id(big)}":
+            assert " installed " in line or line.split()[1] == "installed", line
+        else:
+            assert " failed " in line and "runs mnist v1.0." in line and i != 7, line
+    assert result.returncode == (0 if all(current(d) == f"releases/{manifest_id(big)}" for d in devices.values())
+                                 else 1)

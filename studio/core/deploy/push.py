@@ -232,11 +232,11 @@ class _Push:
         result.detail = error.message
         state = await self.settle(error)
         if state is not None and state.get("current") and state["current"]["id"] == self.manifest["id"]:
-            self.installed()
+            result.steps.append(f"{'the connection was lost' if isinstance(error, LinkLost) else error.message} at"
+                                f" the {self.phase} step, after the switch: asked again, the device runs the new"
+                                " release")
             result.detail = None
-            result.steps.append(f"the connection was lost at the {self.phase} step, after the switch: the device"
-                                " was asked again and runs the new release")
-            return result
+            return self.installed()
         reason, advice = explain(result.detail)
         if isinstance(error, LinkLost):
             reason = f"{reason} at the {self.phase} step"
@@ -268,8 +268,9 @@ class _Push:
             return None  # never logged in, or the agent never started: nothing on the device to ask or to end
         if self.agent is not None and not isinstance(error, LinkLost):
             try:
-                if not self.ended:
-                    await self.agent.call("abort", self.manifest["id"])
+                if not self.ended:  # a full disk keeps no partial upload: the app that runs may need the space
+                    drop = self.bundle_sha if "disk is full" in error.message else ""
+                    await self.agent.call("abort", self.manifest["id"], drop)
                 return await self.agent.call("status", timeout=15)
             except LinkLost as lost:
                 self.result.steps.append(f"the connection was lost while ending the push ({lost.message})")

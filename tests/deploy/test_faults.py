@@ -61,6 +61,40 @@ def test_link_lost_before_the_switch_reports_the_old_release_and_the_repush_send
     assert again.bytes_sent == (0 if complete else v2.stat().st_size), again.steps
 
 
+def test_link_lost_while_the_device_runs_the_model_check(make_device, deploy_bundles, ssh_pool):
+    import threading
+    import time
+
+    server = ssh_pool["servers"][8]
+    dev = make_device(8)
+    v1, v2 = deploy_bundles["1.0"], deploy_bundles["2.0"]
+    assert fleet.push(v1, [dev]).ok
+    journal = Path(dev.dir) / ".studio" / "journal.json"
+
+    def drop_once_testing():  # the agent journals "testing" as it starts the model: the link goes while it runs
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(journal.read_text()).get("state") == "testing":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.001)
+        server.drop_sessions()
+
+    watcher = threading.Thread(target=drop_once_testing, daemon=True)
+    hook = {Phase.CHECK: watcher.start}
+    r = fleet.push(v2, [dev], on_phase=lambda phase, t: hook.pop(phase, lambda: None)()).results[0]
+    watcher.join()
+    assert r.status == "failed" and r.running == "mnist v1.0" and "\n" not in r.message, r
+    assert r.message == (f"Not installed: the connection was lost at the model check step; the device still runs"
+                         f" mnist v1.0. {RESUME}")
+    assert not no_push_left(dev, manifest_id(v2))  # the agent finished the check, then resolved the push itself
+    assert current(dev) == f"releases/{manifest_id(v1)}"
+    again = fleet.push(v2, [dev]).results[0]
+    assert again.status == "installed" and again.bytes_sent == 0
+
+
 def test_link_lost_right_after_the_switch_reports_the_new_release(make_device, deploy_bundles, ssh_pool):
     server = ssh_pool["servers"][9]
     dev = make_device(9)

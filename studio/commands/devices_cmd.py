@@ -84,17 +84,18 @@ def _add_rollback_status_bench(sub) -> None:
 
 
 def run_add(args) -> int:
+    import os
     import sys as _sys
 
     from studio.core.deploy import inventory
 
     if args.local:
         here = "python3" if getattr(_sys, "frozen", False) else _sys.executable  # the flasher binary is no Python
-        device = inventory.Device(name=args.name, kind="local", dir=args.local, tags=tuple(args.tag),
+        device = inventory.Device(name=args.name, kind="local", dir=os.path.abspath(args.local), tags=tuple(args.tag),
                                   python=args.python or here, keep=args.keep)
     else:
-        device = inventory.Device(name=args.name, host=args.host, port=args.port, user=args.user, key=args.key,
-                                  dir=args.dir, tags=tuple(args.tag), jump=args.jump,
+        device = inventory.Device(name=args.name, host=args.host, port=args.port, user=args.user,
+                                  key=inventory.key_file(args.key), dir=args.dir, tags=tuple(args.tag), jump=args.jump,
                                   python=args.python or "python3", keep=args.keep)
     inventory.add(device, replace=args.replace)
     print(f"added {device.name} ({device.address})")
@@ -229,8 +230,12 @@ def run_status(args) -> int:
         cur, prev = r["current"], r["previous"]
         now = f"{cur['name']} {cur['version']}" if cur else "nothing installed"
         before = f"  (previous: {prev['name']} {prev['version']})" if prev else ""
-        warn = "  interrupted push pending" if r.get("interrupted") else ""
-        print(f"{r['device']:<16} runs {now}{before}{warn}")
+        journal = r.get("interrupted")
+        warn = ("  a push is in progress" if r.get("busy") else
+                f"  an interrupted push of {journal.get('bundle')} is left (the next push resolves it)") if journal \
+            else ""
+        damaged = "".join(f"  DAMAGED release {rid}: {why}" for rid, why in sorted(r.get("damaged", {}).items()))
+        print(f"{r['device']:<16} runs {now}{before}{warn}{damaged}")
     return 0 if all(r["reachable"] for r in rows) else 1
 
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.deploy.inventory import Device
+from studio.core.deploy.inventory import Device, key_file
 
 from .resources import icon, white_icon
 from .widgets import Banner, Card, help_label, page_layout
@@ -59,11 +59,17 @@ class AddDeviceDialog(QDialog):
 
         tags = tuple(t.strip() for t in self.tags.text().split(",") if t.strip())
         if not self.host.text().strip():
-            return Device(name=self.name.text().strip(), kind="local", dir=self.dir.text().strip(), tags=tags,
-                          python=sys.executable)
+            return Device(name=self.name.text().strip(), kind="local", dir=_absolute(self.dir.text().strip()),
+                          tags=tags, python=sys.executable)
         return Device(name=self.name.text().strip(), host=self.host.text().strip(), port=self.port.value(),
-                      user=self.user.text().strip(), key=self.key.text().strip() or None,
+                      user=self.user.text().strip(), key=key_file(self.key.text().strip()),
                       dir=self.dir.text().strip(), tags=tags)
+
+
+def _absolute(folder: str) -> str:
+    import os
+
+    return os.path.abspath(folder) if folder else folder
 
 
 class TrustDialog(QDialog):

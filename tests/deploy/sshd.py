@@ -4,6 +4,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -30,9 +31,29 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
     raise RuntimeError(f"sshd did not listen on port {port}")
 
 
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+def keygen(path: Path, key_type: str = "ed25519") -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
     return path
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 class Server:
@@ -48,10 +69,40 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.new_host_key()
 
-    def new_host_key(self) -> None:
+    def new_host_key(self, key_type: str = "ed25519") -> None:
         for p in self.root.glob("host_key*"):
             p.unlink()
-        keygen(self.root / "host_key")
+        keygen(self.root / "host_key", key_type)
+
+    def sessions(self) -> list[int]:
+        """The per-connection sshd processes under the listener (not the commands they run, like the agent)."""
+        assert self.proc is not None
+        tree, found, todo = _children(), [], [self.proc.pid]
+        while todo:
+            for child in tree.get(todo.pop(), []):
+                if _comm(child).startswith("sshd"):
+                    found.append(child)
+                    todo.append(child)
+        return found
+
+    def drop_sessions(self) -> int:
+        """Kill every connection's sshd process: the link drops as if the network went away; the device's own
+        processes (the agent, a model check) run on and see their input end."""
+        pids = self.sessions()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def freeze(self) -> None:
+        """The whole device hangs: sshd and every connection stop answering (SIGSTOP), sockets stay open."""
+        assert self.proc is not None
+        for pid in [self.proc.pid, *self.sessions()]:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        for pid in [self.proc.pid, *self.sessions()]:
+            os.kill(pid, signal.SIGCONT)
 
     def start(self) -> Server:
         cfg = self.root / "sshd_config"

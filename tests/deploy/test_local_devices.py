@@ -1,6 +1,7 @@
 """Inventory, the local demo device, fleet rules (canary, max-fail), journal recovery and device latency in sweeps.
 No sshd needed: the local-folder transport follows the same steps as SSH."""
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from studio.core.deploy import fleet, inventory
 from studio.core.deploy.inventory import Device, DeviceError
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def local(tmp_path, name, **kw):
@@ -20,11 +21,14 @@ def local(tmp_path, name, **kw):
 
 def test_inventory_cli_uses_the_config_dir(tmp_path):
     env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    key = tmp_path / "id_ed25519"
+    key.write_text("a key")
+    relative = os.path.relpath(key, ROOT)  # run_cli runs in the repository root
     added = run_cli("devices", "add", "pi4", "--host", "10.0.0.7", "--port", "2200", "--user", "pi", "--key",
-                    "~/.ssh/id_ed25519", "--dir", "/srv/models", "--tag", "bench", "--tag", "lab", env=env)
+                    relative, "--dir", "/srv/models", "--tag", "bench", "--tag", "lab", env=env)
     assert added.returncode == 0 and "studio devices trust pi4" in added.stdout
     doc = tomllib.loads((tmp_path / "cfg" / "studio" / "devices.toml").read_text())
-    assert doc["devices"]["pi4"] == {"host": "10.0.0.7", "port": 2200, "user": "pi", "key": "~/.ssh/id_ed25519",
+    assert doc["devices"]["pi4"] == {"host": "10.0.0.7", "port": 2200, "user": "pi", "key": str(key),
                                      "dir": "/srv/models", "tags": ["bench", "lab"], "python": "python3", "keep": 3,
                                      "kind": "ssh"}
     listed = run_cli("devices", "list", env=env)
@@ -38,12 +42,35 @@ def test_inventory_cli_uses_the_config_dir(tmp_path):
     assert gone.returncode == 1 and "no device named 'pi4'" in gone.stderr
 
 
+@pytest.mark.parametrize("folder", ["../../etc", "/", "/etc", "", "studio", "/opt/studio/../../etc", "/opt//studio",
+                                    "/opt/studio/", "/usr", "/usr/lib/studio", "/lib64", "/boot/x", "/proc/1",
+                                    "/sys/x", "/dev/shm/s", "/var/lib/dpkg", "/var/lib/dpkg/info", "/opt"])
+def test_install_dir_must_be_absolute_plain_and_not_a_system_folder(tmp_path, folder):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    added = run_cli("devices", "add", "pi", "--host", "10.0.0.7", "--dir", folder, env=env)
+    lines = added.stderr.strip().splitlines()
+    assert added.returncode == 1 and len(lines) == 1 and f"install dir '{folder}'" in lines[0], added.stderr
+    assert not (tmp_path / "cfg" / "studio" / "devices.toml").exists()
+
+
+@pytest.mark.parametrize("folder", ["/opt/studio", "/usr/local/studio", "/home/pi/models", "/data/edge-1"])
+def test_plain_install_dirs_are_accepted(folder):
+    assert Device(name="pi", host="x", dir=folder).dir == folder
+
+
+def test_missing_key_file_is_named(tmp_path):
+    added = run_cli("devices", "add", "pi", "--host", "x", "--key", str(tmp_path / "nope"),
+                    env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert added.returncode == 1 and f"{tmp_path / 'nope'}: no such key file" in added.stderr
+
+
 def test_canary_failure_stops_the_rollout(tmp_path, deploy_bundles):
     broken = local(tmp_path, "canary-broken", python=f"{sys.executable} -S")  # no numpy: its check fails
     others = [local(tmp_path, f"rest{i}") for i in range(3)]
     result = fleet.push(deploy_bundles["1.0"], [broken, *others], canary=1)
     assert [r.status for r in result.results] == ["failed", "skipped", "skipped", "skipped"]
-    assert result.results[1].message == "Not attempted: a canary device failed" and not result.ok
+    assert result.results[1].message == ("Not attempted: a canary device failed; nothing was changed on it. Push again"
+                                         " once that is resolved") and not result.ok
 
 
 def test_max_fail_stops_launching_new_pushes(tmp_path, deploy_bundles):
@@ -66,7 +93,7 @@ def test_interrupted_push_is_resolved_on_the_next_connect(tmp_path, deploy_bundl
     (half / "model.onnx").write_bytes(b"half")
     (meta / "journal.json").write_text(json.dumps({"state": "testing", "bundle": half.name, "time": 0}))
     status = run_cli("status", "--device", "board")
-    assert "interrupted push pending" in status.stdout and "runs mnist 1.0" in status.stdout
+    assert f"an interrupted push of {half.name} is left" in status.stdout and "runs mnist 1.0" in status.stdout
     r = fleet.push(deploy_bundles["2.0"], [dev]).results[0]
     assert r.status == "installed" and r.recovered["bundle"] == half.name and r.recovered["phase"] == "testing"
     assert not half.exists() and not (meta / "journal.json").exists()

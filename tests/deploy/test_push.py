@@ -27,6 +27,15 @@ def current(device):
     return os.readlink(link) if link.is_symlink() else None
 
 
+def settled(device):
+    """Wait until no agent holds the device's lock (an agent whose link dropped finishes its step, then exits)."""
+    import fcntl
+
+    with open(Path(device.dir) / ".studio" / "lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def test_push_installs_checks_switches_and_rolls_back(make_device, deploy_bundles):
     dev = make_device(0)
     v1, v2 = deploy_bundles["1.0"], deploy_bundles["2.0"]
@@ -45,20 +54,22 @@ def test_push_installs_checks_switches_and_rolls_back(make_device, deploy_bundle
     assert not list((Path(dev.dir) / ".studio" / "incoming").iterdir())
 
 
-def test_killed_upload_resumes_and_current_never_points_at_a_partial_release(make_device, deploy_bundles):
+def test_killed_upload_resumes_and_current_never_points_at_a_partial_release(make_device, deploy_bundles, ssh_pool):
     dev = make_device(1)
     assert fleet.push(deploy_bundles["1.0"], [dev]).ok
     big = deploy_bundles["big"]
     size = big.stat().st_size
-    seen = []
+    dropped = []
 
     def kill_at_half(t, pos, total):
-        seen.append(pos)
-        if pos >= total // 2 and hasattr(t, "conn"):
-            t.conn.abort()  # the connection dies mid-upload
+        if pos >= total // 2 and not dropped:
+            dropped.append(ssh_pool["servers"][1].drop_sessions())  # the connection dies mid-upload
 
     r = fleet.push(big, [dev], on_upload=kill_at_half).results[0]
-    assert r.status == "failed" and r.message.startswith("Not installed:") and seen
+    assert r.status == "failed" and dropped[0] > 0 and r.message == (
+        "Not installed: the connection was lost at the upload step; the device still runs mnist v1.0. Push again:"
+        " what already reached the device is not sent again"), r.steps
+    settled(dev)
     assert current(dev) == f"releases/{manifest_id(deploy_bundles['1.0'])}"
     parts = list((Path(dev.dir) / ".studio" / "incoming").glob("*.part"))
     assert len(parts) == 1 and 0 < parts[0].stat().st_size < size
@@ -107,7 +118,8 @@ def test_failed_smoke_test_leaves_the_previous_release_active(make_device, deplo
     bare = make_device(4, dir=dev.dir, python=f"{sys.executable} -S")  # same board, a Python without numpy
     r = fleet.push(deploy_bundles["2.0"], [bare]).results[0]
     assert r.status == "failed" and "numpy is not installed on this device" in r.detail
-    assert r.message == "Not installed: the model check failed on the device; the device still runs mnist v1.0"
+    assert r.message == ("Not installed: the model check failed on the device; the device still runs mnist v1.0. The"
+                         " device's runtime cannot run this bundle: see the reason below")
     assert current(dev) == f"releases/{manifest_id(deploy_bundles['1.0'])}"
     assert not (Path(dev.dir) / "releases" / manifest_id(deploy_bundles["2.0"])).exists()
 
@@ -122,7 +134,8 @@ def test_full_disk_gives_a_clear_error_and_changes_nothing(make_device, deploy_b
         assert fleet.push(deploy_bundles["1.0"], [dev]).ok
         r = fleet.push(deploy_bundles["big"], [dev]).results[0]
         assert r.status == "failed" and "device disk is full" in r.detail
-        assert r.message == "Not installed: device disk is full; the device still runs mnist v1.0"
+        assert r.message == ("Not installed: the device's disk is full; the device still runs mnist v1.0. Free space in"
+                             f" {dev.dir} on the device, then push again")
         assert current(dev) == f"releases/{manifest_id(deploy_bundles['1.0'])}"
         assert not list((tiny / "studio" / ".studio" / "incoming").iterdir())
     finally:
@@ -134,20 +147,28 @@ def test_a_second_push_is_refused_while_one_holds_the_lock(make_device, deploy_b
     from studio.core.base.hashing import sha256_file
     from studio.core.bundle.bundle import verify_bundle
 
-    v1 = deploy_bundles["1.0"]
-    manifest = verify_bundle(v1).manifest
+    v1, v2 = deploy_bundles["1.0"], deploy_bundles["2.0"]
+    assert fleet.push(v1, [dev]).ok
+    manifest = verify_bundle(v2).manifest
 
     async def scenario():
         t = await connect(dev)
         holder = await open_session(t)  # another push's session holds the device lock
-        blocked = await push_one(dev, v1, manifest, sha256_file(v1))
-        await holder.close()
+        await holder.call("prepare", manifest["id"], sha256_file(v2), v2.stat().st_size)
+        blocked = await push_one(dev, v2, manifest, sha256_file(v2))
+        during = run_cli("status", "--device", dev.name).stdout
+        await holder.close()  # it ends without a switch: its agent resolves the journal as it exits
         await t.close()
-        return blocked, await push_one(dev, v1, manifest, sha256_file(v1))
-    blocked, after = asyncio.run(scenario())
-    assert blocked.status == "failed" and blocked.message.startswith(
-        "Not installed: another push to this device is in progress")
-    assert after.status == "installed"
+        settled(dev)
+        return blocked, during, run_cli("status", "--device", dev.name).stdout, await push_one(
+            dev, v2, manifest, sha256_file(v2))
+    blocked, during, idle, after = asyncio.run(scenario())
+    assert "runs mnist 1.0  a push is in progress" in during
+    assert idle.strip().endswith("runs mnist 1.0"), idle
+    assert blocked.status == "failed" and blocked.running == "mnist v1.0" and blocked.message == (
+        "Not installed: another push to this device is in progress; the device runs mnist v1.0. Wait until it is"
+        " done, then push again")
+    assert after.status == "installed" and current(dev) == f"releases/{manifest['id']}"
 
 
 def test_fleet_of_20_with_a_frozen_device(make_device, deploy_bundles):
@@ -167,7 +188,8 @@ def test_fleet_of_20_with_a_frozen_device(make_device, deploy_bundles):
     statuses = [r["status"] for r in doc["results"]]
     assert statuses.count("installed") == 19 and statuses.count("failed") == 1
     bad = next(r for r in doc["results"] if r["device"] == "frozen-board")
-    assert bad["message"] == "Not installed: the device cannot be reached; nothing was changed on it"
+    assert bad["message"] == ("Not installed: the device cannot be reached; nothing was changed on it. Check that it is"
+                              " on and on the network, then push again")
     assert bad["seconds"] < 30
 
 

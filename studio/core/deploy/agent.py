@@ -143,10 +143,31 @@ class Device:
              "current": self.describe(st.get("current")), "previous": self.describe(st.get("previous"))})
 
     def cmd_status(self):
+        """What runs, what is kept, which releases no longer match their manifest, and the journal of a push; "busy"
+        says whether a push holds the lock now (a journal without it is an interrupted push the next one resolves)."""
         st = self.state()
         releases = sorted(d for d in os.listdir(self.releases) if not d.endswith(".tmp"))
+        damaged = {}
+        for rid in releases:
+            problem = self._damage(os.path.join(self.releases, rid))
+            if problem:
+                damaged[rid] = problem
         return ({"ok": True, "current": self.describe(st.get("current")), "previous": self.describe(st.get("previous")),
-             "releases": releases, "journal": self._read("journal.json", None)})
+                 "releases": releases, "journal": self._read("journal.json", None), "damaged": damaged,
+                 "busy": self._busy()})
+
+    def _busy(self):
+        fd = os.open(os.path.join(self.meta, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def cmd_space(self):
+        return {"ok": True, "free_bytes": shutil.disk_usage(self.root).free}
 
     def cmd_recover(self):
         return (dict(ok=True, **self._recover()))
@@ -178,7 +199,7 @@ class Device:
         st = self.state()
         if st.get("current") == rid:
             return ({"ok": True, "unchanged": True, "current": self.describe(rid), "recovered": recovered})
-        part = self._part_info(sha)
+        part = self._part_info(sha, int(size))
         self.journal(state="uploading", bundle=rid, sha256=sha, size=int(size), previous=st.get("current"))
         return ({"ok": True, "unchanged": False, "current": self.describe(st.get("current")), "recovered": recovered,
              "free_bytes": shutil.disk_usage(self.root).free, "part": part})
@@ -186,22 +207,22 @@ class Device:
     def _part(self, sha):
         return os.path.join(self.incoming, sha + ".part")
 
-    def _part_info(self, sha):
-        part = self._part(sha)
-        h = hashlib.sha256()
-        size = 0
-        if os.path.exists(part):
-            with open(part, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-                    size += len(chunk)
-        return {"size": size, "sha256": h.hexdigest()}
+    def _part_info(self, sha, want_size):
+        """How much of the bundle is here. A zip that an interrupted push had already checked goes back to .part, so
+        it is checked again and counted as complete; a .part longer than the bundle is not this upload's."""
+        part, done = self._part(sha), os.path.join(self.incoming, sha + ".zip")
+        if os.path.exists(done) and not os.path.exists(part):
+            os.replace(done, part)
+        if os.path.exists(part) and os.path.getsize(part) > want_size:
+            os.unlink(part)
+        size, digest = (os.path.getsize(part), sha256_of(part)) if os.path.exists(part) else (0, sha256_of(None))
+        return {"size": size, "sha256": digest, "complete": size == want_size and digest == sha}
 
     def cmd_install(self, sha, rid):
         """Check the uploaded file's sha256, then unpack it into releases/<id> (verifying every member)."""
         part = self._part(sha)
         if os.path.exists(part):
-            if self._part_info(sha)["sha256"] != sha:
+            if sha256_of(part) != sha:
                 os.unlink(part)
                 fail("uploaded bundle is damaged (its sha256 does not match); it was deleted")
             os.replace(part, os.path.join(self.incoming, sha + ".zip"))
@@ -209,7 +230,7 @@ class Device:
         self.journal(state="unpacking", bundle=rid, sha256=sha, previous=entry.get("previous", self.current()))
         final = os.path.join(self.releases, rid)
         if os.path.isdir(final):
-            if self._intact(final):  # installed before (e.g. the previous release) and still whole: reuse it
+            if not self._damage(final):  # installed before (e.g. the previous release) and still whole: reuse it
                 return ({"ok": True, "path": final, "reused": True})
             shutil.rmtree(final)
         tmp = final + ".tmp"
@@ -240,17 +261,23 @@ class Device:
                 os.fsync(fh.fileno())
             os.chmod(os.path.join(folder, name), 0o755 if name == bundle_rules.RUNNER else 0o644)
 
-    def _intact(self, folder):
+    def _damage(self, folder):
+        """None when every file of the release matches its manifest, else what is wrong (the first file that is)."""
         try:
             with open(os.path.join(folder, "manifest.json")) as fh:
-                manifest = json.load(fh)
-            for name, want in manifest["files"].items():
-                with open(os.path.join(folder, name), "rb") as fh:
-                    if hashlib.sha256(fh.read()).hexdigest() != want["sha256"]:
-                        return False
-            return True
-        except (OSError, ValueError, KeyError):
-            return False
+                files = json.load(fh)["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "manifest.json is missing or unreadable"
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                return "%s is missing" % name
+            try:
+                if sha256_of(path) != files[name]["sha256"]:
+                    return "%s does not match its manifest" % name
+            except (OSError, KeyError, TypeError):
+                return "%s cannot be checked" % name
+        return None
 
     def cmd_smoke(self, rid, timeout):
         entry = self._read("journal.json", {}) or {}
@@ -304,18 +331,28 @@ class Device:
                 continue
             shutil.rmtree(os.path.join(self.releases, d), ignore_errors=True)
 
-    def cmd_abort(self, rid):
+    def cmd_abort(self, rid, drop_upload=""):
+        """End a push that failed: its unpacked release goes, and with drop_upload (a sha256) its upload too."""
         st = self.state()
         if rid not in (st.get("current"), st.get("previous")):
             shutil.rmtree(os.path.join(self.releases, rid), ignore_errors=True)
+        if drop_upload:
+            for path in (self._part(drop_upload), os.path.join(self.incoming, drop_upload + ".zip")):
+                if os.path.exists(path):
+                    os.unlink(path)
         self.clear_journal()
-        return ({"ok": True, "current": st.get("current")})
+        return ({"ok": True, "current": self.describe(st.get("current")),
+                 "free_bytes": shutil.disk_usage(self.root).free})
 
     def cmd_rollback(self):
         st = self.state()
         prev = st.get("previous")
         if not prev:
             fail("there is no previous release to roll back to")
+        problem = self._damage(os.path.join(self.releases, prev))
+        if problem:
+            fail("the previous release %s is damaged on the device (%s): not rolled back; the device still runs %s."
+                 " Push a bundle to replace it" % (prev, problem, st.get("current")))
         link_new = os.path.join(self.root, "current.new")
         if os.path.lexists(link_new):
             os.unlink(link_new)
@@ -340,6 +377,15 @@ def dispatch(device, name, args):
         fail("%s: %s" % (type(exc).__name__, exc))
 
 
+def sha256_of(path):
+    h = hashlib.sha256()
+    if path is not None:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def own_hash():
     """The sha256 of this agent and its rules, as Studio computes it to tell whether they need uploading."""
     h = hashlib.sha256()
@@ -359,16 +405,20 @@ def session(device, lock):
         except OSError:
             emit({"ok": False, "busy": True, "error": "another push to this device is in progress"})
             return 3
-    emit({"ok": True, "agent": own_hash(), "locked": lock})
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            result = dispatch(device, request["cmd"], request.get("args", []))
-        except Fail as exc:
-            result = {"ok": False, "error": str(exc)}
-        except Exception as exc:  # keep the session alive: Studio decides what a failed step means
-            result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-        emit(result)
+    try:
+        emit({"ok": True, "agent": own_hash(), "locked": lock})
+        for line in sys.stdin:
+            try:
+                request = json.loads(line)
+                result = dispatch(device, request["cmd"], request.get("args", []))
+            except Fail as exc:
+                result = {"ok": False, "error": str(exc)}
+            except Exception as exc:  # keep the session alive: Studio decides what a failed step means
+                result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+            emit(result)  # raises when the connection is gone: the push is resolved below all the same
+    finally:
+        if lock:  # Studio left (or its link dropped) mid-push: no half-done push stays behind
+            device._recover()
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from studio.core.base.progress import CancelToken
 from studio.core.bundle.bundle import verify_bundle
 from studio.core.deploy.inventory import Device
 from studio.core.deploy.push import DeviceProgress, PushOptions, PushResult, PushStatus, push_one
+from studio.core.deploy.transport import drive
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,14 +43,16 @@ class FleetOptions:
 
 def push(bundle: str | Path, devices: list[Device], *, concurrency: int = 4, canary: int = 0,
          max_fail: float | None = None, smoke: bool = True, pubkey: str | None = None,
-         progress: DeviceProgress | None = None, cancel: CancelToken | None = None, on_upload=None) -> FleetResult:
+         progress: DeviceProgress | None = None, cancel: CancelToken | None = None, on_upload=None,
+         on_phase=None) -> FleetResult:
     """Verify the bundle locally (a corrupt bundle never leaves this machine), then push it device by device."""
     bundle = Path(bundle)
     manifest = verify_bundle(bundle, pubkey).manifest
     sha = sha256_file(bundle)
     options = FleetOptions(concurrency, canary, max_fail,
-                           PushOptions(smoke=smoke, progress=progress, cancel=cancel, on_upload=on_upload))
-    results = asyncio.run(_fleet(bundle, manifest, sha, devices, options))
+                           PushOptions(smoke=smoke, progress=progress, cancel=cancel, on_upload=on_upload,
+                                       on_phase=on_phase))
+    results = drive(_fleet(bundle, manifest, sha, devices, options))
     return FleetResult(manifest["id"], results)
 
 
@@ -59,10 +65,10 @@ async def _fleet(bundle: Path, manifest: dict, sha: str, devices: list[Device],
     async def one(device: Device) -> None:
         if stop_reason or (cancel is not None and cancel.cancelled):
             reason = stop_reason[0] if stop_reason else "stopped by the user"
-            done[device.name] = PushResult(device.name, PushStatus.SKIPPED, f"Not attempted: {reason}",
-                                           bundle=manifest["id"])
+            done[device.name] = PushResult(device.name, PushStatus.SKIPPED, f"Not attempted: {reason}; nothing was"
+                                           " changed on it. Push again once that is resolved", bundle=manifest["id"])
             return
-        done[device.name] = await push_one(device, bundle, manifest, sha, options.push)
+        done[device.name] = await _guarded(device, bundle, manifest, sha, options.push)
         attempted = [r for r in done.values() if r.status is not PushStatus.SKIPPED]
         failed = sum(1 for r in attempted if not r.ok)
         if max_fail is not None and attempted and failed * 100 / len(devices) > max_fail and not stop_reason:
@@ -81,3 +87,15 @@ async def _fleet(bundle: Path, manifest: dict, sha: str, devices: list[Device],
 
     await asyncio.gather(*(bounded(d) for d in rest))
     return [done[d.name] for d in devices]
+
+
+async def _guarded(device: Device, bundle: Path, manifest: dict, sha: str, options: PushOptions) -> PushResult:
+    """push_one, and should it ever raise (a bug, not device trouble), still one line for this device so the fleet's
+    summary is printed for every device."""
+    try:
+        return await push_one(device, bundle, manifest, sha, options)
+    except Exception as exc:  # one device's unexpected error must not hide the other devices' results
+        log.debug("push to %s failed unexpectedly", device.name, exc_info=True)
+        return PushResult(device.name, PushStatus.FAILED, "Not installed: Studio hit an internal error; what the device"
+                          f" runs was not checked. Run `studio status --device {device.name}`, then push again",
+                          bundle=manifest["id"], detail=f"{type(exc).__name__}: {exc}")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import posixpath
 import re
 import tomllib
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from studio.core.base.paths import config_dir, data_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 INVENTORY_VERSION = 1
+SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/boot", "/dev", "/proc", "/sys", "/run", "/var/lib/dpkg",
+               "/var/lib/apt", "/var/lib/rpm", "/var/log", "/var/cache", "/var/spool")
+SYSTEM_TOPS = ("/var", "/var/lib", "/home", "/root", "/opt", "/srv", "/mnt", "/media", "/tmp", "/usr/local")
 
 
 class DeviceError(StudioError):
@@ -46,6 +51,10 @@ class Device:
             raise DeviceError(f"port {self.port} is not a TCP port")
         if self.keep < 2:
             raise DeviceError("keep at least 2 releases (current and previous)")
+        if self.kind == "ssh":
+            check_dir(self.dir)
+        elif not self.dir:
+            raise DeviceError(f"local device '{self.name}' needs a folder")
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "port", int(self.port))
 
@@ -56,6 +65,29 @@ class Device:
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
                 if v is not None and k != "name"}
+
+
+def check_dir(folder: str) -> None:
+    """A device's install dir: absolute, normalized, and not a system folder (a push writes and deletes in it)."""
+    if not folder.startswith("/"):
+        raise DeviceError(f"install dir '{folder}' must be an absolute path on the device (like /opt/studio)")
+    if ".." in folder.split("/") or posixpath.normpath(folder) != folder:
+        raise DeviceError(f"install dir '{folder}' must be written plainly (no '..', '.', '//' or trailing '/'):"
+                          f" {posixpath.normpath(folder)}?")
+    system = folder in ("/", *SYSTEM_TOPS) or re.fullmatch(r"/lib[^/]*", "/" + folder.split("/")[1]) or any(
+        folder == d or folder.startswith(d + "/") for d in SYSTEM_DIRS)
+    if system and not folder.startswith("/usr/local/"):
+        raise DeviceError(f"install dir '{folder}' is a system folder: use a folder of its own, like /opt/studio")
+
+
+def key_file(key: str | None) -> str | None:
+    """A private key as an absolute path, so the device is reached the same from any folder (None: the ssh-agent)."""
+    if not key:
+        return None
+    path = os.path.abspath(os.path.expanduser(key))
+    if not os.path.isfile(path):
+        raise DeviceError(f"{path}: no such key file")
+    return path
 
 
 def inventory_path() -> Path:

@@ -10,7 +10,7 @@ from studio.core.base.errors import StudioError
 from studio.core.bundle.bundle import verify_bundle
 from studio.core.deploy import known_hosts
 from studio.core.deploy.inventory import Device, DeviceError
-from studio.core.deploy.transport import DeviceTransport, _server_key, connect, open_session
+from studio.core.deploy.transport import DeviceTransport, _server_key, connect, drive, open_session
 
 
 def fetch_fingerprint(device: Device) -> tuple[str, object]:
@@ -25,7 +25,7 @@ def fetch_fingerprint(device: Device) -> tuple[str, object]:
         return await _server_key(device, tunnel)
     if device.kind == "local":
         raise DeviceError(f"{device.name} is a local folder: there is no host key to trust")
-    key = asyncio.run(go())
+    key = drive(go())
     return known_hosts.fingerprint(key), key
 
 
@@ -49,7 +49,7 @@ async def _with_device(device: Device, work, lock: bool = False):
 
 
 def probe(device: Device) -> dict:
-    return asyncio.run(_with_device(device, lambda t, a: a.call("probe")))
+    return drive(_with_device(device, lambda t, a: a.call("probe")))
 
 
 def status(devices: list[Device]) -> list[dict]:
@@ -57,17 +57,18 @@ def status(devices: list[Device]) -> list[dict]:
         try:
             doc = await _with_device(d, lambda t, a: a.call("status"))
             return {"device": d.name, "reachable": True, **{k: doc[k] for k in ("current", "previous", "releases")},
-                    "interrupted": doc.get("journal")}
+                    "interrupted": doc.get("journal"), "busy": doc.get("busy", False),
+                    "damaged": doc.get("damaged", {})}
         except StudioError as exc:
             return {"device": d.name, "reachable": False, "error": exc.message}
 
     async def all_():
         return await asyncio.gather(*(one(d) for d in devices))
-    return list(asyncio.run(all_()))
+    return list(drive(all_()))
 
 
 def rollback(device: Device) -> dict:
-    return asyncio.run(_with_device(device, lambda t, a: a.call("rollback"), lock=True))
+    return drive(_with_device(device, lambda t, a: a.call("rollback"), lock=True))
 
 
 async def _bench(t: DeviceTransport, bundle: Path, runs: int, threads: int) -> dict:
@@ -104,7 +105,7 @@ async def _bench(t: DeviceTransport, bundle: Path, runs: int, threads: int) -> d
 
 def bench(device: Device, bundle: str | Path, runs: int = 50, threads: int = 1) -> dict:
     """Latency of a bundle's model measured on the device with the device's runtime (nothing is installed)."""
-    return asyncio.run(_with_device(device, lambda t, a: _bench(t, Path(bundle), runs, threads)))
+    return drive(_with_device(device, lambda t, a: _bench(t, Path(bundle), runs, threads)))
 
 
 def bench_model(device: Device, model: Path, runs: int = 50, threads: int = 1) -> dict:

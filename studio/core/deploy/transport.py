@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from studio.core.deploy import known_hosts
 from studio.core.deploy.inventory import Device, DeviceError, get
@@ -20,6 +21,31 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE_S, KEEPALIVE_COUNT = 5, 3  # a frozen device is given up after about 15 s of silence
 COMMAND_TIMEOUT = 60.0
 CHUNK = 1 << 20
+log = logging.getLogger(__name__)
+
+
+class LinkLost(DeviceError):
+    """The connection to a device dropped or the device stopped answering mid-step: what it runs must be read back."""
+
+
+class DeviceBusy(DeviceError):
+    """Another push holds the device's lock."""
+
+
+T = TypeVar("T")
+
+
+def drive(work: Awaitable[T]) -> T:
+    """asyncio.run with one difference: a task that died with its connection (asyncssh's parallel SFTP writes do)
+    is logged for engineers instead of printing 'Task exception was never retrieved' at the user."""
+    async def main() -> T:
+        asyncio.get_running_loop().set_exception_handler(_quiet)
+        return await work
+    return asyncio.run(main())
+
+
+def _quiet(loop, context: dict) -> None:
+    log.debug("background task ended: %s (%r)", context.get("message"), context.get("exception"))
 
 
 class Process(Protocol):
@@ -62,8 +88,11 @@ class AgentSession:
         self.proc.send(json.dumps({"cmd": cmd, "args": [str(a) for a in args]}) + "\n")
         line = await self.proc.readline(timeout)
         if not line:
-            raise DeviceError(f"lost the connection to {self.device.name} during '{cmd}'")
-        doc = json.loads(line)
+            raise LinkLost(f"lost the connection to {self.device.name} during '{cmd}'")
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            raise DeviceError(f"{self.device.name} answered '{cmd}' with something that is not JSON") from None
         if not doc.get("ok"):
             raise DeviceError(doc.get("error", f"the device refused '{cmd}'"))
         return doc
@@ -85,7 +114,7 @@ async def open_session(t: DeviceTransport, lock: bool = True) -> AgentSession:
             doc = None
         if doc is not None and not doc.get("ok"):
             await proc.close()
-            raise DeviceError(doc.get("error", "the device refused"))
+            raise (DeviceBusy if doc.get("busy") else DeviceError)(doc.get("error", "the device refused"))
         if doc is not None and doc.get("agent") == want:
             return AgentSession(t.device, proc)
         reason = (await proc.stderr()).strip().splitlines()
@@ -104,13 +133,16 @@ class _LocalProcess:
         self.proc = proc
 
     def send(self, line: str) -> None:
-        self.proc.stdin.write(line.encode())
+        try:
+            self.proc.stdin.write(line.encode())
+        except OSError as exc:
+            raise LinkLost(f"lost the connection to the device's agent ({_why(exc)})") from None
 
     async def readline(self, timeout: float) -> str:
         try:
             return (await asyncio.wait_for(self.proc.stdout.readline(), timeout)).decode()
         except TimeoutError:
-            raise DeviceError(f"the device did not answer within {timeout:.0f} s") from None
+            raise LinkLost(f"the device did not answer within {timeout:.0f} s") from None
 
     async def stderr(self) -> str:
         try:
@@ -120,10 +152,10 @@ class _LocalProcess:
 
     async def close(self) -> None:
         if self.proc.returncode is None:
-            self.proc.stdin.close()
             try:
+                self.proc.stdin.close()
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
+            except (OSError, TimeoutError):
                 self.proc.kill()
 
 
@@ -151,16 +183,19 @@ class LocalTransport:
 
     async def put(self, local, remote, offset, progress):
         sent = 0
-        Path(remote).parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "rb") as src, open(remote, "r+b" if offset else "wb") as dst:
-            src.seek(offset)
-            dst.seek(offset)
-            dst.truncate()
-            for chunk in iter(lambda: src.read(CHUNK), b""):
-                dst.write(chunk)
-                sent += len(chunk)
-                progress(offset + sent)
-                await asyncio.sleep(0)
+        try:
+            Path(remote).parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "rb") as src, open(remote, "r+b" if offset else "wb") as dst:
+                src.seek(offset)
+                dst.seek(offset)
+                dst.truncate()
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    dst.write(chunk)
+                    sent += len(chunk)
+                    progress(offset + sent)
+                    await asyncio.sleep(0)
+        except OSError as exc:
+            raise DeviceError(f"upload to {self.device.name} failed ({_why(exc)})") from None
         return sent
 
     async def close(self):
@@ -175,7 +210,12 @@ class _SSHProcess:
         self.device = device
 
     def send(self, line: str) -> None:
-        self.proc.stdin.write(line)
+        import asyncssh
+
+        try:
+            self.proc.stdin.write(line)
+        except (OSError, asyncssh.Error) as exc:  # BrokenPipeError once the channel is gone
+            raise LinkLost(f"lost the connection to {self.device.name} ({_why(exc)})") from None
 
     async def readline(self, timeout: float) -> str:
         import asyncssh
@@ -183,9 +223,9 @@ class _SSHProcess:
         try:
             return await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         except TimeoutError:
-            raise DeviceError(f"{self.device.name} did not answer within {timeout:.0f} s") from None
+            raise LinkLost(f"{self.device.name} did not answer within {timeout:.0f} s") from None
         except (OSError, asyncssh.Error) as exc:
-            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+            raise LinkLost(f"lost the connection to {self.device.name} ({_why(exc)})") from None
 
     async def stderr(self) -> str:
         try:
@@ -210,6 +250,17 @@ async def _server_key(device: Device, tunnel=None):
     except (TimeoutError, OSError, asyncssh.Error) as exc:
         raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port}"
                           f" ({_why(exc)})") from None
+
+
+async def _changed_key(device: Device, trusted: str, tunnel) -> DeviceError:
+    import asyncssh
+
+    key = await _server_key(device, tunnel)
+    return DeviceError(f"HOST KEY HAS CHANGED for {device.name} ({device.host}:{device.port}): Studio trusts"
+                       f" {known_hosts.fingerprint(asyncssh.import_public_key(trusted))} ({trusted.split()[0]}) but"
+                       f" the device now presents {known_hosts.fingerprint(key)} ({key.get_algorithm()}). This can be"
+                       " a reinstalled device or an attack; if you trust the new key, run `studio devices trust"
+                       f" {device.name}` again")
 
 
 def _why(exc) -> str:
@@ -250,16 +301,18 @@ class SSHTransport:
         try:
             conn = await asyncssh.connect(device.host, **options)
         except asyncssh.HostKeyNotVerifiable:
-            key = await _server_key(device, tunnel)
-            raise DeviceError(f"HOST KEY HAS CHANGED for {device.name} ({device.host}:{device.port}): Studio trusts"
-                              f" {known_hosts.fingerprint(asyncssh.import_public_key(trusted))} but the device now"
-                              f" presents {known_hosts.fingerprint(key)}. This can be a reinstalled device or an"
-                              " attack; if you trust the new key, run `studio devices trust"
-                              f" {device.name}` again") from None
+            raise await _changed_key(device, trusted, tunnel) from None
         except asyncssh.PermissionDenied:
             raise DeviceError(f"{device.name} refused the login of '{device.user}' (check the key or the"
                               " ssh-agent)") from None
-        except (TimeoutError, OSError, asyncssh.Error) as exc:
+        except (asyncssh.Error, ConnectionResetError, ConnectionAbortedError) as exc:
+            # Offered only the trusted key's type, a device whose key changed to another type ends the key exchange
+            # (a reset or "connection lost"): look at the key it presents now before saying it cannot be reached.
+            presented = await _server_key(device, tunnel)
+            if presented.public_data != asyncssh.import_public_key(trusted).public_data:
+                raise await _changed_key(device, trusted, tunnel) from None
+            raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port} ({_why(exc)})") from None
+        except (TimeoutError, OSError) as exc:
             raise DeviceError(f"cannot reach {device.name} at {device.host}:{device.port} ({_why(exc)})") from None
         return cls(device, conn, tunnel)
 
@@ -269,9 +322,9 @@ class SSHTransport:
         try:
             result = await self.conn.run(shlex.join(argv), timeout=timeout, check=False)
         except asyncssh.TimeoutError:
-            raise DeviceError(f"{self.device.name} did not answer within {timeout:.0f} s") from None
+            raise LinkLost(f"{self.device.name} did not answer within {timeout:.0f} s") from None
         except (OSError, asyncssh.Error) as exc:
-            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+            raise LinkLost(f"lost the connection to {self.device.name} ({_why(exc)})") from None
         return result.exit_status if result.exit_status is not None else -1, str(result.stdout or ""), \
             str(result.stderr or "")
 
@@ -281,7 +334,7 @@ class SSHTransport:
         try:
             return _SSHProcess(await self.conn.create_process(shlex.join(argv)), self.device)
         except (OSError, asyncssh.Error) as exc:
-            raise DeviceError(f"lost the connection to {self.device.name} ({_why(exc)})") from None
+            raise LinkLost(f"lost the connection to {self.device.name} ({_why(exc)})") from None
 
     async def put(self, local, remote, offset, progress):
         import asyncssh
@@ -302,8 +355,9 @@ class SSHTransport:
                         progress(pos)
             return sent
         except (OSError, asyncssh.Error) as exc:
-            if isinstance(exc, asyncssh.SFTPFailure) and "space" in str(exc).lower():
-                raise DeviceError("device disk is full") from None
+            if self.conn.is_closed() or not isinstance(exc, asyncssh.SFTPError) or \
+                    isinstance(exc, asyncssh.SFTPConnectionLost):
+                raise LinkLost(f"lost the connection to {self.device.name} during the upload ({_why(exc)})") from None
             raise DeviceError(f"upload to {self.device.name} failed ({_why(exc)})") from None
 
     async def close(self):

@@ -12,11 +12,15 @@ import pytest
 
 from studio.core.deploy import fleet, ops
 from studio.core.deploy.push import Phase
-from studio.core.deploy.transport import AGENT
 from tests.conftest import run_cli
 from tests.deploy.test_push import current, manifest_id, settled
 
 RESUME = "Push again: what already reached the device is not sent again"
+
+
+def device_agent(folder) -> str:
+    """The agent as Studio uploaded it to the device (beside the bundle rules it imports)."""
+    return str(Path(folder) / ".studio" / "agent.py")
 
 
 def drop_at(server, phase: Phase, switch_first=None):
@@ -26,7 +30,7 @@ def drop_at(server, phase: Phase, switch_first=None):
     def hook(at, transport):
         if at is phase and not dropped:
             if switch_first is not None:  # the device does the switch, then its answer is lost with the link
-                subprocess.run([sys.executable, str(AGENT), transport.device.dir, "activate", switch_first,
+                subprocess.run([sys.executable, device_agent(transport.device.dir), transport.device.dir, "activate", switch_first,
                                 str(transport.device.keep)], check=True, capture_output=True)
             dropped.append(server.drop_sessions())
     return hook, dropped
@@ -118,7 +122,7 @@ def test_a_device_that_freezes_during_the_switch_is_not_claimed_either_way(make_
 
     def freeze_after_switching(phase, transport):
         if phase is Phase.SWITCH:  # the device switches, then hangs before its answer leaves
-            subprocess.run([sys.executable, str(AGENT), dev.dir, "activate", manifest_id(v2), str(dev.keep)],
+            subprocess.run([sys.executable, device_agent(dev.dir), dev.dir, "activate", manifest_id(v2), str(dev.keep)],
                            check=True, capture_output=True)
             server.freeze()
 

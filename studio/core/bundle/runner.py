@@ -148,7 +148,8 @@ def main():
     except SystemExit:
         raise
     except Exception as exc:  # a model the device's runtime refuses: say so, as JSON
-        fail("%s: %s" % (type(exc).__name__, " ".join(str(exc).split())[:300]))
+        reason = " ".join(str(exc).split())[:300]
+        fail("the device's runtime cannot run the model: %s" % (reason or "it failed without saying why"))
     times.sort()
     summary = [summarize(np, spec, out) for spec, out in zip(manifest["outputs"], outputs)]
     check = None

@@ -50,6 +50,9 @@ def _labels_file(folder: Path) -> list[str] | None:
 
 
 def _load_npz(path: Path, limit: int | None) -> Dataset:
+    if not zipfile.is_zipfile(path):
+        raise DataError("is not a readable .npz file (an .npz is a zip archive of .npy arrays, as numpy.savez writes"
+                        " it)", path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             named = {k: npz[k] for k in npz.files if k not in ("x", "y", "labels")}

@@ -94,10 +94,15 @@ class OnnxRunner:
             dynamic = bool(arg.shape) and not (isinstance(arg.shape[0], int) and arg.shape[0] > 0)
             return IOSpec(arg.name, shape, np.dtype(type_map.get(arg.type, np.float32)), dynamic_batch=dynamic)
 
-        self.inputs = [spec(a) for a in self.session.get_inputs()]
-        self.outputs = [spec(a) for a in self.session.get_outputs()]
+        try:
+            ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        except UnicodeDecodeError:
+            raise ModelLoadError("an input or output name is not valid UTF-8, which onnxruntime cannot read: rename"
+                                 " it (inspect shows it escaped)", path) from None
+        self.inputs = [spec(a) for a in ins]
+        self.outputs = [spec(a) for a in outs]
         self.declared = [TensorInfo(a.name, [d if isinstance(d, int) and d > 0 else str(d or "?") for d in a.shape],
-                                    spec(a).dtype.name) for a in self.session.get_inputs()]
+                                    spec(a).dtype.name) for a in ins]
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         return self.session.run(None, {i.name: x for i, x in zip(self.inputs, feeds, strict=True)})
@@ -124,8 +129,12 @@ class TfliteRunner:
             return IOSpec(d["name"], tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]), float(scale), int(zp),
                           dynamic)
 
-        self._in = self.interpreter.get_input_details()
-        self._out = self.interpreter.get_output_details()
+        try:
+            self._in = self.interpreter.get_input_details()
+            self._out = self.interpreter.get_output_details()
+        except UnicodeDecodeError:
+            raise ModelLoadError("an input or output name is not valid UTF-8, which ai-edge-litert cannot read:"
+                                 " rename it (inspect shows it escaped)", path) from None
         self.inputs = [spec(d) for d in self._in]
         self.outputs = [spec(d) for d in self._out]
         self.declared = [_declared(d) for d in self._in]

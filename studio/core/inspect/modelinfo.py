@@ -5,11 +5,12 @@ import os
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from typing import Any
 
-from studio.core.base.errors import StudioError
+from studio.core.base.errors import StudioError, short
 from studio.core.inspect.formats import Framework
 from studio.core.tensors.spec import Dim, Quantization, TensorInfo, TensorKind
 
-__all__ = ["Dim", "LayerInfo", "ModelInfo", "Problem", "Quantization", "TensorInfo", "TensorKind", "readable_name"]
+__all__ = ["Dim", "LayerInfo", "ModelInfo", "Problem", "Quantization", "TensorInfo", "TensorKind", "readable_name",
+           "undecodable_name"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class ModelInfo:
 def readable_name(raw: str | bytes) -> str:
     """A name as text: bytes that are not valid UTF-8 are shown escaped (b'\\xff' reads '\\xff'), never a crash."""
     return raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
+
+
+def undecodable_name(runtime: str, exc: UnicodeDecodeError) -> Problem:
+    """A runtime that loads the model but whose Python API decodes every tensor name as UTF-8, and fails on one."""
+    return Problem("error", "runtime-refused", f"{runtime} loads the model, but its Python API cannot read a tensor"
+                   f" name that is not valid UTF-8 ({short(exc, 120)}); re-export or rename it (for ONNX, with"
+                   " onnx.helper) and save the model again")
 
 
 def histogram(names) -> dict[str, int]:

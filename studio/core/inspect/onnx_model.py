@@ -21,6 +21,7 @@ from studio.core.inspect.modelinfo import (
     TensorKind,
     histogram,
     readable_name,
+    undecodable_name,
 )
 
 MIN_IR_VERSION = 3  # IR 3 introduced opset imports; onnx.checker and onnxruntime refuse anything older
@@ -51,20 +52,26 @@ _KINDS = {"tensor_type": TensorKind.TENSOR, "sequence_type": TensorKind.SEQUENCE
           "optional_type": TensorKind.OPTIONAL}
 
 
+def _type_word(elem_type: int) -> str:
+    import onnx
+
+    return "string" if elem_type == onnx.TensorProto.STRING else _dtype_name(elem_type)  # numpy would say "object"
+
+
 def _words(type_proto, plural: bool = False) -> str:
     """A value's type in words: 'float32 tensor', 'sequence of maps from int64 to float32'."""
     s = "s" if plural else ""
     which = type_proto.WhichOneof("value")
     if which in ("tensor_type", "sparse_tensor_type"):
         sparse = "sparse " if which == "sparse_tensor_type" else ""
-        return f"{sparse}{_dtype_name(getattr(type_proto, which).elem_type)} tensor{s}"
+        return f"{sparse}{_type_word(getattr(type_proto, which).elem_type)} tensor{s}"
     if which == "sequence_type":
         return f"sequence{s} of {_words(type_proto.sequence_type.elem_type, plural=True)}"
     if which == "map_type":
         value = type_proto.map_type.value_type
-        value_words = _dtype_name(value.tensor_type.elem_type) if value.WhichOneof("value") == "tensor_type" \
+        value_words = _type_word(value.tensor_type.elem_type) if value.WhichOneof("value") == "tensor_type" \
             else _words(value, plural=True)
-        return f"map{s} from {_dtype_name(type_proto.map_type.key_type)} to {value_words}"
+        return f"map{s} from {_type_word(type_proto.map_type.key_type)} to {value_words}"
     if which == "optional_type":
         return f"optional {_words(type_proto.optional_type.elem_type, plural)}"
     return f"value{s} of an undeclared type"
@@ -306,8 +313,6 @@ def probe_onnx(path: str, report=ignore) -> list[Problem]:
         OnnxRunner(path)
     except ModelLoadError as exc:
         return [Problem("error", "runtime-refused", exc.message)]
-    except UnicodeDecodeError as exc:  # onnxruntime's Python API decodes each input and output name as UTF-8
-        return [Problem("error", "runtime-refused", "onnxruntime loads the model, but its Python API cannot read the"
-                        f" name of an input or output that is not valid UTF-8 ({short(exc, 120)}); rename it"
-                        " (for example with onnx.helper) and save the model again")]
+    except UnicodeDecodeError as exc:
+        return [undecodable_name("onnxruntime", exc)]
     return []

@@ -20,6 +20,7 @@ from studio.core.inspect.modelinfo import (
     TensorInfo,
     histogram,
     readable_name,
+    undecodable_name,
 )
 
 
@@ -238,6 +239,8 @@ def probe_tflite(path: str, custom_ops: Sequence[str] = (), report=ignore) -> li
         runner.run(zeros_for(runner))
     except ModelLoadError as exc:
         return [Problem("error", "custom-op" if "custom op" in exc.message else "runtime-refused", exc.message)]
+    except UnicodeDecodeError as exc:
+        return [undecodable_name("ai-edge-litert", exc)]
     if not custom_ops:
         return []
     try:  # does it run only because the default XNNPACK delegate happens to implement the custom op?

@@ -95,9 +95,23 @@ def test_names_that_are_not_utf8_are_shown_escaped(tmp_path):
     result = run_cli("inspect", str(path))
     assert result.returncode == 0, result.stderr
     assert r"image\xff\xfe\xfd" in result.stdout
-    assert "not valid UTF-8" in result.stdout  # onnxruntime's Python API cannot read that name: said, not crashed
+    assert "onnxruntime loads the model, but its Python API cannot read a tensor name" in result.stdout
     doc = json.loads(run_cli("inspect", str(path), "--json").stdout)
     assert doc["inputs"][0]["name"] == r"image\xff\xfe\xfd"
     assert doc["params"] == fx.onnx_weight_count(model)
     conv = next(layer for layer in doc["layers"] if layer["name"] == r"conv2d\xc3(")
     assert conv["params"] == math.prod((8, 3, 3, 3)) + 8  # the escaped weight name still joins its Constant
+
+
+def test_tflite_names_that_are_not_utf8_are_shown_escaped(shared_models, tmp_path):
+    data = (shared_models / "tflite" / "hello_world_int8.tflite").read_bytes()
+    name = b"serving_default_dense_input:0"
+    assert data.count(name) == 1
+    path = tmp_path / "names.tflite"
+    path.write_bytes(data.replace(name, name[:21] + b"\xff\xfe\xfd" + name[24:]))  # same length
+    result = run_cli("inspect", str(path))
+    assert result.returncode == 0, result.stderr
+    assert r"serving_default_dense\xff\xfe\xfdput:0" in result.stdout
+    assert "ai-edge-litert loads the model, but its Python API cannot read a tensor name" in result.stdout
+    assert json.loads(run_cli("inspect", str(path), "--json").stdout)["params"] == inspect_model(
+        shared_models / "tflite" / "hello_world_int8.tflite").params

@@ -16,13 +16,13 @@ from studio.commands import (
     samples_cmd,
     sweep_cmd,
 )
-from studio.commands.dispatch import dispatch
+from studio.commands.dispatch import CommandParser, dispatch
 
 COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, bundle_cmd, devices_cmd, samples_cmd, demo_cmd, gui_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="studio", description="Package trained models for edge devices: inspect, optimize, sweep, export,"
                                    " deploy.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")

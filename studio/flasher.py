@@ -13,11 +13,11 @@ import sys
 
 from studio import __version__
 from studio.commands import bundle_cmd, devices_cmd
-from studio.commands.dispatch import dispatch
+from studio.commands.dispatch import CommandParser, dispatch
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studio-flash", description="Flash model bundles onto devices.")
+    parser = CommandParser(prog="studio-flash", description="Flash model bundles onto devices.")
     parser.add_argument("--version", action="version", version=f"studio-flash {__version__}")
     parser.add_argument("--pubkey", metavar="K.pub", help="publisher key bundles must be signed with (flash screen)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.base.errors import Cancelled, StudioError, crash_log
+from studio.core.base.errors import Cancelled, StudioError, crash_log, short, unexpected
 from studio.core.base.progress import CancelToken
 
 
@@ -55,7 +55,7 @@ class Task(QObject):
         except StudioError as exc:
             self.failed.emit(exc.one_line())
         except Exception as exc:  # noqa: BLE001 - shown as a message; the traceback goes to the crash log
-            self.failed.emit(f"Unexpected error: {type(exc).__name__}: {exc} (details in {crash_log(exc)})")
+            self.failed.emit(unexpected(short(exc, 300), crash_log(exc)))
         else:
             self.succeeded.emit(result)
         finally:

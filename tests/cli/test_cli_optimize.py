@@ -1,7 +1,12 @@
 """`studio optimize` from the terminal: files written, report, progress, clear refusals."""
 import json
 
+import numpy as np
+import onnx
+import onnxruntime as ort
+
 from tests.conftest import run_cli
+from tests.core.onnx_fixtures import microsoft_opset
 
 
 def test_optimize_writes_model_and_report(shared_models, samples, tmp_path):
@@ -29,3 +34,15 @@ def test_optimize_refusals_are_one_line(shared_models, tmp_path):
                      str(tmp_path / "o"))
     assert result.returncode == 1 and str(bad) in result.stderr and "below 1" in result.stderr
     assert not (tmp_path / "o" / "model.onnx").exists()
+
+
+def test_model_with_a_runtime_only_opset_domain_optimizes(tmp_path):
+    """An onnxruntime-optimized model imports the com.microsoft opset, which onnx's IR table does not know."""
+    src = tmp_path / "fused.onnx"
+    onnx.save(microsoft_opset(), str(src))
+    result = run_cli("optimize", str(src), "--quant", "dynamic", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    x = np.random.default_rng(0).standard_normal((1, 4)).astype(np.float32)
+    want = ort.InferenceSession(str(src)).run(None, {"x": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "out" / "model.onnx")).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05)  # int8 weights: close, not equal

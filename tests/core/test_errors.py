@@ -21,6 +21,7 @@ class _BrokenRepr:
     (IndexError(), "an index was out of range (no further details were given)"),  # onnxruntime's empty IndexError
     (KeyError("conv1_weights"), "no entry named 'conv1_weights'"),  # onnx2torch's bare key
     (ValueError("ValueError: RuntimeError: shape   mismatch\n  at line 3"), "shape mismatch at line 3"),
+    (RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions"), "Got invalid dimensions"),
     (_BrokenStr(), "an unexpected internal error (no further details were given)"),
     (KeyError(_BrokenRepr()), "a required entry was missing (no further details were given)"),
 ])

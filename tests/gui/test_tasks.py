@@ -54,7 +54,7 @@ def test_one_main_task_at_a_time_and_handlers_run_on_the_gui_thread(app, qtbot):
     assert got == [1] and ended == ["one"]
     assert runner.start(Task("three", failing), got.append, on_error)
     qtbot.waitUntil(lambda: runner.idle, timeout=30_000)
-    assert threads == [True] and got[1].startswith("Unexpected error: ValueError: bad input")
+    assert threads == [True] and got[1].startswith("unexpected failure: bad input (a bug in Studio")
 
 
 def test_shutdown_cancels_and_waits(app, qtbot):

@@ -53,8 +53,9 @@ class Cancelled(StudioError):
 _SILENT = {IndexError: "an index was out of range", KeyError: "a required entry was missing",
            AssertionError: "an internal check failed", StopIteration: "a sequence ended early",
            MemoryError: "the machine ran out of memory", RecursionError: "the model is nested too deeply"}
-# Exception class names that frameworks put in front of their own messages.
-_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Failure)\s*:\s*)+")
+# Exception class names that frameworks put in front of their own messages, onnxruntime's bracketed form
+# "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : " included.
+_PREFIX = re.compile(r"^(?:\[?[A-Za-z_][\w.]*(?:Error|Exception|Failure)\]?\s*:\s*(?:\d+\s*:\s*[A-Z_]+\s*:\s*)?)+")
 
 
 def short(exc: BaseException, limit: int = 200, *, empty: str | None = None) -> str:
@@ -71,6 +72,13 @@ def short(exc: BaseException, limit: int = 200, *, empty: str | None = None) -> 
         kind = next((w for t, w in _SILENT.items() if isinstance(exc, t)), "an unexpected internal error")
         text = empty or f"{kind} (no further details were given)"
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def unexpected(reason: str, log: str, what: str = "") -> str:
+    """What a user reads about a failure no check foresaw: the reason in words (no exception class name), that it
+    is a bug, and where its traceback went."""
+    who = f"{what} failed unexpectedly" if what else "unexpected failure"
+    return f"{who}: {reason} (a bug in Studio or in a framework it uses; please report it with the details in {log})"
 
 
 def crash_log(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from studio.core.base.errors import Cancelled, JobCrashed
+from studio.core.base.errors import Cancelled, JobCrashed, StudioError, unexpected
 from studio.core.base.progress import CancelToken, Report, ignore
 
 # Quiet the frameworks' C++ logging and keep TensorFlow's float sums in a repeatable order.
@@ -82,7 +82,7 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
     # the worker must import whatever the caller can (fn is pickled by reference to its module)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "studio.core.base.worker", str(write_fd), log_path],
+        proc = subprocess.Popen([sys.executable, "-m", "studio.core.base.worker", str(write_fd)],
                                 stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=(write_fd,), env=env)
     finally:
         os.close(write_fd)
@@ -120,9 +120,9 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
             proc.wait(10)
         except subprocess.TimeoutExpired:
             _stop(proc)
-    keep_log = outcome[0] == "error" and log_path in str(outcome[1])
-    if not keep_log:
-        Path(log_path).unlink(missing_ok=True)
+    if outcome[0] == "failed":  # an exception no check foresaw: the log keeps its traceback
+        raise StudioError(unexpected(outcome[1], log_path, what))
+    Path(log_path).unlink(missing_ok=True)
     if outcome[0] == "error":
         raise outcome[1]
     return outcome[1]

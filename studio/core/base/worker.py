@@ -1,4 +1,4 @@
-"""Entry point of a job worker process: `python -m studio.core.base.worker FD LOG` (see studio.core.base.jobs)."""
+"""Entry point of a job worker process: `python -m studio.core.base.worker FD` (see studio.core.base.jobs)."""
 from __future__ import annotations
 
 import pickle
@@ -8,8 +8,8 @@ import traceback
 
 
 def main() -> None:
-    fd, log_path = int(sys.argv[1]), sys.argv[2]
-    from studio.core.base.errors import StudioError
+    fd = int(sys.argv[1])
+    from studio.core.base.errors import StudioError, short
     from studio.core.base.jobs import write_message
 
     last = [0.0]
@@ -26,12 +26,10 @@ def main() -> None:
         write_message(fd, ("ok", result))
     except StudioError as exc:
         write_message(fd, ("error", exc))
-    except BaseException as exc:  # noqa: BLE001 - everything else becomes a one-line StudioError
+    except BaseException as exc:  # noqa: BLE001 - everything else: its reason in words, its traceback in the log
         traceback.print_exc()
         sys.stdout.flush()
-        text = str(exc).strip().splitlines()
-        summary = f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")
-        write_message(fd, ("error", StudioError(f"{summary} (details in {log_path})")))
+        write_message(fd, ("failed", short(exc, 300)))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ def load_keras(path: str | os.PathLike):
                                  " models in safe mode and refuses it", path) from None
         raise ModelLoadError(f"Keras could not load the model: {short(exc, 200)}", path) from None
     except Exception as exc:  # noqa: BLE001 - h5py, zipfile and JSON errors for corrupt files
-        raise ModelLoadError(f"Keras could not load the model ({type(exc).__name__}: "
-                             f"{short(exc, 160)}): the file is corrupt or truncated", path) from None
+        raise ModelLoadError(f"Keras could not load the model ({short(exc, 160)}): the file is corrupt or truncated",
+                             path) from None
 
 
 def _leaf_layers(model):
@@ -131,8 +131,8 @@ def inspect_savedmodel(path: Path) -> ModelInfo:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf and TF errors for corrupt directories
-        raise ModelLoadError(f"TensorFlow could not load the SavedModel ({type(exc).__name__}:"
-                             f" {short(exc, 160)})", path) from None
+        raise ModelLoadError(f"TensorFlow could not load the SavedModel ({short(exc, 160)}): the directory is corrupt"
+                             " or incomplete", path) from None
     sigs = dict(getattr(loaded, "signatures", {}) or {})
     problems = []
     if not sigs:

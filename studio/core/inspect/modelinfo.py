@@ -5,11 +5,13 @@ import os
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from typing import Any
 
-from studio.core.base.errors import StudioError
+from studio.core.base.errors import StudioError, short
 from studio.core.inspect.formats import Framework
 from studio.core.tensors.spec import Dim, Quantization, TensorInfo, TensorKind
 
-__all__ = ["Dim", "LayerInfo", "ModelInfo", "Problem", "Quantization", "TensorInfo", "TensorKind"]
+__all__ = ["Dim", "LayerInfo", "ModelInfo", "Problem", "Quantization", "TensorInfo", "TensorKind", "readable_name",
+           "undecodable_name"]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -84,6 +86,18 @@ class ModelInfo:
         )
 
 
+def readable_name(raw: str | bytes) -> str:
+    """A name as text: bytes that are not valid UTF-8 are shown escaped (b'\\xff' reads '\\xff'), never a crash."""
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
+
+
+def undecodable_name(runtime: str, exc: UnicodeDecodeError) -> Problem:
+    """A runtime that loads the model but whose Python API decodes every tensor name as UTF-8, and fails on one."""
+    return Problem("error", "runtime-refused", f"{runtime} loads the model, but its Python API cannot read a tensor"
+                   f" name that is not valid UTF-8 ({short(exc, 120)}); re-export or rename it (for ONNX, with"
+                   " onnx.helper) and save the model again")
+
+
 def histogram(names) -> dict[str, int]:
     counts: dict[str, int] = {}
     for n in names:
@@ -116,6 +130,8 @@ def summary_lines(info: ModelInfo, max_ops: int = 12) -> list[str]:
             s, z = t.quantization.scale, t.quantization.zero_point
             per_axis = f"  per-axis({t.quantization.axis}) x{len(s)}"
             q = f"  scale={s[0]:.6g} zero_point={z[0]}" if len(s) == 1 else per_axis
+        if t.kind != TensorKind.TENSOR:
+            return f"    {t.name:<24} {t.shape_text()}"
         return f"    {t.name:<24} {t.shape_text():<20} {t.dtype}{q}"
 
     lines = [f"{info.path}", f"  format      {info.format} ({info.framework})",
@@ -130,7 +146,9 @@ def summary_lines(info: ModelInfo, max_ops: int = 12) -> list[str]:
     if any(t.dynamic for t in info.inputs + info.outputs):
         lines.append("    (a dimension marked ? is dynamic)")
     if info.ops:
-        lines.append(f"  operators   {sum(info.ops.values())} in total")
+        inside = info.details.get("subgraph_ops")
+        lines.append(f"  operators   {sum(info.ops.values())} in total"
+                     + (f" ({inside} inside If/Loop/Scan subgraphs)" if inside else ""))
         items = list(info.ops.items())
         lines += [f"    {count:>5}  {name}" for name, count in items[:max_ops]]
         if len(items) > max_ops:

@@ -11,7 +11,17 @@ from typing import Any
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.inspect.formats import Framework
-from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, Quantization, TensorInfo, histogram
+from studio.core.inspect.modelinfo import (
+    Dim,
+    LayerInfo,
+    ModelInfo,
+    Problem,
+    Quantization,
+    TensorInfo,
+    histogram,
+    readable_name,
+    undecodable_name,
+)
 
 
 def _enum_names(cls) -> dict[int, str]:
@@ -46,7 +56,7 @@ def _tensor_info(t, types: dict[int, str], signature_name: str | None = None) ->
     sig = [int(x) for x in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength() else shape
     dims: list[Dim] = ["?" if s < 0 else d for d, s in zip(shape, sig, strict=True)] if len(sig) == len(shape) \
         else list(shape)
-    name = signature_name or (t.Name() or b"").decode("utf-8", "replace")
+    name = signature_name or readable_name(t.Name() or b"")
     return TensorInfo(name, dims, types.get(t.Type(), "unknown").lower(), _quant(t))
 
 
@@ -69,7 +79,7 @@ def _metadata_text(model, key: str, nbuf: int) -> str | None:
     """A string entry of the model's metadata table (the converter records min_runtime_version there)."""
     for i in range(min(model.MetadataLength(), 64)):
         m = model.Metadata(i)
-        if (m.Name() or b"").decode("utf-8", "replace") == key and 0 < m.Buffer() < nbuf:
+        if readable_name(m.Name() or b"") == key and 0 < m.Buffer() < nbuf:
             raw = model.Buffers(m.Buffer()).DataAsNumpy()
             if hasattr(raw, "tobytes"):
                 return raw.tobytes().split(b"\0", 1)[0].decode("ascii", "replace") or None
@@ -98,7 +108,7 @@ def _operator_codes(model, r: _Reader, builtin: dict[int, str]) -> list[tuple[st
         oc = model.OperatorCodes(i)
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         custom = oc.CustomCode()
-        codes.append((builtin.get(code, f"UNKNOWN_{code}"), custom.decode("utf-8", "replace") if custom else None))
+        codes.append((builtin.get(code, f"UNKNOWN_{code}"), readable_name(custom) if custom else None))
     return codes
 
 
@@ -179,7 +189,7 @@ class _Walk:
         if m is not None:
             self.macs += m
         if main:
-            out_name = (tensors[outs[0]].Name() or b"").decode("utf-8", "replace") if outs else label
+            out_name = readable_name(tensors[outs[0]].Name() or b"") if outs else label
             self.layers.append(LayerInfo(out_name, label, sum(math.prod(shapes[i]) for i in ins
                                                               if i >= 0 and self.has_data(tensors[i].Buffer())),
                                          list(out_shapes[0]) if out_shapes else None))
@@ -201,7 +211,7 @@ def _inspect(p: Path, buf: bytes, schema) -> ModelInfo:
     inputs, outputs = _main_io(model.Subgraphs(0), r, types)
     details = {"schema_version": int(model.Version()), "subgraphs": nsub,
                "min_runtime_version": _metadata_text(model, "min_runtime_version", walk.nbuf),
-               "description": (model.Description() or b"").decode("utf-8", "replace"),
+               "description": readable_name(model.Description() or b""),
                "custom_ops": sorted(set(walk.custom_ops)),
                "builtin_ops": sorted({n for n, c in codes if n != "CUSTOM"})}
     return ModelInfo(str(p), "tflite", Framework.TFLITE, inputs=inputs, outputs=outputs, params=walk.params,
@@ -229,6 +239,8 @@ def probe_tflite(path: str, custom_ops: Sequence[str] = (), report=ignore) -> li
         runner.run(zeros_for(runner))
     except ModelLoadError as exc:
         return [Problem("error", "custom-op" if "custom op" in exc.message else "runtime-refused", exc.message)]
+    except UnicodeDecodeError as exc:
+        return [undecodable_name("ai-edge-litert", exc)]
     if not custom_ops:
         return []
     try:  # does it run only because the default XNNPACK delegate happens to implement the custom op?

@@ -37,7 +37,9 @@ def normalize(model, opset: int | None, notes: list[str]):
             raise ConversionError(f"onnx could not convert the model from opset {current} to {opset}:"
                                   f" {short(exc, 160)}") from None
         notes.append(f"converted from opset {current} to opset {opset}")
-    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import)))
+    # only the domains onnx knows have an IR version table; com.microsoft and other runtime domains need none
+    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
+    model.ir_version = max(model.ir_version, needed)
     inits = {t.name: t for t in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in inits]
     if len(keep) != len(model.graph.input):

@@ -30,7 +30,8 @@ def drop_at(server, phase: Phase, switch_first=None):
     def hook(at, transport):
         if at is phase and not dropped:
             if switch_first is not None:  # the device does the switch, then its answer is lost with the link
-                subprocess.run([sys.executable, device_agent(transport.device.dir), transport.device.dir, "activate", switch_first,
+                folder = transport.device.dir
+                subprocess.run([sys.executable, device_agent(folder), folder, "activate", switch_first,
                                 str(transport.device.keep)], check=True, capture_output=True)
             dropped.append(server.drop_sessions())
     return hook, dropped

@@ -5,7 +5,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    from studio.commands.inspect_cmd import parse_shape
+    from studio.commands.inspect_cmd import add_model_options, parse_shape
 
     p = sub.add_parser("optimize", help="convert, prune and quantize a model into an ONNX or TFLite file",
                        description="Writes OUT/model.onnx or OUT/model.tflite and OUT/report.json.")
@@ -25,8 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="fine-tuning learning rate (default 1e-3)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.add_argument("--threads", type=int)
-    p.add_argument("--arch", help="architecture for a state_dict file")
-    p.add_argument("--trust-pickle", action="store_true")
+    add_model_options(p)
     p.add_argument("--input-shape", type=parse_shape)
     p.add_argument("--save-recipe", metavar="R.toml", help="also write the effective recipe here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -70,6 +69,7 @@ def recipe_from_args(args):
 
 
 def run(args) -> int:
+    from studio.commands.inspect_cmd import arch_spec
     from studio.commands.progressbar import ProgressBar
     from studio.core.optimize.optimize import optimize
 
@@ -77,7 +77,7 @@ def run(args) -> int:
     if args.save_recipe:
         recipe.save(args.save_recipe)
     with ProgressBar(enabled=not args.json) as bar:
-        doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
+        doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=arch_spec(args),
                        trust_pickle=args.trust_pickle, input_shape=args.input_shape, report=bar)
     if args.json:
         from studio.core.base.atomic import json_safe

@@ -9,7 +9,7 @@ import threading
 
 
 def add_parser(sub) -> None:
-    from studio.commands.inspect_cmd import parse_shape
+    from studio.commands.inspect_cmd import add_model_options, parse_shape
 
     p = sub.add_parser("sweep", help="measure accuracy, latency and size of many candidate recipes",
                        description="Writes RUN/results.json, RUN/results.csv and RUN/tradeoff.png. Running it again"
@@ -32,8 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sensitivity", action="store_true", help="also measure per-layer sensitivity")
     p.add_argument("--finetune", metavar="DATA", help="training data for recovery after structured pruning")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2 with --finetune)")
-    p.add_argument("--arch")
-    p.add_argument("--trust-pickle", action="store_true")
+    add_model_options(p)
     p.add_argument("--input-shape", type=parse_shape)
     p.add_argument("--json", action="store_true", help="stream one JSON line per finished candidate")
     p.set_defaults(run=run)
@@ -83,6 +82,7 @@ def build_grid(args):
 
 
 def run(args) -> int:
+    from studio.commands.inspect_cmd import arch_spec
     from studio.commands.progressbar import ProgressBar
     from studio.core.base.atomic import json_safe
     from studio.core.base.errors import Cancelled
@@ -92,7 +92,7 @@ def run(args) -> int:
 
     grid = build_grid(args)
     options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
-                           threads=args.threads, sensitivity=args.sensitivity, arch=args.arch,
+                           threads=args.threads, sensitivity=args.sensitivity, arch=arch_spec(args),
                            trust_pickle=args.trust_pickle, input_shape=args.input_shape, finetune=args.finetune,
                            device=args.device)
     device_bench = None

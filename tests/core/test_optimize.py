@@ -24,9 +24,9 @@ def torch_outputs(path, dataset, report=None):
     from studio.core.convert.torch_route import forward, load_module
     from studio.core.data.datasets import load_dataset, prepare
 
-    module, _, shape = load_module(path, "torch_export", None, False)
-    x = prepare(load_dataset(dataset).x, shape, Preprocess())
-    return forward(module, x)
+    loaded = load_module(path, "torch_export", None, False)
+    x = prepare(load_dataset(dataset).x, loaded.shape, Preprocess())
+    return forward(loaded.module, x, loaded.batch)
 
 
 def test_mnist_onnx_static_int8_keeps_top1_within_one_point(shared_models, samples, tmp_path):

@@ -16,6 +16,7 @@ from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.paths import data_dir
 from studio.core.deploy.push import PushResult, PushStatus
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Target
 
@@ -38,8 +39,14 @@ def default_grid() -> Grid:
 class ModelChoice:
     """The model file and how to open it."""
     path: str | None = None
-    arch: str | None = None  # the architecture a state_dict belongs to
+    arch: str | None = None  # the architecture a state_dict belongs to (a name, or FILE.py:Class)
     trust_pickle: bool = False
+    arch_args: str | None = None  # the architecture's keyword arguments, a JSON object
+    trust_code: bool = False  # the user allows an architecture of their own code to run
+
+    def arch_spec(self) -> ArchSpec | None:
+        """The architecture as the core takes it; ModelLoadError when arch_args is not a JSON object."""
+        return ArchSpec.of(self.arch, self.arch_args, self.trust_code) if self.arch else None
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class SweepSettings:
         from studio.core.sweep.sweep import SweepOptions  # the sweep's import of numpy waits for a sweep
 
         return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
-                            sensitivity=self.sensitivity, arch=model.arch, trust_pickle=model.trust_pickle,
+                            sensitivity=self.sensitivity, arch=model.arch_spec(), trust_pickle=model.trust_pickle,
                             finetune=self.train_dataset if self.grid.finetune_epochs else None,
                             threads=self.grid.base.runtime.threads, device=self.device)
 

@@ -27,6 +27,8 @@ def sweep_dir(model: str, grid: Grid, dataset: str | None, options: SweepOptions
     from studio.core.app.project import runs_dir
 
     keyed: dict[str, object] = {k: getattr(options, k) for k in _KEYED}
+    if options.arch is not None:
+        keyed["arch"] = options.arch.record()  # a plain name keys as before: older run folders still resume
     if tag is not None:
         keyed["tag"] = tag
     key = json.dumps({"model": os.path.abspath(model), "grid": grid.to_dict(),

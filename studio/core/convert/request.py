@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.recipe import QuantMode, Recipe
 
 
@@ -16,7 +17,7 @@ class ConvertRequest:
     recipe: Recipe
     verify_x: np.ndarray  # inputs the reference outputs are computed on
     out: str  # the float model to write
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     input_shape: tuple[int, ...] | None = None
     train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.base.progress import ignore, scaled
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
 from studio.core.optimize.stage import FloatStage
 from studio.core.quantize.backend import BACKENDS
@@ -21,7 +22,7 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *, arch: str | None = None,
+def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *, arch: ArchSpec | None = None,
                   trust_pickle: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
     arrays = load_arrays(data_path)
@@ -29,8 +30,8 @@ def reference_job(model: str, framework: Framework, fmt: str, data_path: str, *,
     if framework == Framework.PYTORCH:
         from studio.core.convert.torch_route import forward, load_module
 
-        module, _, _ = load_module(model, fmt, arch, trust_pickle)
-        outputs = forward(module, x)
+        loaded = load_module(model, fmt, arch, trust_pickle)
+        outputs = forward(loaded.module, x, loaded.batch)
     elif framework in (Framework.KERAS, Framework.TENSORFLOW):
         from studio.core.convert.tf_route import _call, _load
 

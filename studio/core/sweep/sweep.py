@@ -26,6 +26,7 @@ from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
 from studio.core.data.datasets import load_dataset, prepare, synthetic
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
@@ -55,7 +56,7 @@ class SweepOptions:
     limit: int = 1000  # evaluation samples
     threads: int = 1  # runtime threads for latency
     sensitivity: bool = False
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     input_shape: tuple[int, ...] | None = None
     finetune: str | None = None
@@ -114,13 +115,16 @@ def _inspect(model: str, options: SweepOptions, cancel: CancelToken) -> _Source:
 
 
 def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions) -> dict:
+    """RUN/config.json's content, as JSON reads it back (tuples as lists), so that a resume compares like with like."""
     from studio.core.base.hashing import source_digest
 
-    return {"schema_version": RESULTS_VERSION, "model": os.path.abspath(source.model),
-            "model_sha256": source_digest(source.info.files),
-            "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
-            "options": {k: v for k, v in asdict(options).items()
-                        if k not in ("workers", "budget_s", "device", "sensitivity")}}  # these change no result
+    config = {"schema_version": RESULTS_VERSION, "model": os.path.abspath(source.model),
+              "model_sha256": source_digest(source.info.files),
+              "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
+              "options": {k: options.arch.record() if k == "arch" and options.arch else v
+                          for k, v in asdict(options).items()
+                          if k not in ("workers", "budget_s", "device", "sensitivity")}}  # these change no result
+    return json.loads(json.dumps(config))
 
 
 def _finetune_train(source: _Source, grid: Grid, candidates: list[Candidate],

@@ -88,6 +88,13 @@ def _assert_same_outputs(module, converted, x):
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-4)
 
 
+def _onnx_batch(path) -> int | str:
+    import onnx
+
+    dim = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_param or dim.dim_value
+
+
 def _convert_both(src, out, module, **kwargs):
     for target in (Target.ONNX, Target.TFLITE):
         doc = optimize(src, Recipe(target=target, quantization=Quantization("none")), out / target.value, **kwargs)
@@ -99,6 +106,7 @@ def test_pt2_at_a_static_batch_of_1_converts_to_both_targets(user_net, tmp_path)
     _, module = user_net
     torch.export.save(torch.export.export(module, (torch.zeros(SHAPE),)), str(tmp_path / "b1.pt2"))
     _convert_both(tmp_path / "b1.pt2", tmp_path, module)
+    assert _onnx_batch(tmp_path / "onnx" / "model.onnx") == 1  # the model's own batch, kept
 
 
 def test_pt2_with_a_dynamic_batch_converts_to_both_targets(user_net, tmp_path):
@@ -107,6 +115,7 @@ def test_pt2_with_a_dynamic_batch_converts_to_both_targets(user_net, tmp_path):
     ep = torch.export.export(module, (torch.zeros((2, *SHAPE[1:])),), dynamic_shapes=({0: batch},))
     torch.export.save(ep, str(tmp_path / "dyn.pt2"))
     _convert_both(tmp_path / "dyn.pt2", tmp_path, module)
+    assert isinstance(_onnx_batch(tmp_path / "onnx" / "model.onnx"), str)  # still a dynamic batch
 
 
 def test_torchscript_converts_to_both_targets(user_net, tmp_path):

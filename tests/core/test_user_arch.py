@@ -100,7 +100,10 @@ def test_a_class_in_an_importable_package(user_files, tmp_path, monkeypatch):
         inspect_model(weights, arch=ArchSpec("mynets.absent:TwoHeads", trust_code=True), isolate=False)
 
 
-def test_arch_args_must_be_a_json_object():
+def test_arch_args_must_be_a_json_object_and_a_file_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert ArchSpec.of("nets/net.py:Net").name == f"{tmp_path / 'nets' / 'net.py'}:Net"
+    assert ArchSpec.of("mynets.heads:Net").name == "mynets.heads:Net"
     assert ArchSpec.of("resnet18", ' {"num_classes": 7, "aux": false} ').kwargs() == {"num_classes": 7, "aux": False}
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         ArchSpec.of("resnet18", "{num_classes: 7}")

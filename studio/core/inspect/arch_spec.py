@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,11 @@ class ArchSpec:
 
     @classmethod
     def of(cls, name: str, args: str | None = None, trust_code: bool = False) -> ArchSpec:
-        """The spec with `args` checked and made canonical; ModelLoadError when it is not a JSON object."""
+        """The spec with `args` checked and made canonical (ModelLoadError when they are not a JSON object) and a
+        .py file named by its absolute path, so that workers, resumes and other folders find the same file."""
+        where, colon, class_name = name.strip().rpartition(":")
+        if colon and is_file_path(where):
+            name = f"{os.path.abspath(os.path.expanduser(where))}:{class_name}"
         return cls(name.strip(), canonical_args(args), trust_code)
 
     @property
@@ -38,6 +43,11 @@ class ArchSpec:
         """What a run records: the plain name as before when there are no arguments (consent is not recorded: a
         re-run asks for it again)."""
         return {"name": self.name, "args": self.kwargs()} if self.args else self.name
+
+
+def is_file_path(where: str) -> bool:
+    """Whether the module part of an --arch names a .py file (else it is a dotted module name)."""
+    return where.endswith(".py") or "/" in where or "\\" in where
 
 
 def canonical_args(text: str | None) -> str:

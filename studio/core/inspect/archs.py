@@ -11,7 +11,7 @@ from pathlib import Path
 from torch import nn
 
 from studio.core.base.errors import ModelLoadError, short
-from studio.core.inspect.arch_spec import TRUST_CODE_TEXT, ArchSpec
+from studio.core.inspect.arch_spec import TRUST_CODE_TEXT, ArchSpec, is_file_path
 
 
 class Scale(nn.Module):
@@ -56,7 +56,7 @@ def _classes_in(state_dict: dict) -> int | None:
 def _import(where: str):
     """The module `where` names: a .py file (imported by its path, so worker processes can import it too) or a
     dotted module importable here."""
-    if where.endswith(".py") or "/" in where or "\\" in where:
+    if is_file_path(where):
         path = Path(where).expanduser().resolve()
         if not path.is_file():
             raise ModelLoadError(f"--arch names {where}, which is not a file", where)

@@ -10,11 +10,36 @@ def add_parser(sub) -> None:
                                    " (.keras, .h5, SavedModel) model.")
     p.add_argument("model", help="model file or SavedModel directory")
     p.add_argument("--json", action="store_true", help="print one JSON object (see docs/inspect-json.md)")
-    p.add_argument("--arch", help="architecture for a state_dict file (a torchvision name, or studio.mnist_cnn)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow a pickled whole module (unpickling runs code from the file: only for files you trust)")
+    add_model_options(p)
     add_shape_argument(p)
     p.set_defaults(run=run)
+
+
+def add_model_options(p) -> None:
+    """How to open a PyTorch file: the architecture of a state_dict, its arguments, and consent to run code."""
+    from studio.core.inspect.arch_spec import TRUST_CODE_TEXT
+
+    p.add_argument("--arch", metavar="ARCH", help="architecture for a state_dict file: a torchvision name (resnet18),"
+                                                 " studio.mnist_cnn, or your own class as path/to/file.py:ClassName"
+                                                 " or package.module:ClassName (needs --trust-code)")
+    p.add_argument("--arch-args", metavar="JSON", help="keyword arguments for --arch as a JSON object, e.g."
+                                                        " '{\"num_classes\": 10}'")
+    p.add_argument("--trust-code", action="store_true",
+                   help=f"allow running your own code: --arch FILE.py:Class, --metric FILE.py:FN ({TRUST_CODE_TEXT})")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a pickled whole module (unpickling runs code from the file: only for files you trust)")
+
+
+def arch_spec(args):
+    """The ArchSpec the --arch options give (None without --arch); ModelLoadError when they do not fit."""
+    from studio.core.base.errors import ModelLoadError
+    from studio.core.inspect.arch_spec import ArchSpec
+
+    if not args.arch:
+        if args.arch_args:
+            raise ModelLoadError("--arch-args needs --arch: the arguments are for the architecture's class")
+        return None
+    return ArchSpec.of(args.arch, args.arch_args, args.trust_code)
 
 
 def add_shape_argument(p) -> None:
@@ -45,7 +70,7 @@ def run(args) -> int:
     from studio.core.inspect.inspector import inspect_model
     from studio.core.inspect.modelinfo import summary_lines
 
-    info = inspect_model(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+    info = inspect_model(args.model, arch=arch_spec(args), trust_pickle=args.trust_pickle,
                          input_shape=shapes_of(args).single)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))

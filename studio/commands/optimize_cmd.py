@@ -5,7 +5,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    from studio.commands.inspect_cmd import add_shape_argument
+    from studio.commands.inspect_cmd import add_model_options, add_shape_argument
     from studio.commands.scoring_args import add_scoring_arguments
 
     p = sub.add_parser("optimize", help="convert, prune and quantize a model into an ONNX or TFLite file",
@@ -26,8 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, help="fine-tuning learning rate (default 1e-3)")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.add_argument("--threads", type=int)
-    p.add_argument("--arch", help="architecture for a state_dict file")
-    p.add_argument("--trust-pickle", action="store_true")
+    add_model_options(p)
     add_shape_argument(p)
     add_scoring_arguments(p)
     p.add_argument("--allow-degraded", action="store_true", help="keep a result below the quality gate")
@@ -73,7 +72,7 @@ def recipe_from_args(args):
 
 
 def run(args) -> int:
-    from studio.commands.inspect_cmd import shapes_of
+    from studio.commands.inspect_cmd import arch_spec, shapes_of
     from studio.commands.progressbar import ProgressBar
     from studio.commands.scoring_args import scoring_of
     from studio.core.optimize.optimize import optimize
@@ -82,7 +81,7 @@ def run(args) -> int:
     if args.save_recipe:
         recipe.save(args.save_recipe)
     with ProgressBar(enabled=not args.json) as bar:
-        doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=args.arch,
+        doc = optimize(args.model, recipe, args.out, calib=args.calib, finetune=args.finetune, arch=arch_spec(args),
                        trust_pickle=args.trust_pickle, shapes=shapes_of(args), scoring=scoring_of(args),
                        allow_degraded=args.allow_degraded, report=bar)
     if args.json:

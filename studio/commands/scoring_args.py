@@ -3,14 +3,13 @@ from __future__ import annotations
 
 
 def add_scoring_arguments(p) -> None:
+    """The scoring options; --trust-code (for --metric FILE.py:FN) comes with the model options."""
     p.add_argument("--score-output", metavar="NAME", help="the output that scores a candidate (default: the first"
                                                           " holding class scores, else the first)")
     p.add_argument("--metric", metavar="M", help="accuracy, agreement, cosine, sqnr, or your own FILE.py:FUNCTION"
                                                  " (called with the outputs and labels; needs --trust-code)")
     p.add_argument("--min-fidelity", metavar="agreement=90,cosine=0.95,sqnr=10",
                    help="the quality gate on the scoring output (these are the defaults)")
-    if not any("--trust-code" in a.option_strings for a in p._actions):
-        p.add_argument("--trust-code", action="store_true", help="allow running your own code (--metric FILE.py:FN)")
 
 
 def scoring_of(args):

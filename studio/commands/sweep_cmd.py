@@ -9,7 +9,7 @@ import threading
 
 
 def add_parser(sub) -> None:
-    from studio.commands.inspect_cmd import add_shape_argument
+    from studio.commands.inspect_cmd import add_model_options, add_shape_argument
     from studio.commands.scoring_args import add_scoring_arguments
 
     p = sub.add_parser("sweep", help="measure accuracy, latency and size of many candidate recipes",
@@ -33,8 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sensitivity", action="store_true", help="also measure per-layer sensitivity")
     p.add_argument("--finetune", metavar="DATA", help="training data for recovery after structured pruning")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2 with --finetune)")
-    p.add_argument("--arch")
-    p.add_argument("--trust-pickle", action="store_true")
+    add_model_options(p)
     add_shape_argument(p)
     add_scoring_arguments(p)
     p.add_argument("--json", action="store_true", help="stream one JSON line per finished candidate")
@@ -85,7 +84,7 @@ def build_grid(args):
 
 
 def run(args) -> int:
-    from studio.commands.inspect_cmd import shapes_of
+    from studio.commands.inspect_cmd import arch_spec, shapes_of
     from studio.commands.progressbar import ProgressBar
     from studio.commands.scoring_args import scoring_of
     from studio.core.base.atomic import json_safe
@@ -96,7 +95,7 @@ def run(args) -> int:
 
     grid = build_grid(args)
     options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
-                           threads=args.threads, sensitivity=args.sensitivity, arch=args.arch,
+                           threads=args.threads, sensitivity=args.sensitivity, arch=arch_spec(args),
                            trust_pickle=args.trust_pickle, shapes=shapes_of(args), finetune=args.finetune,
                            scoring=scoring_of(args), trust_code=args.trust_code,
                            device=args.device)

@@ -267,12 +267,20 @@ class MainWindow(QMainWindow):
 
     # --- load --------------------------------------------------------------------------------------------------
     def load_model(self, path: str) -> None:
+        from studio.core.base.errors import StudioError
         from studio.core.inspect.inspector import inspect_model
 
         known, asked = self.project.model, self.load.choice(path)
-        choice = asked if path != known.path else dataclasses.replace(known, arch=known.arch or asked.arch)
-        task = Task("Inspecting the model", inspect_model, path, arch=choice.arch, trust_pickle=choice.trust_pickle,
-                    input_shape=choice.shapes.single)
+        arch = known if known.arch else asked
+        choice = asked if path != known.path else dataclasses.replace(
+            known, arch=arch.arch, arch_args=arch.arch_args, trust_code=known.trust_code or asked.trust_code)
+        try:
+            spec, shapes = choice.arch_spec(), choice.shapes
+        except StudioError as exc:
+            self.load.show_error(exc.one_line())
+            return
+        task = Task("Inspecting the model", inspect_model, path, arch=spec, trust_pickle=choice.trust_pickle,
+                    input_shape=shapes.single)
 
         def ok(info):
             changed = path != self.project.model.path

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTableView,
     QTabWidget,
     QWidget,
@@ -19,12 +20,13 @@ from PySide6.QtWidgets import (
 
 from studio.core.app.project import ModelChoice
 from studio.core.base.errors import StudioError
+from studio.core.inspect.arch_spec import TRUST_CODE_TEXT, classes_in
 from studio.core.inspect.modelinfo import ModelInfo, human_bytes, human_count
 from studio.core.tensors.shapes import ShapeRequest
 
 from .widgets import Banner, Card, DropZone, Metric, help_label, page_layout
 
-MODEL_FILTER = "Models (*.onnx *.tflite *.pt *.pth *.pt2 *.ts *.keras *.h5 *.hdf5);;All files (*)"
+MODEL_FILTER = "Models (*.onnx *.tflite *.pt *.pth *.pt2 *.ts *.jit *.keras *.h5 *.hdf5);;All files (*)"
 
 
 def table_model(headers: list[str], rows: list[list]) -> QStandardItemModel:
@@ -53,18 +55,7 @@ class LoadPage(QWidget):
         self.drop.dropped.connect(self.load_requested)
         self.drop.clicked.connect(self.choose)
         box.addWidget(self.drop)
-        opts = QHBoxLayout()
-        self.arch = QComboBox()
-        self.arch.setEditable(True)
-        self.arch.addItems(["", "studio.mnist_cnn", "resnet18", "mobilenet_v2", "mobilenet_v3_small",
-                            "efficientnet_b0"])
-        self.arch.setToolTip("For a state_dict: the architecture its weights belong to")
-        self.trust = QCheckBox("Trust pickled modules from this file")
-        self.trust.setToolTip("Unpickling runs code from the file: tick only for files you trust")
-        opts.addWidget(QLabel("Architecture (state_dict only):"))
-        opts.addWidget(self.arch, 1)
-        opts.addWidget(self.trust)
-        box.addLayout(opts)
+        box.addLayout(self._build_arch())
         self.banner = Banner()
         box.addWidget(self.banner)
         box.addWidget(self._build_summary())
@@ -73,6 +64,56 @@ class LoadPage(QWidget):
         self.summary.hide()
         self.tabs.hide()
         self.info: ModelInfo | None = None
+
+    def _build_arch(self) -> QGridLayout:
+        """The architecture of a state_dict: a known name, or a class of the user's own .py file (with consent)."""
+        opts = QGridLayout()
+        self.arch = QComboBox()
+        self.arch.setEditable(True)
+        self.arch.addItems(["", "studio.mnist_cnn", "resnet18", "mobilenet_v2", "mobilenet_v3_small",
+                            "efficientnet_b0"])
+        self.arch.setToolTip("For a state_dict: the architecture its weights belong to")
+        self.code_file = QLineEdit()
+        self.code_file.setPlaceholderText("or your own architecture: a .py file")
+        self.code_file.editingFinished.connect(lambda: self._list_classes(self.code_file.text().strip()))
+        pick = QPushButton("Choose .py…")
+        pick.clicked.connect(self.choose_code)
+        self.code_class = QComboBox()
+        self.code_class.setEditable(True)
+        self.code_class.setToolTip("The nn.Module class in that file")
+        self.arch_args = QLineEdit()
+        self.arch_args.setPlaceholderText('keyword arguments, e.g. {"num_classes": 10}')
+        self.trust = QCheckBox("Trust pickled modules from this file")
+        self.trust.setToolTip("Unpickling runs code from the file: tick only for files you trust")
+        self.trust_code = QCheckBox("Trust the code of this architecture")
+        self.trust_code.setToolTip(TRUST_CODE_TEXT[0].upper() + TRUST_CODE_TEXT[1:])
+        opts.addWidget(QLabel("Architecture (state_dict only):"), 0, 0)
+        opts.addWidget(self.arch, 0, 1)
+        opts.addWidget(self.trust, 0, 2)
+        opts.addWidget(QLabel("Your own class:"), 1, 0)
+        row = QHBoxLayout()
+        for widget in (self.code_file, pick, self.code_class, self.arch_args):
+            row.addWidget(widget, 1 if widget is not pick else 0)
+        opts.addLayout(row, 1, 1)
+        opts.addWidget(self.trust_code, 1, 2)
+        opts.setColumnStretch(1, 1)
+        return opts
+
+    def choose_code(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Your architecture's Python file", "", "Python (*.py)")
+        if path:
+            self.code_file.setText(path)
+            self._list_classes(path)
+
+    def _list_classes(self, path: str) -> None:
+        """Offer the classes the file defines (read without running it)."""
+        self.code_class.clear()
+        if not path:
+            return
+        try:
+            self.code_class.addItems(classes_in(path))
+        except StudioError as exc:
+            self.show_error(exc.one_line())
 
     def _build_summary(self) -> Card:
         self.summary = Card("Summary")
@@ -120,7 +161,10 @@ class LoadPage(QWidget):
 
     def choice(self, path: str) -> ModelChoice:
         """The model file with how the widgets say to open it."""
-        return ModelChoice(path, arch=self.arch.currentText().strip() or None, trust_pickle=self.trust.isChecked(),
+        code, cls = self.code_file.text().strip(), self.code_class.currentText().strip()
+        arch = f"{code}:{cls}" if code and cls else self.arch.currentText().strip() or None
+        return ModelChoice(path, arch=arch, trust_pickle=self.trust.isChecked(),
+                           arch_args=self.arch_args.text().strip() or None, trust_code=self.trust_code.isChecked(),
                            input_shapes=self.shape_texts())
 
     def shape_texts(self) -> tuple[str, ...]:

@@ -90,3 +90,24 @@ def test_samples_json(samples):
     assert doc["torch_model"].endswith(".pt2") and doc["keras_model"].endswith(".keras")
     assert doc["torch_accuracy"] > 95 and doc["keras_accuracy"] > 95
     assert Path(doc["dataset"]).is_file() and Path(doc["train_dataset"]).is_file()
+
+
+def test_inspect_a_state_dict_of_your_own_class_needs_trust_code(tmp_path):
+    import torch
+
+    (tmp_path / "net.py").write_text("import torch\n\n\nclass Tiny(torch.nn.Module):\n"
+                                     "    def __init__(self, width=3):\n        super().__init__()\n"
+                                     "        self.fc = torch.nn.Linear(4, width)\n\n"
+                                     "    def forward(self, x):\n        return self.fc(x)\n", encoding="utf-8")
+    torch.save({"fc.weight": torch.ones(5, 4), "fc.bias": torch.zeros(5)}, tmp_path / "weights.pt")
+    arch = ["--arch", f"{tmp_path / 'net.py'}:Tiny", "--arch-args", '{"width": 5}']
+    refused = run_cli("inspect", str(tmp_path / "weights.pt"), *arch, timeout=120)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "--trust-code" in refused.stderr and "Traceback" not in refused.stderr
+    bad_args = run_cli("inspect", str(tmp_path / "weights.pt"), *arch[:2], "--arch-args", "[5]", timeout=120)
+    assert bad_args.returncode == 1 and "must be a JSON object" in bad_args.stderr
+    ok = run_cli("inspect", str(tmp_path / "weights.pt"), *arch, "--trust-code", "--input-shape", "2,4", "--json",
+                 timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["outputs"][0]["shape"] == [2, 5] and doc["params"] == 25

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from studio.core.base.errors import ModelLoadError
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.inspector import inspect_model
 
 
@@ -66,12 +67,12 @@ def test_state_dict_needs_arch_and_must_match(samples, tmp_path):
     plain = inspect_model(samples["torch_state_dict"])
     assert plain.format == "torch_state_dict" and plain.params == 224_714 and plain.inputs == []
     assert any(p.code == "no-architecture" for p in plain.problems)
-    full = inspect_model(samples["torch_state_dict"], arch="studio.mnist_cnn")
+    full = inspect_model(samples["torch_state_dict"], arch=ArchSpec("studio.mnist_cnn"))
     assert full.outputs[0].shape == [1, 10] and full.ops["Conv2d"] == 3 and full.macs > 2_000_000
     with pytest.raises(ModelLoadError, match="does not match --arch resnet18"):
-        inspect_model(samples["torch_state_dict"], arch="resnet18")
+        inspect_model(samples["torch_state_dict"], arch=ArchSpec("resnet18"))
     with pytest.raises(ModelLoadError, match="unknown architecture"):
-        inspect_model(samples["torch_state_dict"], arch="no_such_net")
+        inspect_model(samples["torch_state_dict"], arch=ArchSpec("no_such_net"))
 
 
 def _torch_script(code: str, cwd):
@@ -84,7 +85,7 @@ def test_torchvision_state_dict_and_torchscript(tmp_path):
                   "torch.save(m.state_dict(), 'mnv3.pth')\n"
                   "import warnings; warnings.simplefilter('ignore')\n"
                   "torch.jit.save(torch.jit.trace(m, torch.zeros(1, 3, 96, 96)), 'mnv3_ts.pt')\n", tmp_path)
-    sd = inspect_model(tmp_path / "mnv3.pth", arch="mobilenet_v3_small")
+    sd = inspect_model(tmp_path / "mnv3.pth", arch=ArchSpec("mobilenet_v3_small"))
     assert sd.outputs[0].shape == [1, 7] and sd.inputs[0].shape == [1, 3, 224, 224]
     ts = inspect_model(tmp_path / "mnv3_ts.pt")
     assert ts.format == "torchscript" and ts.params == sd.params and ts.macs is None

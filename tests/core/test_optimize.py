@@ -26,8 +26,9 @@ def torch_outputs(path, dataset, report=None):
     from studio.core.data.feeding import fit
     from studio.core.tensors.spec import TensorInfo
 
-    module, _, shape = load_module(path, "torch_export", None, False)
-    return forward(module, fit(load_dataset(dataset), [TensorInfo("input", list(shape), "float32")]).samples)
+    loaded = load_module(path, "torch_export", None, False)
+    samples = fit(load_dataset(dataset), [TensorInfo("input", list(loaded.shape), "float32")]).samples
+    return forward(loaded.module, samples, loaded.batch)
 
 
 def test_mnist_onnx_static_int8_keeps_top1_within_one_point(shared_models, samples, tmp_path):

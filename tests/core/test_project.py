@@ -25,6 +25,7 @@ from studio.core.app.project import (
     default_grid,
 )
 from studio.core.deploy.push import PushStatus
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Recipe, Runtime, Target
 from studio.core.sweep.sweep import SweepOptions
@@ -130,7 +131,7 @@ def test_sweep_options_follow_the_settings_and_the_model():
     s = SweepSettings(grid=grid, train_dataset="/t.npz", max_drop=1.0, budget_min=2.5, sensitivity=False,
                       device="pi")
     assert s.options(ModelChoice("/m.pt", arch="resnet18", trust_pickle=True)) == SweepOptions(
-        max_drop=1.0, budget_s=150.0, sensitivity=False, arch="resnet18", trust_pickle=True,
+        max_drop=1.0, budget_s=150.0, sensitivity=False, arch=ArchSpec("resnet18"), trust_pickle=True,
         finetune="/t.npz", threads=4, device="pi")
     # no recovery epochs: the training data is not used; no budget: None
     bare = SweepSettings(train_dataset="/t.npz").options(ModelChoice("/m.onnx"))

@@ -259,3 +259,30 @@ def test_window_geometry_is_remembered(make_window, qtbot):
     w.close()
     again = make_window()
     assert (again.width(), again.height()) == (1111, 777)
+
+
+def test_load_page_opens_a_state_dict_of_the_users_own_class_with_consent(make_window, qtbot, tmp_path):
+    import torch
+
+    (tmp_path / "net.py").write_text("import torch\n\n\nclass Helper:\n    pass\n\n\nclass Tiny(torch.nn.Module):\n"
+                                     "    def __init__(self, width=3):\n        super().__init__()\n"
+                                     "        self.fc = torch.nn.Linear(4, width)\n\n"
+                                     "    def forward(self, x):\n        return self.fc(x)\n", encoding="utf-8")
+    torch.save(torch.nn.Linear(4, 5).state_dict(), tmp_path / "weights.pt")
+    sd = {f"fc.{k}": v for k, v in torch.load(tmp_path / "weights.pt").items()}
+    torch.save(sd, tmp_path / "weights.pt")
+    w = make_window()
+    page = w.load
+    page.code_file.setText(str(tmp_path / "net.py"))
+    page.code_file.editingFinished.emit()
+    assert [page.code_class.itemText(i) for i in range(page.code_class.count())] == ["Helper", "Tiny"]
+    page.code_class.setCurrentText("Tiny")
+    page.arch_args.setText('{"width": 5}')
+    w.load_model(str(tmp_path / "weights.pt"))
+    wait_idle(qtbot, w)
+    assert page.banner.property("kind") == "error" and "--trust-code" in page.banner.text()
+    page.trust_code.setChecked(True)
+    w.load_model(str(tmp_path / "weights.pt"))
+    wait_idle(qtbot, w)
+    assert page.info is not None and page.info.params == 4 * 5 + 5, page.banner.text()
+    assert w.project.model.arch == f"{tmp_path / 'net.py'}:Tiny" and w.project.model.trust_code

@@ -16,6 +16,7 @@ from studio.core.base import atomic
 from studio.core.base.errors import StudioError
 from studio.core.base.paths import data_dir
 from studio.core.deploy.push import PushResult, PushStatus
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import QuantMode, Target
 from studio.core.tensors.shapes import ShapeRequest
@@ -39,9 +40,11 @@ def default_grid() -> Grid:
 class ModelChoice:
     """The model file and how to open it."""
     path: str | None = None
-    arch: str | None = None  # the architecture a state_dict belongs to
+    arch: str | None = None  # the architecture a state_dict belongs to (a name, or FILE.py:Class)
     trust_pickle: bool = False
     input_shapes: tuple[str, ...] = ()  # --input-shape values ("x=1,3,320,320"): the dims the model leaves open
+    arch_args: str | None = None  # the architecture's keyword arguments, a JSON object
+    trust_code: bool = False  # the user allows code of their own to run (an architecture, a metric)
 
     def __post_init__(self):
         object.__setattr__(self, "input_shapes", tuple(str(s) for s in self.input_shapes or ()))
@@ -49,6 +52,10 @@ class ModelChoice:
     @property
     def shapes(self) -> ShapeRequest:
         return ShapeRequest.parse(self.input_shapes)
+
+    def arch_spec(self) -> ArchSpec | None:
+        """The architecture as the core takes it; ModelLoadError when arch_args is not a JSON object."""
+        return ArchSpec.of(self.arch, self.arch_args, self.trust_code) if self.arch else None
 
 
 @dataclass(frozen=True)
@@ -76,10 +83,10 @@ class SweepSettings:
         from studio.core.sweep.sweep import SweepOptions  # the sweep's import of numpy waits for a sweep
 
         return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
-                            sensitivity=self.sensitivity, arch=model.arch, trust_pickle=model.trust_pickle,
+                            sensitivity=self.sensitivity, arch=model.arch_spec(), trust_pickle=model.trust_pickle,
                             finetune=self.train_dataset if self.grid.finetune_epochs else None,
                             threads=self.grid.base.runtime.threads, device=self.device, shapes=model.shapes,
-                            scoring=self.scoring())
+                            scoring=self.scoring(), trust_code=model.trust_code)
 
     def scoring(self):
         """The sweep's Scoring (RecipeError, one line, when the gate is written wrong)."""

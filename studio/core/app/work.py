@@ -34,6 +34,8 @@ def sweep_dir(model: str, grid: Grid, dataset: str | None, options: SweepOptions
         keyed["input_shape"] = options.shapes.texts()
     if options.scoring != Scoring():
         keyed["scoring"] = dataclasses.asdict(options.scoring)
+    if options.arch is not None:
+        keyed["arch"] = options.arch.record()  # a plain name keys as before: older run folders still resume
     if tag is not None:
         keyed["tag"] = tag
     key = json.dumps({"model": os.path.abspath(model), "grid": grid.to_dict(),

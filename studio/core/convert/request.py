@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.recipe import QuantMode, Recipe
 from studio.core.tensors.samples import Samples
 from studio.core.tensors.shapes import InputShape
@@ -18,7 +19,7 @@ class ConvertRequest:
     recipe: Recipe
     verify_x: Samples  # inputs the reference outputs are computed on, at the resolved shapes
     out: str  # the float model to write
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     inputs: tuple[InputShape, ...] = ()  # the source's inputs at the shapes they run at
     train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning

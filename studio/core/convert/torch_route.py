@@ -7,6 +7,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +17,62 @@ from studio.core.base.errors import ConversionError, ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
-from studio.core.tensors.samples import Samples, gather
+from studio.core.inspect.arch_spec import ArchSpec
+from studio.core.tensors.samples import MAX_BATCH, Samples, gather
 from studio.core.tensors.shapes import InputShape
 
 
-def load_module(path: str, fmt: str, arch: str | None, trust_pickle: bool):
-    """(module, prunable, example_shape): an nn.Module for the file, and whether torch-pruning can work on it."""
+@dataclass(frozen=True, eq=False)
+class LoadedModule:
+    """A PyTorch file opened as something callable on a batch of inputs."""
+    module: Any  # an nn.Module, an ExportedProgram's module or a ScriptModule
+    prunable: bool  # whether torch-pruning can work on it
+    shape: tuple[int, ...] | None  # an example input shape, where the file or its architecture tells one
+    batch: int | None = None  # the batch it was exported at when that batch is fixed (a static .pt2); None: any
+
+
+def load_module(path: str, fmt: str, arch: ArchSpec | None, trust_pickle: bool) -> LoadedModule:
     import torch
 
     from studio.core.inspect import archs
     from studio.core.inspect.torch_model import find_state_dict, load_torch_save
 
     if fmt == "torch_export":
-        extra = {"studio.json": ""}
-        ep = torch.export.load(path, extra_files=extra)
-        studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
-        shape = tuple((studio.get("input_shapes") or [[]])[0]) or None
-        if studio.get("arch"):  # saved by Studio: rebuild the real nn.Module, which torch-pruning can prune
-            return archs.build(studio["arch"], dict(ep.state_dict)), True, shape or archs.default_input_shape(
-                studio["arch"])
-        if shape is None:
-            ph = [n for n in ep.graph.nodes if n.op == "placeholder"][-1].meta.get("val")
-            shape = tuple(int(d) if str(d).isdigit() else 1 for d in ph.shape)
-        return ep.module(), False, shape
+        return _load_export(path)
     if fmt == "torchscript":
-        return torch.jit.load(path, map_location="cpu"), False, None
+        return LoadedModule(torch.jit.load(path, map_location="cpu").eval(), False, None)
     obj = load_torch_save(Path(path), trust_pickle)
     if isinstance(obj, torch.nn.Module):
-        return obj.eval(), True, None
+        return LoadedModule(obj.eval(), True, None)
     sd = find_state_dict(obj)
-    if sd is None or not arch:
+    if sd is None or arch is None:
         raise ModelLoadError("a state_dict needs --arch to be converted (weights alone have no graph)", path)
-    return archs.build(arch, sd), True, archs.default_input_shape(arch)
+    try:
+        module = archs.build(arch, sd)
+    except ModelLoadError as exc:
+        raise ModelLoadError(exc.message, exc.path or path) from None
+    return LoadedModule(module, True, archs.default_input_shape(arch))
+
+
+def _load_export(path: str) -> LoadedModule:
+    """A .pt2: Studio's own archives are rebuilt as the real nn.Module (which torch-pruning can prune); any other
+    runs as the ExportedProgram's module, at its own batch when that batch is fixed."""
+    import torch
+
+    from studio.core.inspect import archs
+
+    extra = {"studio.json": ""}
+    ep = torch.export.load(path, extra_files=extra)
+    studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
+    shape = tuple((studio.get("input_shapes") or [[]])[0]) or None
+    named = ArchSpec(studio["arch"]) if isinstance(studio.get("arch"), str) else None
+    if named is not None and not named.user_code:
+        return LoadedModule(archs.build(named, dict(ep.state_dict)), True, shape or archs.default_input_shape(named))
+    user = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    val = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == user[-1]).meta.get("val")
+    dims = [int(d) if str(d).isdigit() else None for d in val.shape]
+    batch = dims[0] if dims and dims[0] is not None else None
+    return LoadedModule(ep.module(), False, shape or tuple(d or 1 for d in dims), batch)
 
 
 def _numpy_out(out) -> list[np.ndarray]:
@@ -55,12 +80,16 @@ def _numpy_out(out) -> list[np.ndarray]:
     return [o.detach().float().numpy() for o in outs]
 
 
-def forward(module, samples: Samples) -> list[np.ndarray]:
-    """The module's outputs on every sample, run at the resolved shapes."""
+def forward(module, samples: Samples, batch: int | None = None) -> list[np.ndarray]:
+    """All outputs of `module` on every sample, run at the resolved shapes (at most `batch` samples a run: a module
+    fixed to a batch gets exactly that many, a fixed batch of the samples is padded and the padding dropped)."""
     import torch
 
+    def call(feeds):
+        return _numpy_out(module(*[torch.from_numpy(np.asarray(f)) for f in feeds]))
+
     with torch.no_grad():
-        return gather(samples, lambda feeds: _numpy_out(module(*[torch.from_numpy(np.asarray(f)) for f in feeds])))
+        return gather(samples, call, batch or MAX_BATCH)
 
 
 def count_params_macs(module, shape) -> tuple[int, int | None]:
@@ -161,8 +190,9 @@ def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, re
     return losses
 
 
-def export_onnx(module, shape, out: str, opset: int, torchscript: bool = False) -> list[str]:
-    """torch.onnx.export (dynamo) with a dynamic batch when the model allows it; returns warnings."""
+def export_onnx(module, shape, out: str, opset: int, *, torchscript: bool = False, dynamic: bool = True) -> list[str]:
+    """torch.onnx.export (dynamo) with a dynamic batch when the model allows it (`dynamic`: worth trying); returns
+    notes."""
     import torch
 
     warnings.simplefilter("ignore")
@@ -172,27 +202,31 @@ def export_onnx(module, shape, out: str, opset: int, torchscript: bool = False) 
                           input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "batch"}})
         notes.append("TorchScript is exported with the legacy TorchScript-based ONNX exporter")
         return notes
-    example = (torch.zeros((2, *tuple(shape[1:]))),)
-    try:
-        program = torch.onnx.export(module, example, dynamo=True, external_data=False, opset_version=opset,
-                                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
-                                    verbose=False)
-    except Exception:  # noqa: BLE001 - some models fix their batch size; export them as they are
+    program = None
+    if dynamic:
+        try:
+            program = torch.onnx.export(module, (torch.zeros((2, *tuple(shape[1:]))),), dynamo=True,
+                                        external_data=False, opset_version=opset, verbose=False,
+                                        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+        except Exception:  # noqa: BLE001 - some models fix their batch size; export them as they are
+            program = None
+    if program is None:
         program = torch.onnx.export(module, (torch.zeros(tuple(shape)),), dynamo=True, external_data=False,
                                     opset_version=opset, verbose=False)
-        notes.append("the model does not allow a dynamic batch; exported with a fixed batch of 1")
+        notes.append(f"the model does not allow a dynamic batch; exported with a fixed batch of {shape[0]}")
     assert program is not None  # dynamo=True always returns the program
     program.save(out)
     return notes
 
 
 def export_tflite(module, shape, out: str, example: tuple | None = None) -> None:
-    """litert-torch convert at the example inputs (zeros of `shape` when none are given)."""
+    """litert-torch on a module in eval mode (an ExportedProgram's module cannot be switched: it already is), at the
+    example inputs (zeros of `shape` when none are given)."""
     import litert_torch
     import torch
 
     warnings.simplefilter("ignore")
-    litert_torch.convert(module.eval(), example or (torch.zeros(tuple(shape)),)).export(out)
+    litert_torch.convert(module, example or (torch.zeros(tuple(shape)),)).export(out)
 
 
 def examples(inputs: Sequence[InputShape]) -> tuple:
@@ -200,6 +234,22 @@ def examples(inputs: Sequence[InputShape]) -> tuple:
     import torch
 
     return tuple(torch.from_numpy(np.zeros(i.shape, np.dtype(i.dtype))) for i in inputs)
+
+
+def traceable(module, shape, src: str):
+    """What torch.export (and so litert-torch) can trace: a ScriptModule becomes an ExportedProgram's module at
+    `shape` (torch's TS2EPConverter); any other module is returned as it is."""
+    import torch
+
+    if not isinstance(module, torch.jit.ScriptModule):
+        return module
+    from torch._export.converter import TS2EPConverter
+
+    try:
+        return TS2EPConverter(module, (torch.zeros(tuple(shape)),)).convert().module()
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types for what it cannot convert
+        raise ConversionError(f"TorchScript could not be turned into a torch.export program for TFLite: {short(exc)};"
+                              " save the model as a .pt2 archive (torch.export.save) or a state_dict", src) from None
 
 
 def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
@@ -210,28 +260,26 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
 
     torch.manual_seed(0)
     src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
-    module, prunable, shape = load_module(src, fmt, request.arch, request.trust_pickle)
+    loaded = load_module(src, fmt, request.arch, request.trust_pickle)
+    module = loaded.module
     if len(request.inputs) > 1:
         raise ConversionError(f"PyTorch models with several inputs ({', '.join(i.name for i in request.inputs)})"
                               " cannot be converted yet: export the model to ONNX yourself and open the .onnx", src)
-    shape = tuple(request.inputs[0].shape if request.inputs else shape or verify_x.inputs[0].shape)
-    if fmt == "torchscript" and recipe.target == Target.TFLITE:
-        raise ConversionError("TorchScript cannot be converted to TFLite: litert-torch needs a model torch.export"
-                              " can trace; save the model as a .pt2 archive (torch.export.save) or a state_dict",
-                              src)
+    shape = tuple(request.inputs[0].shape if request.inputs else loaded.shape or verify_x.inputs[0].shape)
     steps: list[dict[str, Any]] = []
     params_before, macs_before = count_params_macs(module, shape)
-    ref_before = forward(module, verify_x)
-    prune_later = _prune(module, shape, prunable, request, steps, report)
+    ref_before = forward(module, verify_x, loaded.batch)
+    prune_later = _prune(module, shape, loaded.prunable, request, steps, report)
     params_after, macs_after = count_params_macs(module, shape)
-    ref = forward(module, verify_x)
+    ref = forward(module, verify_x, loaded.batch)
     report(0.7, f"exporting to {recipe.target.value}")
     t = time.monotonic()
     if recipe.target == Target.ONNX:
-        notes = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript")
+        notes = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript",
+                            dynamic=loaded.batch is None)
         name = "torch.onnx.export (dynamo)"
     else:
-        export_tflite(module, shape, out)
+        export_tflite(traceable(module, shape, src), shape, out)
         notes, name = [], "litert-torch convert"
     steps.append({"name": name, "seconds": round(time.monotonic() - t, 2)})
     return ConvertResult(steps=tuple(steps), notes=tuple(notes), ref=ref, ref_before=ref_before,

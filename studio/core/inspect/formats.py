@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 from studio.core.base.errors import ModelLoadError
 from studio.core.base.progress import Report, ignore
 
-if TYPE_CHECKING:  # modelinfo imports Framework from here
+if TYPE_CHECKING:  # modelinfo imports Framework from here; archs imports torch
+    from studio.core.inspect.archs import ArchSpec
     from studio.core.inspect.modelinfo import ModelInfo, Problem
 
 
@@ -53,9 +54,9 @@ class Format(StrEnum):
 _PT, _KERAS = Framework.PYTORCH, Framework.KERAS
 EXTENSIONS = {
     ".onnx": Framework.ONNX, ".tflite": Framework.TFLITE, ".pt": _PT, ".pth": _PT, ".pt2": _PT, ".ts": _PT,
-    ".torchscript": _PT, ".ckpt": _PT, ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
+    ".jit": _PT, ".torchscript": _PT, ".ckpt": _PT, ".keras": _KERAS, ".h5": _KERAS, ".hdf5": _KERAS,
 }
-EXPECTED_TEXT = ".onnx, .tflite, .pt, .pth, .pt2, .keras, .h5 or a SavedModel directory"
+EXPECTED_TEXT = ".onnx, .tflite, .pt, .pth, .pt2, .ts, .jit, .keras, .h5 or a SavedModel directory"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -144,7 +145,7 @@ def detect(path: str | os.PathLike) -> Format:
 @dataclass(frozen=True)
 class InspectOptions:
     """What a loader may need besides the file: a PyTorch architecture, leave to unpickle, a fixed input shape."""
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     input_shape: tuple[int, ...] | None = None
 
@@ -214,8 +215,7 @@ class _Torch(_NoRuntime):
 
     def inspect(self, path: str, options: InspectOptions, report: Report = ignore) -> ModelInfo:
         from studio.core.inspect.torch_model import inspect_torch
-        return inspect_torch(path, self.format.value, options.arch, options.trust_pickle, options.input_shape,
-                             report=report)
+        return inspect_torch(path, self.format.value, options, report=report)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from studio.core.base.errors import JobCrashed, ModelLoadError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import INSPECTORS, Format, InspectOptions, detect
 from studio.core.inspect.modelinfo import ModelInfo, Problem
 
@@ -19,7 +20,7 @@ def _probe(path: str, fmt: Format, report: Report = ignore) -> list[Problem]:
     return INSPECTORS[fmt].probe(path, report=report)
 
 
-def inspect_model(path: str | os.PathLike, *, arch: str | None = None, trust_pickle: bool = False,
+def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trust_pickle: bool = False,
                   input_shape: tuple[int, ...] | None = None, isolate: bool = True, timeout: float = 600,
                   report: Report = ignore, cancel: CancelToken | None = None) -> ModelInfo:
     """Everything `studio inspect` shows about a model, or a ModelLoadError naming the file and the problem.

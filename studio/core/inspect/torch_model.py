@@ -8,7 +8,7 @@ from pathlib import Path
 
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
-from studio.core.inspect.formats import Format, Framework
+from studio.core.inspect.formats import Format, Framework, InspectOptions
 from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, histogram
 
 PICKLE_REFUSED = ("holds a pickled Python object (e.g. a whole nn.Module), not plain weights: unpickling runs code"
@@ -205,43 +205,59 @@ def load_torch_save(path: Path, trust_pickle: bool):
         raise ModelLoadError(f"torch.load could not read the file: {short(exc, 200)}", path) from None
 
 
-def _inspect_saved(path: Path, arch: str | None, trust_pickle: bool, input_shape) -> ModelInfo:
+def _inspect_saved(path: Path, options: InspectOptions) -> ModelInfo:
     import torch
 
-    from studio.core.inspect import archs
-
-    obj = load_torch_save(path, trust_pickle)
+    obj = load_torch_save(path, options.trust_pickle)
     if isinstance(obj, torch.nn.Module):
-        shape = input_shape or (1, 3, 224, 224)
+        shape = options.input_shape or (1, 3, 224, 224)
         problems = [Problem("warning", "pickled-module", "opened as a pickled module because --trust-pickle was"
                             " given; save a state_dict or a .pt2 archive to share it safely")]
         return module_info(obj.eval(), shape, path, "torch_module", problems, {"torch_version": torch.__version__})
     sd = find_state_dict(obj)
     if sd is None:
         raise ModelLoadError("holds no state_dict (no dictionary of tensors found)", path)
-    if arch:
-        try:
-            module = archs.build(arch, sd)
-        except ModelLoadError as exc:
-            raise ModelLoadError(exc.message, path) from None
-        shape = input_shape or archs.default_input_shape(arch)
-        return module_info(module, shape, path, "torch_state_dict", [], {"arch": arch, "torch_version":
-                                                                         torch.__version__})
+    if options.arch is None:
+        return _weights_only(path, sd, Problem(
+            "warning", "no-architecture", "a state_dict holds weights only: pass --arch NAME (a torchvision"
+            " architecture such as resnet18, studio.mnist_cnn, or your own class as path/to/file.py:ClassName) to"
+            " see inputs, operators and MACs"))
+    return _inspect_arch(path, sd, options)
+
+
+def _inspect_arch(path: Path, sd: dict, options: InspectOptions) -> ModelInfo:
+    import torch
+
+    from studio.core.inspect import archs
+
+    spec = options.arch
+    assert spec is not None
+    try:
+        module = archs.build(spec, sd)
+    except ModelLoadError as exc:
+        raise ModelLoadError(exc.message, exc.path or path) from None
+    details = {"arch": spec.record(), "torch_version": torch.__version__}
+    shape = options.input_shape or archs.default_input_shape(spec)
+    if shape is None:
+        return _weights_only(path, sd, Problem("warning", "unknown-shape", f"the weights load into {spec.name};"
+                                               " pass --input-shape to see its outputs, operators and MACs"),
+                             details)
+    return module_info(module, shape, path, "torch_state_dict", [], details)
+
+
+def _weights_only(path: Path, sd: dict, problem: Problem, details: dict | None = None) -> ModelInfo:
     params, weights = _weights(list(sd.values()))
-    problem = Problem("warning", "no-architecture", "a state_dict holds weights only: pass --arch NAME (a torchvision"
-                      " architecture such as resnet18, or studio.mnist_cnn) to see inputs, operators and MACs")
     layers = [LayerInfo(k, "tensor", v.numel(), list(v.shape)) for k, v in sd.items()]
     return ModelInfo(str(path), "torch_state_dict", Framework.PYTORCH, inputs=[], outputs=[], params=params,
                      size_bytes=_size(path), files=[str(path)], weight_dtypes=weights, ops={}, macs=None,
-                     problems=[problem], details={"tensors": len(sd)}, layers=layers)
+                     problems=[problem], details={"tensors": len(sd), **(details or {})}, layers=layers)
 
 
-def inspect_torch(path: str, fmt: str, arch: str | None = None, trust_pickle: bool = False, input_shape=None,
-                  report=ignore) -> ModelInfo:
+def inspect_torch(path: str, fmt: str, options: InspectOptions, report=ignore) -> ModelInfo:
     report(0.1, "loading PyTorch model")
     p = Path(path)
     if fmt == Format.TORCH_EXPORT.value:
-        return _inspect_export(p, input_shape)
+        return _inspect_export(p, options.input_shape)
     if fmt == Format.TORCHSCRIPT.value:
-        return _inspect_torchscript(p, input_shape)
-    return _inspect_saved(p, arch, trust_pickle, input_shape)
+        return _inspect_torchscript(p, options.input_shape)
+    return _inspect_saved(p, options)

@@ -23,6 +23,7 @@ from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.base.versions import host, library_versions
 from studio.core.data.datasets import Dataset, load_dataset
 from studio.core.data.feeding import fit
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.fidelity import Scoring
@@ -99,7 +100,7 @@ class _Inputs:
 
 
 def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLike, *, calib: str | None = None,
-             finetune: str | None = None, arch: str | None = None, trust_pickle: bool = False,
+             finetune: str | None = None, arch: ArchSpec | None = None, trust_pickle: bool = False,
              shapes: ShapeRequest = ShapeRequest(), scoring: Scoring = Scoring(), allow_degraded: bool = False,
              report: Report = ignore, cancel: CancelToken | None = None) -> dict:
     """Write OUT/model.onnx or OUT/model.tflite and OUT/report.json; returns the report."""
@@ -205,7 +206,8 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
         "schema_version": REPORT_VERSION,
         "source": {"path": str(model), "format": info.format, "sha256": source_digest(info.files),
                    "size_bytes": info.size_bytes, "params": info.params,
-                   "macs": info.macs, "compressed_size_bytes": _dir_or_file_compressed(info)},
+                   "macs": info.macs, "compressed_size_bytes": _dir_or_file_compressed(info),
+                   **({"arch": request.arch.record()} if request.arch else {})},
         "output": {"path": final_name, "format": out_info.format, "size_bytes": out_size, "params": out_info.params,
                    "macs": _or(first.macs_after, out_info.macs),
                    "compressed_size_bytes": compressed_size(str(request.work / final_name)),

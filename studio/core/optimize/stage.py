@@ -12,6 +12,7 @@ from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
@@ -31,7 +32,7 @@ class StageRequest:
     calib_x: Samples
     work: Path  # where the float model (and TFLiteConverter's quantized models) go
     train: tuple[np.ndarray, np.ndarray] | None = None
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     quant_modes: tuple[QuantMode, ...] = ()  # Keras to TFLite: the modes TFLiteConverter quantizes for
 

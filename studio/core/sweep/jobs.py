@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.base.progress import ignore, scaled
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
 from studio.core.measure.fidelity import Scoring
 from studio.core.measure.scores import Scores, score_outputs
@@ -19,7 +20,7 @@ from studio.core.tensors.shapes import InputShape
 
 
 def reference_job(model: str, framework: Framework, fmt: str, data_path: str, inputs: tuple[InputShape, ...], *,
-                  scoring: Scoring, names: tuple[str, ...], arch: str | None = None, trust_pickle: bool = False,
+                  scoring: Scoring, names: tuple[str, ...], arch: ArchSpec | None = None, trust_pickle: bool = False,
                   trust_code: bool = False, report=ignore) -> dict:
     """The original model's outputs on the evaluation inputs, with its own framework (an independent check)."""
     data = eval_data.read(data_path, inputs)
@@ -27,8 +28,8 @@ def reference_job(model: str, framework: Framework, fmt: str, data_path: str, in
     if framework == Framework.PYTORCH:
         from studio.core.convert.torch_route import forward, load_module
 
-        module, _, _ = load_module(model, fmt, arch, trust_pickle)
-        outputs = forward(module, x)
+        loaded = load_module(model, fmt, arch, trust_pickle)
+        outputs = forward(loaded.module, x, loaded.batch)
     elif framework in (Framework.KERAS, Framework.TENSORFLOW):
         from studio.core.convert.tf_route import _call, _load
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.base.progress import ignore
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.measure.verify import compare
 from studio.core.quantize.backend import backend_for_file
 from studio.core.tensors.samples import Samples
@@ -97,7 +98,7 @@ def keep_sensitive_float(float_path: str, out: str, q, calib_x, x, y, *, score: 
             "met": False, "tried": tried, "sensitivity": sensitivity}
 
 
-def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarray, *, arch: str | None = None,
+def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarray, *, arch: ArchSpec | None = None,
                       trust_pickle: bool = False, report=ignore) -> dict:
     """For each prunable layer, prune only that layer at `ratio` (torch-pruning) and measure the accuracy drop."""
     import copy
@@ -107,7 +108,8 @@ def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarra
     from studio.core.convert.torch_route import _classifier, forward, load_module
     from studio.core.recipe.recipe import PruneMethod, Pruning
 
-    module, prunable, shape = load_module(src, fmt, arch, trust_pickle)
+    loaded = load_module(src, fmt, arch, trust_pickle)
+    module, prunable, shape = loaded.module, loaded.prunable, loaded.shape
     if not prunable:
         return {"kind": "pruning", "ratio": ratio, "layers": [], "note": "the model has no prunable nn.Module"}
     x, y = x.head(max(SAMPLES, 256)), y[:max(SAMPLES, 256)]

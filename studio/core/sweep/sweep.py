@@ -24,6 +24,7 @@ from studio.core.base.errors import Cancelled, StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
@@ -57,7 +58,7 @@ class SweepOptions:
     limit: int = 1000  # evaluation samples
     threads: int = 1  # runtime threads for latency
     sensitivity: bool = False
-    arch: str | None = None
+    arch: ArchSpec | None = None
     trust_pickle: bool = False
     shapes: ShapeRequest = ShapeRequest()  # --input-shape: what the user resolved
     scoring: Scoring = Scoring()  # --score-output, --metric, --min-fidelity
@@ -117,18 +118,21 @@ def _inspect(model: str, options: SweepOptions, cancel: CancelToken) -> _Source:
 
 
 def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions) -> dict:
+    """RUN/config.json's content, as JSON reads it back (tuples as lists), so that a resume compares like with like."""
     from studio.core.base.hashing import source_digest
 
-    return {"schema_version": RESULTS_VERSION, "model": os.path.abspath(source.model),
-            "model_sha256": source_digest(source.info.files),
-            "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
-            "options": _keyed_options(options)}
+    config = {"schema_version": RESULTS_VERSION, "model": os.path.abspath(source.model),
+              "model_sha256": source_digest(source.info.files),
+              "data": os.path.abspath(data) if data else None, "grid": grid.to_dict(),
+              "options": _keyed_options(options)}
+    return json.loads(json.dumps(config))  # as sweep.json reads back: tuples become lists
 
 
 def _keyed_options(options: SweepOptions) -> dict[str, Any]:
     """The options that change results (workers, budget, device and sensitivity change none), as JSON values."""
     keyed = {k: v for k, v in asdict(options).items()
              if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code")}
+    keyed["arch"] = options.arch.record() if options.arch else None
     keyed["input_shape"] = options.shapes.texts() or None  # the key older run folders have
     if options.scoring != Scoring():  # older run folders have no scoring key: the default keeps them resumable
         keyed["scoring"] = asdict(options.scoring)

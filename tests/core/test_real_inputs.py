@@ -9,6 +9,7 @@ import time
 import zipfile
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -211,3 +212,21 @@ def test_a_three_input_bundle_installs_on_a_local_device_and_a_wrong_answer_is_r
     refused = fleet.push(str(bad), [device]).results[0]
     assert refused.status == "failed" and "still runs vad v1" in refused.message
     assert "other answers" in (refused.detail or "")
+
+
+def test_a_fixed_batch_of_four_runs_four_samples_a_run_and_drops_the_padding(tmp_path):
+    detector = paddle_detector(tmp_path / "det.onnx")
+    model = onnx.load(detector)
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, (4, 3, 16, 16), strict=True):
+        dim.Clear()
+        dim.dim_value = value
+    onnx.save(model, str(tmp_path / "det4.onnx"))
+    runner = open_runner(str(tmp_path / "det4.onnx"))
+    images = np.random.default_rng(5).standard_normal((10, 3, 16, 16)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=images)
+    samples = fit(load_dataset(tmp_path / "x.npz"), runner.declared).samples
+    runs = [(feeds[0].shape, real) for feeds, real in samples.runs()]
+    assert runs == [((4, 3, 16, 16), 4), ((4, 3, 16, 16), 4), ((4, 3, 16, 16), 2)]
+    got = predict(runner, samples)[0]
+    direct = ort.InferenceSession(detector).run(None, {"x": images})[0]  # the dynamic original, all at once
+    assert got.shape == (10, 1, 16, 16) and np.allclose(got, direct, atol=1e-5)

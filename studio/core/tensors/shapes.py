@@ -32,7 +32,9 @@ def batch_mode(shape: Sequence[int | str]) -> BatchMode:
         return BatchMode.NONE
     if isinstance(shape[0], str):
         return BatchMode.DYNAMIC
-    return BatchMode.FIXED if len(shape) >= 2 and shape[0] == 1 else BatchMode.NONE
+    if (len(shape) >= 2 and shape[0] == 1) or len(shape) >= 4:  # images: N,C,H,W or N,H,W,C with a fixed N
+        return BatchMode.FIXED
+    return BatchMode.NONE
 
 
 @dataclass(frozen=True)

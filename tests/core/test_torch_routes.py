@@ -16,6 +16,7 @@ from studio.core.recipe.grid import Grid
 from studio.core.recipe.recipe import Quantization, Recipe, Target
 from studio.core.sweep.run_folder import RunFolder
 from studio.core.sweep.sweep import SweepOptions, run_sweep
+from studio.core.tensors.shapes import ShapeRequest
 
 SHAPE = (1, 3, 16, 16)
 NET = '''
@@ -123,14 +124,14 @@ def test_torchscript_converts_to_both_targets(user_net, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.script(module), str(tmp_path / "net.jit"))
-    _convert_both(tmp_path / "net.jit", tmp_path, module, input_shape=SHAPE)
+    _convert_both(tmp_path / "net.jit", tmp_path, module, shapes=ShapeRequest.of(SHAPE))
 
 
 def test_a_state_dict_of_the_users_own_class_converts_with_all_outputs(user_net, tmp_path):
     path, module = user_net
     torch.save(module.state_dict(), tmp_path / "weights.pt")
     arch = ArchSpec.of(f"{path}:TwoHeads", '{"width": 6}', trust_code=True)
-    _convert_both(tmp_path / "weights.pt", tmp_path, module, arch=arch, input_shape=SHAPE)
+    _convert_both(tmp_path / "weights.pt", tmp_path, module, arch=arch, shapes=ShapeRequest.of(SHAPE))
     report = (tmp_path / "onnx" / "report.json").read_text(encoding="utf-8")
     assert f'"name": "{path}:TwoHeads"' in report and '"width": 6' in report  # the run records the class
 
@@ -140,7 +141,7 @@ def test_a_sweep_builds_the_users_class_in_its_workers(user_net, tmp_path):
     torch.save(module.state_dict(), tmp_path / "weights.pt")
     arch = ArchSpec.of(f"{path}:TwoHeads", '{"width": 6}', trust_code=True)
     grid = Grid(targets=(Target.ONNX,), quant=("none",))
-    options = SweepOptions(workers=1, limit=16, arch=arch, input_shape=SHAPE)
+    options = SweepOptions(workers=1, limit=16, arch=arch, shapes=ShapeRequest.of(SHAPE))
     run_sweep(tmp_path / "weights.pt", grid, None, tmp_path / "run", options=options)
     doc = run_sweep(tmp_path / "weights.pt", grid, None, tmp_path / "run", options=options)  # resumes: all done
     rows = doc["candidates"]

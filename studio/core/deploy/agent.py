@@ -23,9 +23,13 @@ import time
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # bundle_rules.py is uploaded beside this file (also found under python -I)
-sys.dont_write_bytecode = True  # a cached .pyc could outlive a re-uploaded bundle_rules.py of the same size
-import bundle_rules  # type: ignore[import-not-found]  # noqa: E402
+if __name__ == "__main__":  # on the device
+    sys.path.insert(0, HERE)  # bundle_rules.py is uploaded beside this file (also found under python -I)
+    sys.dont_write_bytecode = True  # a cached .pyc could outlive a re-uploaded bundle_rules.py of the same size
+try:
+    import bundle_rules  # type: ignore[import-not-found]
+except ImportError:  # imported from Studio's own source tree (the layering check), not from a device folder
+    from studio.core.bundle import bundle_rules
 
 
 def python():

@@ -97,8 +97,8 @@ class OnnxRunner:
         try:
             ins, outs = self.session.get_inputs(), self.session.get_outputs()
         except UnicodeDecodeError:
-            raise ModelLoadError("an input or output name is not valid UTF-8, which onnxruntime cannot read: rename"
-                                 " it (inspect shows it escaped)", path) from None
+            raise ModelLoadError("onnxruntime loads the model, but its Python API cannot read a tensor name that is"
+                                 " not valid UTF-8: rename it (inspect shows it escaped)", path) from None
         self.inputs = [spec(a) for a in ins]
         self.outputs = [spec(a) for a in outs]
         self.declared = [TensorInfo(a.name, [d if isinstance(d, int) and d > 0 else str(d or "?") for d in a.shape],
@@ -133,8 +133,8 @@ class TfliteRunner:
             self._in = self.interpreter.get_input_details()
             self._out = self.interpreter.get_output_details()
         except UnicodeDecodeError:
-            raise ModelLoadError("an input or output name is not valid UTF-8, which ai-edge-litert cannot read:"
-                                 " rename it (inspect shows it escaped)", path) from None
+            raise ModelLoadError("ai-edge-litert loads the model, but its Python API cannot read a tensor name that"
+                                 " is not valid UTF-8: rename it (inspect shows it escaped)", path) from None
         self.inputs = [spec(d) for d in self._in]
         self.outputs = [spec(d) for d in self._out]
         self.declared = [_declared(d) for d in self._in]

@@ -14,10 +14,11 @@ import numpy as np
 
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
-from studio.core.prune.weights import prune_arrays
+from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
 
 QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
+WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def _opset(model) -> int:
@@ -37,6 +38,7 @@ def normalize(model, opset: int | None, notes: list[str]):
                                   f" {short(exc, 160)}") from None
         notes.append(f"converted from opset {current} to opset {opset}")
     model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import)))
+    constants_to_initializers(model, notes)
     inits = {t.name: t for t in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in inits]
     if len(keep) != len(model.graph.input):
@@ -62,22 +64,43 @@ def flatten_gemm_biases(model) -> None:
         model.graph.value_info.remove(v)
 
 
-def prune_model(model, sparsity: float) -> dict:
-    """Zero the smallest weights of Conv, ConvTranspose, Gemm and MatMul initializers."""
+def constants_to_initializers(model, notes: list[str]) -> None:
+    """Move the tensors of Constant nodes (how Paddle and some exporters hold weights) into initializers, where the
+    quantizer, onnx2torch and pruning look for weights."""
+    from onnx import numpy_helper
+
+    outputs = {o.name for o in model.graph.output}
+    moved = [n for n in model.graph.node if n.op_type == "Constant" and n.output[0] not in outputs
+             and len(n.attribute) == 1 and n.attribute[0].name == "value"]
+    for node in moved:
+        array = numpy_helper.to_array(node.attribute[0].t)
+        model.graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
+        model.graph.node.remove(node)
+    if moved:
+        notes.append(f"{len(moved)} Constant node(s) holding tensors were turned into initializers")
+
+
+def _weights_of(node, inits) -> list[str]:
+    """The float weight initializers (2-D or more) a Conv / ConvTranspose / Gemm / MatMul node multiplies by."""
+    slots = node.input[:2] if node.op_type == "MatMul" else node.input[1:2]
+    return [n for n in slots if n in inits and inits[n].data_type == 1 and len(inits[n].dims) >= 2]
+
+
+def prune_model(model, pruning) -> PruneStats:
+    """Zero the smallest weights of Conv, ConvTranspose, Gemm and MatMul initializers, per layer or globally."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    names = []
+    layers: dict[str, str] = {}  # initializer -> the layer it is reported as
     for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1:
-            t = inits.get(node.input[1])
-            if t is not None and t.data_type == 1 and len(t.dims) >= 2 and node.input[1] not in names:
-                names.append(node.input[1])
-    if not names:
+        if node.op_type in WEIGHTED_NODES:
+            for name in _weights_of(node, inits):
+                layers.setdefault(name, node.name or name)
+    if not layers:
         raise ConversionError("the ONNX model has no float Conv/Gemm/MatMul weights to prune")
-    arrays = [numpy_helper.to_array(inits[n]) for n in names]
-    pruned, stats = prune_arrays(arrays, sparsity)
-    for n, a in zip(names, pruned, strict=True):
+    named = [(layer, numpy_helper.to_array(inits[n])) for n, layer in layers.items()]
+    pruned, stats = prune_arrays(named, pruning.ratio, pruning.scope)
+    for n, a in zip(layers, pruned, strict=True):
         inits[n].CopyFrom(numpy_helper.from_array(a.astype(np.float32), n))
     return stats
 
@@ -129,9 +152,6 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str,
                     weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
 
 
-WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
 def weighted_layers(path: str) -> list[tuple[str, str]]:
     """(name, op) of the nodes that carry weights: the layers a user can keep in float."""
     import onnx
@@ -165,9 +185,7 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
     t = time.monotonic()
     model = normalize(model, opset, notes)
     if r.prune:
-        stats = prune_model(model, recipe.pruning.ratio)
-        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                      "seconds": round(time.monotonic() - t, 2), **stats})
+        steps.append(prune_model(model, recipe.pruning).step(recipe.pruning.ratio, time.monotonic() - t))
     normalized = str(work / "float.onnx")
     onnx.save(model, normalized)
     report(0.3, "checking the float model")

@@ -24,7 +24,9 @@ def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
         rel = max(rel, float(err.max(initial=0.0) / (np.abs(r).max(initial=0.0) + 1e-12)))
         rf, gf = r.reshape(len(r), -1), g.reshape(len(g), -1)
         denom = np.linalg.norm(rf, axis=1) * np.linalg.norm(gf, axis=1)
-        cos.append(float(np.mean(np.where(denom > 0, (rf * gf).sum(1) / np.maximum(denom, 1e-30), 1.0))))
+        both_zero = (np.linalg.norm(rf, axis=1) == 0) & (np.linalg.norm(gf, axis=1) == 0)  # else a zero is far
+        cos.append(float(np.mean(np.where(denom > 0, (rf * gf).sum(1) / np.maximum(denom, 1e-30),
+                                          both_zero.astype(float)))))
         noise = float(np.sum((r - g) ** 2))
         sqnr.append(float("inf") if noise == 0 else 10 * np.log10(float(np.sum(r ** 2)) / noise + 1e-30))
         if rf.shape[1] > 1:

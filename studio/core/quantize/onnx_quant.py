@@ -126,10 +126,9 @@ def quantize(float_path: str, out: str, q, calib_x: np.ndarray, input_name: str,
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice at WARNING for every model
     if q.mode == QuantMode.FP16:
-        from onnxconverter_common import float16
+        from studio.core.quantize.onnx_fp16 import to_fp16
 
-        model = float16.convert_float_to_float16(onnx.load(float_path), keep_io_types=True)
-        onnx.save(model, out)
+        notes.extend(to_fp16(float_path, out, calib_x).notes())
         return
     pre = str(work / "preprocessed.onnx")
     try:

@@ -14,6 +14,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.quantize.floor import shortfall
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
 
@@ -139,8 +140,12 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
             raise ConversionError(f"ai-edge-quantizer could not quantize the model ({q.mode}):"
                                   f" {short(exc, 200)}") from None
         steps.append({"name": f"ai-edge-quantizer ({q.mode})", "seconds": round(time.monotonic() - t, 2)})
+    notes: list[str] = []
     if q.mode != QuantMode.NONE:
         quantization_effect = compare(got, predict(TfliteRunner(r.out), [r.verify_x]))
+        reason = shortfall(quantization_effect) if q.mode == QuantMode.FP16 else None
+        if reason:
+            notes.append(f"fp16 output is degraded against the float model: {reason}")
     report(1.0, "done")
-    return FinishResult(float_path=checked, steps=steps, notes=[], conversion_check=check,
+    return FinishResult(float_path=checked, steps=steps, notes=notes, conversion_check=check,
                         pruning_effect=pruning_effect, quantization_effect=quantization_effect)

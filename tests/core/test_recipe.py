@@ -5,9 +5,9 @@ import pytest
 
 from studio.core.base.errors import RecipeError
 from studio.core.recipe.recipe import (
+    SCHEMA_VERSION,
     CalibMethod,
     Preprocess,
-    SCHEMA_VERSION,
     PruneMethod,
     PruneScope,
     Pruning,

@@ -9,7 +9,7 @@ import traceback
 
 def main() -> None:
     fd, log_path = int(sys.argv[1]), sys.argv[2]
-    from studio.core.base.errors import StudioError
+    from studio.core.base.errors import StudioError, short
     from studio.core.base.jobs import write_message
 
     last = [0.0]
@@ -29,9 +29,7 @@ def main() -> None:
     except BaseException as exc:  # noqa: BLE001 - everything else becomes a one-line StudioError
         traceback.print_exc()
         sys.stdout.flush()
-        text = str(exc).strip().splitlines()
-        summary = f"{type(exc).__name__}: {text[0] if text else ''}".strip(": ")
-        write_message(fd, ("error", StudioError(f"{summary} (details in {log_path})")))
+        write_message(fd, ("error", StudioError(f"{type(exc).__name__}: {short(exc)} (details in {log_path})")))
 
 
 if __name__ == "__main__":

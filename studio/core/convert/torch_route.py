@@ -1,9 +1,8 @@
 """PyTorch-side work, run in a torch worker process: load a module, prune it, fine-tune it, export it to ONNX or
-TFLite; and the ONNX -> TFLite route (onnx2torch, then litert-torch)."""
+TFLite."""
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from studio.core.base.errors import ConversionError, ModelLoadError, short
+from studio.core.base.errors import ConversionError, ModelLoadError
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
@@ -252,26 +251,3 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
         t = time.monotonic()
         steps.append(prune_unstructured(module, p).step(p.ratio, time.monotonic() - t))
     return False
-
-
-def onnx_to_tflite(src: str, shape, out: str, report=ignore) -> ConvertResult:
-    """ONNX -> TFLite through onnx2torch and litert-torch; a clear 'not supported because' when it cannot."""
-    import onnx
-    import onnx2torch
-
-    warnings.simplefilter("ignore")
-    t = time.monotonic()
-    try:
-        module = onnx2torch.convert(onnx.load(src)).eval()
-    except Exception as exc:  # noqa: BLE001
-        raise ConversionError("ONNX -> TFLite is not supported for this model because onnx2torch cannot convert it:"
-                              f" {short(exc, 200)}", src) from None
-    try:
-        export_tflite(module, shape, out)
-    except Exception as exc:  # noqa: BLE001
-        first = short(exc, 200)
-        raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"
-                              f" the onnx2torch module: {first}", src) from None
-    step = {"name": "onnx2torch + litert-torch convert", "seconds": round(time.monotonic() - t, 2)}
-    return ConvertResult(steps=(step,),
-                         params_after=sum(math.prod(p.shape) for p in module.parameters()))

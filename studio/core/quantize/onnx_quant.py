@@ -14,6 +14,7 @@ import numpy as np
 
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
+from studio.core.convert.onnx_graph import constants_to_initializers
 from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
 
@@ -62,22 +63,6 @@ def flatten_gemm_biases(model) -> None:
                 changed.add(bias.name)
     for v in [v for v in model.graph.value_info if v.name in changed]:
         model.graph.value_info.remove(v)
-
-
-def constants_to_initializers(model, notes: list[str]) -> None:
-    """Move the tensors of Constant nodes (how Paddle and some exporters hold weights) into initializers, where the
-    quantizer, onnx2torch and pruning look for weights."""
-    from onnx import numpy_helper
-
-    outputs = {o.name for o in model.graph.output}
-    moved = [n for n in model.graph.node if n.op_type == "Constant" and n.output[0] not in outputs
-             and len(n.attribute) == 1 and n.attribute[0].name == "value"]
-    for node in moved:
-        array = numpy_helper.to_array(node.attribute[0].t)
-        model.graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
-        model.graph.node.remove(node)
-    if moved:
-        notes.append(f"{len(moved)} Constant node(s) holding tensors were turned into initializers")
 
 
 def _weights_of(node, inits) -> list[str]:

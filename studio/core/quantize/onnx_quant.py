@@ -38,7 +38,8 @@ def normalize(model, opset: int | None, notes: list[str]):
             raise ConversionError(f"onnx could not convert the model from opset {current} to {opset}:"
                                   f" {short(exc, 160)}") from None
         notes.append(f"converted from opset {current} to opset {opset}")
-    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import)))
+    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import),
+                                                                                 ignore_unknown=True))
     constants_to_initializers(model, notes)
     inits = {t.name: t for t in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in inits]

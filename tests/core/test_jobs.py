@@ -55,7 +55,7 @@ def test_errors_keep_their_type_and_message():
     assert err.value.one_line() == "model.onnx: the converter refused"
     with pytest.raises(Exception) as other:
         run_job(_raise_other)
-    assert "KeyError: 'missing_tensor'" in str(other.value) and "details in" in str(other.value)
+    assert "KeyError: no entry named 'missing_tensor'" in str(other.value) and "details in" in str(other.value)
 
 
 def test_timeout_and_cancel_stop_the_worker():

@@ -35,6 +35,7 @@ SLOW_MODULES = {
     "tests/core/test_samples.py", "tests/gui/test_flow.py", "tests/cli/test_cli_bundle.py", "tests/cli/test_cli_gui.py",
     "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py", "tests/core/test_fidelity.py",
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py",
+    "tests/core/test_prune_keras.py", "tests/core/test_fp16_detector.py", "tests/core/test_quant_robust.py",
 }
 SLOW_DIRS = ("tests/deploy/", "tests/installer/")  # real sshd devices, a PyInstaller build, a desktop install
 SLOW_FIXTURES = {"samples"}  # trains the sample models (about 90 s) in every fresh test session

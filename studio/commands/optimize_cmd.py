@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--calib", metavar="DATA", help="calibration data: .npz with x, or an image folder")
     p.add_argument("--prune", choices=["none", "structured", "unstructured"])
     p.add_argument("--prune-ratio", type=float, metavar="R", help="fraction of channels (or weights) to remove")
+    p.add_argument("--prune-scope", choices=["layer", "global"],
+                   help="spread the ratio over each layer (default) or rank weights across all layers together")
     p.add_argument("--finetune", metavar="DATA", help="labelled training data for recovery after pruning")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2 when --finetune is given)")
     p.add_argument("--lr", type=float, help="fine-tuning learning rate (default 1e-3)")
@@ -58,6 +60,8 @@ def recipe_from_args(args):
         pruning["method"] = args.prune
     if args.prune_ratio is not None:
         pruning["ratio"] = args.prune_ratio
+    if args.prune_scope:
+        pruning["scope"] = args.prune_scope
     if args.finetune:
         pruning["finetune_epochs"] = args.epochs if args.epochs is not None else (pruning.get("finetune_epochs") or 2)
     elif args.epochs is not None:

@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", metavar="G.toml", help="grid file (the options below override it)")
     p.add_argument("--prune", type=_floats, help="pruning ratios, e.g. 0,0.25,0.5")
     p.add_argument("--prune-method", choices=["structured", "unstructured"])
+    p.add_argument("--prune-scope", choices=["layer", "global"],
+                   help="spread the pruning ratio over each layer (default) or rank weights across all layers")
     p.add_argument("--quant", type=_words, help="quantization modes, e.g. none,dynamic,int8,fp16")
     p.add_argument("--target", type=_words, help="targets, e.g. onnx,tflite")
     p.add_argument("--max-drop", type=float, metavar="PTS", help="accuracy-aware mode: keep sensitive layers in"
@@ -74,6 +76,8 @@ def build_grid(args):
         changes["prune"] = args.prune
     if args.prune_method:
         changes["prune_method"] = args.prune_method
+    if args.prune_scope:
+        changes["prune_scope"] = args.prune_scope
     if args.quant:
         changes["quant"] = args.quant
     if args.target:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.app.project import SweepSettings
 from studio.core.base.errors import StudioError
-from studio.core.recipe.recipe import CalibMethod, Layout, PruneMethod, QuantMode, Target
+from studio.core.recipe.recipe import CalibMethod, Layout, PruneMethod, PruneScope, QuantMode, Target
 
 from . import binding as bind
 from .binding import Binding, Field
@@ -73,7 +73,8 @@ def _optional_choice(combo: QComboBox) -> Field:
 # Where each widget's value lives in SweepSettings: settings() and render() both walk this one table.
 FIELDS: dict[str, tuple[str, ...]] = {
     "targets": ("grid", "targets"), "quant": ("grid", "quant"), "prune": ("grid", "prune"),
-    "prune_method": ("grid", "prune_method"), "finetune_epochs": ("grid", "finetune_epochs"),
+    "prune_method": ("grid", "prune_method"), "prune_scope": ("grid", "prune_scope"),
+    "finetune_epochs": ("grid", "finetune_epochs"),
     "train_dataset": ("train_dataset",),
     "calibration": ("grid", "base", "quantization", "calibration"),
     "per_channel": ("grid", "base", "quantization", "per_channel"), "io": ("grid", "base", "quantization", "io"),
@@ -176,6 +177,10 @@ class OptimizePage(QWidget):
         self.prune_method.addItems(["structured", "unstructured"])
         _row(form, "Pruning method", self.prune_method, "Structured removes channels (PyTorch models): smaller"
                                                         " and faster. Unstructured only zeroes weights.")
+        self.prune_scope = QComboBox()
+        self.prune_scope.addItems(["layer", "global"])
+        _row(form, "Pruning scope", self.prune_scope, "Per layer prunes each layer by the ratio; global ranks all"
+                                                      " weights together and can empty a whole layer.")
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 50)
         _row(form, "Recovery epochs", self.epochs, "Fine-tune after pruning on the training data below.")
@@ -269,6 +274,7 @@ class OptimizePage(QWidget):
         return Binding({
             "targets": bind.ticked(self.targets, Target), "quant": bind.ticked(self.quants, QuantMode),
             "prune": _ratios(self.prune), "prune_method": bind.choice(self.prune_method, PruneMethod),
+            "prune_scope": bind.choice(self.prune_scope, PruneScope),
             "finetune_epochs": bind.number(self.epochs), "train_dataset": bind.text(self.train),
             "calibration": bind.choice(self.calib, CalibMethod), "per_channel": bind.checked(self.per_channel),
             "io": bind.choice(self.io), "scale": bind.number(self.scale),

@@ -5,9 +5,11 @@ import pytest
 
 from studio.core.base.errors import RecipeError
 from studio.core.recipe.recipe import (
+    SCHEMA_VERSION,
     CalibMethod,
     Preprocess,
     PruneMethod,
+    PruneScope,
     Pruning,
     Quantization,
     QuantMode,
@@ -18,14 +20,14 @@ from studio.core.recipe.recipe import (
 
 
 def test_toml_round_trip(tmp_path):
-    recipe = Recipe(target="tflite", pruning=Pruning("structured", 0.4, scope="per_layer", keep_layers=("1",),
+    recipe = Recipe(target="tflite", pruning=Pruning("structured", 0.4, scope="global", keep_layers=("1",),
                                                      layer_ratios={"4": 0.25}, finetune_epochs=2),
                     quantization=Quantization("int8", per_channel=False, io="int8", calib_samples=50),
                     preprocess=Preprocess(scale=1 / 255, mean=(0.5,), std=(0.25,), resize=(28, 28), layout="nchw"))
     path = tmp_path / "r.toml"
     recipe.save(path)
     text = path.read_text()
-    assert "schema_version = 1" in text and 'target = "tflite"' in text
+    assert f"schema_version = {SCHEMA_VERSION}" in text and 'target = "tflite"' in text
     again = Recipe.load(path)
     assert again == recipe and again.pruning.method is PruneMethod.STRUCTURED
     assert again.quantization.mode is QuantMode.INT8 and again.preprocess.resize == (28, 28)
@@ -70,7 +72,25 @@ def test_bad_toml_names_the_file(tmp_path):
 def test_migration_from_unversioned_draft():
     recipe = Recipe.from_dict({"target": "tflite", "quantization": "fp16", "prune_ratio": 0.25})
     assert recipe.quantization.mode is QuantMode.FP16 and recipe.pruning.method is PruneMethod.STRUCTURED
-    assert recipe.pruning.ratio == 0.25 and recipe.schema_version == 1
+    assert recipe.pruning.ratio == 0.25 and recipe.schema_version == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("pruning, scope", [
+    ({"method": "unstructured", "ratio": 0.3, "scope": "per_layer"}, PruneScope.GLOBAL),  # v1 ignored it
+    ({"method": "unstructured", "ratio": 0.3, "scope": "global"}, PruneScope.GLOBAL),
+    ({"method": "structured", "ratio": 0.3, "scope": "per_layer"}, PruneScope.LAYER),
+    ({"method": "structured", "ratio": 0.3}, PruneScope.GLOBAL),  # version 1's default
+])
+def test_migration_from_version_1_keeps_what_the_recipe_did(pruning, scope):
+    doc = {"schema_version": 1, "pruning": dict(pruning)}
+    assert Recipe.from_dict(doc).pruning.scope is scope
+    assert doc["pruning"] == pruning  # the caller's document is left alone
+
+
+def test_scope_defaults_to_per_layer_and_refuses_unknown_names():
+    assert Pruning("unstructured", 0.3).scope is PruneScope.LAYER
+    with pytest.raises(RecipeError, match="pruning scope must be one of layer, global"):
+        Pruning("unstructured", 0.3, scope="per_layer")
 
 
 @pytest.mark.parametrize("recipe, fmt, kwargs, fragment", [

@@ -12,7 +12,7 @@ from studio.core.base.progress import CancelToken
 from studio.core.convert.result import ConvertResult
 from studio.core.optimize.stage import FloatStage
 from studio.core.recipe.grid import Grid
-from studio.core.recipe.recipe import QuantMode
+from studio.core.recipe.recipe import PruneScope, QuantMode, Recipe
 from studio.core.sweep.records import CandidateResult
 from studio.core.sweep.results import read_journal
 from studio.core.sweep.scheduler import CandidateTask, GroupTask, Scheduler, group_tasks
@@ -24,8 +24,11 @@ RESULTS_V1 = Path(__file__).parent / "data" / "results-v1.json"  # written by th
 def test_results_written_before_typed_rows_load_and_write_back_the_same():
     doc = json.loads(RESULTS_V1.read_text())
     rows = [CandidateResult.from_dict(c) for c in doc["candidates"]]
-    assert [r.to_dict() for r in rows] == doc["candidates"]
+    # the same, but for each recipe brought to the current recipe schema (its meaning kept: v1 pruned globally)
+    expected = [{**c, "recipe": Recipe.from_dict(c["recipe"]).to_dict()} for c in doc["candidates"]]
+    assert [r.to_dict() for r in rows] == expected
     assert [list(r.to_dict()) for r in rows] == [list(c) for c in doc["candidates"]]  # same keys, same order
+    assert {r.recipe.pruning.scope for r in rows} == {PruneScope.GLOBAL}
     int8 = next(r for r in rows if r.id == "onnx-int8-p0.00")
     assert int8.quant == "int8" and int8.target == "onnx" and int8.ok and int8.device["median_ms"] > 0
     assert [r.id for r in rows if r.pareto] == doc["pareto"]

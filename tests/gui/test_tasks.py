@@ -90,7 +90,8 @@ def test_optimize_page_renders_settings_without_echo_and_emits_what_it_shows(pag
                   preprocess=Preprocess(scale=0.5, layout="nhwc", mean=(0.1,), std=(0.2,)),
                   runtime=Runtime(threads=3, opset=13))
     shown = SweepSettings(grid=Grid(targets=("tflite",), quant=("none", "fp16"), prune=(0.0, 0.3),
-                                    prune_method="unstructured", finetune_epochs=2, base=base),
+                                    prune_method="unstructured", prune_scope="global", finetune_epochs=2,
+                                    base=base),
                           dataset="/d.npz", train_dataset="/t.npz", max_drop=1.5, budget_min=7, sensitivity=False)
     emitted = []
     page.settings_changed.connect(emitted.append)

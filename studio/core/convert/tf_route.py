@@ -12,7 +12,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
-from studio.core.prune.weights import prune_arrays
+from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.recipe.recipe import QuantMode
 from studio.core.tensors.samples import Samples, gather
 
@@ -48,14 +48,22 @@ def _call(model, fn, samples: Samples) -> list[np.ndarray]:
     return gather(samples, call_fn)
 
 
-def _prune_keras(model, sparsity: float) -> dict:
-    layers = [layer for layer in model._flatten_layers() if getattr(layer, "kernel", None) is not None]
-    if not layers:
+KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")  # Conv*, Dense, DepthwiseConv2D, SeparableConv*
+
+
+def _prune_keras(model, pruning) -> PruneStats:
+    """Zero the smallest weights of every kernel (SeparableConv2D has two), per layer or globally."""
+    seen: dict[str, Any] = {}
+    for layer in model._flatten_layers():
+        for v in layer.weights:
+            if v.name in KERNELS and v.dtype in ("float32", "float16", "float64"):
+                seen.setdefault(v.path, v)
+    if not seen:
         raise ConversionError("the model has no kernels (Dense/Conv) to prune")
-    kernels = [np.asarray(layer.kernel.numpy()) for layer in layers]
-    pruned, stats = prune_arrays(kernels, sparsity)
-    for layer, k in zip(layers, pruned, strict=True):
-        layer.kernel.assign(k)
+    pruned, stats = prune_arrays([(path, np.asarray(v.numpy())) for path, v in seen.items()], pruning.ratio,
+                                 pruning.scope)
+    for v, k in zip(seen.values(), pruned, strict=True):
+        v.assign(k)
     return stats
 
 
@@ -85,9 +93,8 @@ def keras_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
             raise ConversionError("unstructured pruning of a SavedModel needs its Keras model; open the .keras file",
                                   src)
         t = time.monotonic()
-        stats = _prune_keras(model, recipe.pruning.ratio)
-        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                      "seconds": round(time.monotonic() - t, 2), **stats})
+        stats = _prune_keras(model, recipe.pruning)
+        steps.append(stats.step(recipe.pruning.ratio, time.monotonic() - t))
     ref = _call(model, fn, verify_x)
     quantized: dict[QuantMode, str] = {}
     report(0.3, f"converting to {recipe.target} in float")

@@ -1,9 +1,8 @@
 """PyTorch-side work, run in a torch worker process: load a module, prune it, fine-tune it, export it to ONNX or
-TFLite; and the ONNX -> TFLite route (onnx2torch, then litert-torch)."""
+TFLite."""
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -18,6 +17,9 @@ from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
+from studio.core.prune.protect import KeptLayer, protected_layers
+from studio.core.prune.weights import PruneStats, prune_arrays
+from studio.core.recipe.recipe import PruneScope
 from studio.core.tensors.samples import MAX_BATCH, Samples, gather
 from studio.core.tensors.shapes import InputShape
 
@@ -113,8 +115,9 @@ def _classifier(module):
     return layers[-1] if layers else None
 
 
-def prune_structured(module, shape, pruning, report=ignore) -> list[dict]:
-    """Remove channels with torch-pruning; returns, per pruned layer, channels before and after."""
+def prune_structured(module, shape, pruning, report=ignore) -> tuple[list[dict], list[KeptLayer]]:
+    """Remove channels with torch-pruning; returns, per pruned layer, channels before and after, and the layers
+    left whole (outputs, grouped and depthwise convolutions, the recipe's keep_layers) with the reason."""
     import torch
     import torch_pruning as tp
 
@@ -123,16 +126,13 @@ def prune_structured(module, shape, pruning, report=ignore) -> list[dict]:
     if missing:
         raise ConversionError(f"pruning names layer '{missing[0]}', which the model does not have (layers:"
                               f" {', '.join(n for n in named if n)[:200]})")
-    ignored = [named[n] for n in pruning.keep_layers]
-    head = _classifier(module)
-    if head is not None:
-        ignored.append(head)
-    before = {n: getattr(m, "out_channels", getattr(m, "out_features", None)) for n, m in named.items()}
     example = torch.zeros(tuple(shape))
+    kept = protected_layers(module, example, pruning.keep_layers)
+    before = {n: getattr(m, "out_channels", getattr(m, "out_features", None)) for n, m in named.items()}
     pruner = tp.pruner.BasePruner(
         module, example, importance=tp.importance.GroupMagnitudeImportance(p=2), pruning_ratio=pruning.ratio,
         pruning_ratio_dict={named[n]: r for n, r in pruning.layer_ratios.items()},
-        global_pruning=pruning.scope == "global", ignored_layers=ignored)
+        global_pruning=pruning.scope == PruneScope.GLOBAL, ignored_layers=[named[k.layer] for k in kept])
     report(0.5, "removing channels")
     pruner.step()
     changed = []
@@ -141,24 +141,23 @@ def prune_structured(module, shape, pruning, report=ignore) -> list[dict]:
         if before.get(n) is not None and after != before[n]:
             changed.append({"layer": n, "type": type(m).__name__, "channels_before": before[n],
                             "channels_after": after})
-    return changed
+    return changed, kept
 
 
-def prune_unstructured(module, sparsity: float) -> dict:
-    """Zero the smallest-magnitude weights across all conv and linear layers (torch.nn.utils.prune)."""
+def prune_unstructured(module, pruning) -> PruneStats:
+    """Zero the smallest-magnitude weights of the conv and linear layers, per layer or across them all."""
     import torch
-    from torch.nn.utils import prune
 
-    params = [(m, "weight") for m in module.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d,
-                                                                         torch.nn.Linear))]
-    if not params:
+    layers = [(name, m) for name, m in module.named_modules()
+              if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear))]
+    if not layers:
         raise ConversionError("the model has no conv or linear weights to prune")
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=sparsity)
-    for m, name in params:
-        prune.remove(m, name)
-    total = sum(m.weight.numel() for m, _ in params)
-    zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
-    return {"weights": total, "zeros": zeros, "sparsity": zeros / total}
+    named = [(name or type(m).__name__, m.weight.detach().cpu().numpy()) for name, m in layers]
+    pruned, stats = prune_arrays(named, pruning.ratio, pruning.scope)
+    with torch.no_grad():
+        for (_, m), w in zip(layers, pruned, strict=True):
+            m.weight.copy_(torch.from_numpy(w))
+    return stats
 
 
 def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, report=ignore,
@@ -296,9 +295,10 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
     if p.method == PruneMethod.STRUCTURED:
         report(0.05, "pruning channels (torch-pruning)")
         t = time.monotonic()
-        layers = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
-        steps.append({"name": f"structured pruning {p.ratio:.2f} ({p.scope})", "seconds":
-                      round(time.monotonic() - t, 2), "layers": layers})
+        layers, kept = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
+        steps.append({"name": f"structured pruning {p.ratio:.2f} ({p.scope.value})", "seconds":
+                      round(time.monotonic() - t, 2), "layers": layers,
+                      "kept": [{"layer": k.layer, "reason": k.reason} for k in kept]})
         if p.finetune_epochs and train is not None:
             t = time.monotonic()
             losses = finetune(module, train[0], train[1], epochs=p.finetune_epochs, lr=p.finetune_lr,
@@ -309,30 +309,5 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
         if not prunable:
             return True  # no nn.Module weights to reach: prune the exported float weights
         t = time.monotonic()
-        stats = prune_unstructured(module, p.ratio)
-        steps.append({"name": f"unstructured pruning {p.ratio:.2f}", "seconds": round(time.monotonic() - t, 2),
-                      **stats})
+        steps.append(prune_unstructured(module, p).step(p.ratio, time.monotonic() - t))
     return False
-
-
-def onnx_to_tflite(src: str, inputs: Sequence[InputShape], out: str, report=ignore) -> ConvertResult:
-    """ONNX -> TFLite through onnx2torch and litert-torch; a clear 'not supported because' when it cannot."""
-    import onnx
-    import onnx2torch
-
-    warnings.simplefilter("ignore")
-    t = time.monotonic()
-    try:
-        module = onnx2torch.convert(onnx.load(src)).eval()
-    except Exception as exc:  # noqa: BLE001
-        raise ConversionError("ONNX -> TFLite is not supported for this model because onnx2torch cannot convert it:"
-                              f" {short(exc, 200)}", src) from None
-    try:
-        export_tflite(module, None, out, examples(inputs))
-    except Exception as exc:  # noqa: BLE001
-        first = short(exc, 200)
-        raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"
-                              f" the onnx2torch module: {first}", src) from None
-    step = {"name": "onnx2torch + litert-torch convert", "seconds": round(time.monotonic() - t, 2)}
-    return ConvertResult(steps=(step,),
-                         params_after=sum(math.prod(p.shape) for p in module.parameters()))

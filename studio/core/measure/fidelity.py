@@ -57,7 +57,9 @@ def per_output(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], names: Sequ
         g64 = np.asarray(g, np.float64).reshape(r64.shape)
         rf, gf = r64.reshape(len(r64), -1), g64.reshape(len(g64), -1)
         denom = np.linalg.norm(rf, axis=1) * np.linalg.norm(gf, axis=1)
-        cosine = float(np.mean(np.where(denom > 0, (rf * gf).sum(1) / np.maximum(denom, 1e-30), 1.0)))
+        both_zero = (np.linalg.norm(rf, axis=1) == 0) & (np.linalg.norm(gf, axis=1) == 0)  # one zero is far off
+        cosine = float(np.mean(np.where(denom > 0, (rf * gf).sum(1) / np.maximum(denom, 1e-30),
+                                        both_zero.astype(float))))
         noise = float(np.sum((r64 - g64) ** 2))
         sqnr = None if noise == 0 else float(10 * np.log10(float(np.sum(r64 ** 2)) / noise + 1e-30))
         is_class = class_scores(rf if r64.ndim == 2 else r64, name, len(names) == 1)

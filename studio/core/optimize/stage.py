@@ -74,8 +74,9 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
     """Convert (and prune) the source to a float model of the recipe's target: the part every quantization mode of
     the same target and pruning shares. Returns the float path, reference outputs on verify_x, and (for Keras to
     TFLite) models already quantized by TFLiteConverter for `quant_modes`."""
+    from studio.core.convert.onnx_route import onnx_to_tflite
     from studio.core.convert.tf_route import keras_stage, tflite_to_onnx
-    from studio.core.convert.torch_route import onnx_to_tflite, torch_stage
+    from studio.core.convert.torch_route import torch_stage
 
     r, fw, target = request, request.info.framework, request.recipe.target
     backend = BACKENDS[target]

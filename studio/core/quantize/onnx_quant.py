@@ -14,11 +14,13 @@ import numpy as np
 
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
-from studio.core.prune.weights import prune_arrays
+from studio.core.convert.onnx_graph import constants_to_initializers
+from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
 from studio.core.tensors.samples import Samples
 
 QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
+WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def _opset(model) -> int:
@@ -37,9 +39,9 @@ def normalize(model, opset: int | None, notes: list[str]):
             raise ConversionError(f"onnx could not convert the model from opset {current} to {opset}:"
                                   f" {short(exc, 160)}") from None
         notes.append(f"converted from opset {current} to opset {opset}")
-    # only the domains onnx knows have an IR version table; com.microsoft and other runtime domains need none
-    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
-    model.ir_version = max(model.ir_version, needed)
+    model.ir_version = max(model.ir_version, onnx.helper.find_min_ir_version_for(list(model.opset_import),
+                                                                                 ignore_unknown=True))
+    constants_to_initializers(model, notes)
     inits = {t.name: t for t in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in inits]
     if len(keep) != len(model.graph.input):
@@ -65,22 +67,27 @@ def flatten_gemm_biases(model) -> None:
         model.graph.value_info.remove(v)
 
 
-def prune_model(model, sparsity: float) -> dict:
-    """Zero the smallest weights of Conv, ConvTranspose, Gemm and MatMul initializers."""
+def _weights_of(node, inits) -> list[str]:
+    """The float weight initializers (2-D or more) a Conv / ConvTranspose / Gemm / MatMul node multiplies by."""
+    slots = node.input[:2] if node.op_type == "MatMul" else node.input[1:2]
+    return [n for n in slots if n in inits and inits[n].data_type == 1 and len(inits[n].dims) >= 2]
+
+
+def prune_model(model, pruning) -> PruneStats:
+    """Zero the smallest weights of Conv, ConvTranspose, Gemm and MatMul initializers, per layer or globally."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in model.graph.initializer}
-    names = []
+    layers: dict[str, str] = {}  # initializer -> the layer it is reported as
     for node in model.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(node.input) > 1:
-            t = inits.get(node.input[1])
-            if t is not None and t.data_type == 1 and len(t.dims) >= 2 and node.input[1] not in names:
-                names.append(node.input[1])
-    if not names:
+        if node.op_type in WEIGHTED_NODES:
+            for name in _weights_of(node, inits):
+                layers.setdefault(name, node.name or name)
+    if not layers:
         raise ConversionError("the ONNX model has no float Conv/Gemm/MatMul weights to prune")
-    arrays = [numpy_helper.to_array(inits[n]) for n in names]
-    pruned, stats = prune_arrays(arrays, sparsity)
-    for n, a in zip(names, pruned, strict=True):
+    named = [(layer, numpy_helper.to_array(inits[n])) for n, layer in layers.items()]
+    pruned, stats = prune_arrays(named, pruning.ratio, pruning.scope)
+    for n, a in zip(layers, pruned, strict=True):
         inits[n].CopyFrom(numpy_helper.from_array(a.astype(np.float32), n))
     return stats
 
@@ -111,10 +118,9 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, note
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice at WARNING for every model
     if q.mode == QuantMode.FP16:
-        from onnxconverter_common import float16
+        from studio.core.quantize.onnx_fp16 import to_fp16
 
-        model = float16.convert_float_to_float16(onnx.load(float_path), keep_io_types=True)
-        onnx.save(model, out)
+        notes.extend(to_fp16(float_path, out, calib_x).notes())
         return
     pre = str(work / "preprocessed.onnx")
     try:
@@ -135,9 +141,6 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, note
     quantize_static(pre, out, _Reader(pre, calib_x, q.calib_samples), quant_format=QuantFormat.QDQ,
                     per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
-
-
-WEIGHTED_NODES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def weighted_layers(path: str) -> list[tuple[str, str]]:
@@ -173,9 +176,7 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
     t = time.monotonic()
     model = normalize(model, opset, notes)
     if r.prune:
-        stats = prune_model(model, recipe.pruning.ratio)
-        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                      "seconds": round(time.monotonic() - t, 2), **stats})
+        steps.append(prune_model(model, recipe.pruning).step(recipe.pruning.ratio, time.monotonic() - t))
     normalized = str(work / "float.onnx")
     onnx.save(model, normalized)
     report(0.3, "checking the float model")

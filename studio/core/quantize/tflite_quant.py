@@ -12,21 +12,23 @@ import numpy as np
 
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
-from studio.core.prune.weights import prune_arrays
+from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.quantize.floor import shortfall
 from studio.core.tensors.samples import Samples
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
 
 
-def prune_tflite(src: str, out: str, sparsity: float) -> dict:
-    """Zero the smallest float32 weights of conv / fully-connected ops, rewriting the flatbuffer."""
+def prune_tflite(src: str, out: str, pruning) -> PruneStats:
+    """Zero the smallest float32 weights of conv / fully-connected ops (per layer or globally), rewriting the
+    flatbuffer."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils as fbu
 
     model = fbu.read_model(src)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
-    targets: list[tuple[int, tuple[int, ...]]] = []
+    targets: list[tuple[int, tuple[int, ...], str]] = []
     for sg in model.subgraphs:
         for op in sg.operators:
             code = model.operatorCodes[op.opcodeIndex]
@@ -35,16 +37,20 @@ def prune_tflite(src: str, out: str, sparsity: float) -> dict:
                 tensor = sg.tensors[op.inputs[WEIGHT_OPS[name]]]
                 buf = model.buffers[tensor.buffer]
                 is_float = tensor.type == schema.TensorType.FLOAT32 and buf.data is not None and len(buf.data)
-                if is_float and tensor.buffer not in [b for b, _ in targets]:
-                    targets.append((tensor.buffer, tuple(tensor.shape)))
+                if is_float and tensor.buffer not in [b for b, _, _ in targets]:
+                    targets.append((tensor.buffer, tuple(tensor.shape), _name(tensor.name)))
     if not targets:
         raise ConversionError("the TFLite model has no float32 conv or fully-connected weights to prune", src)
-    arrays = [np.frombuffer(bytes(model.buffers[b].data), np.float32).reshape(s) for b, s in targets]
-    pruned, stats = prune_arrays(arrays, sparsity)
-    for (b, _), a in zip(targets, pruned, strict=True):
+    named = [(name, np.frombuffer(bytes(model.buffers[b].data), np.float32).reshape(s)) for b, s, name in targets]
+    pruned, stats = prune_arrays(named, pruning.ratio, pruning.scope)
+    for (b, _, _), a in zip(targets, pruned, strict=True):
         model.buffers[b].data = np.frombuffer(a.astype("<f4").tobytes(), np.uint8)
     fbu.write_model(model, out)
     return stats
+
+
+def _name(raw) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
 def weighted_layers(path: str) -> list[tuple[str, str]]:
@@ -111,9 +117,8 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
     if r.prune:
         t = time.monotonic()
         checked = r.out + ".float.tflite"
-        stats = prune_tflite(r.float_path, checked, recipe.pruning.ratio)
-        steps.append({"name": f"unstructured pruning {recipe.pruning.ratio:.2f}",
-                      "seconds": round(time.monotonic() - t, 2), **stats})
+        stats = prune_tflite(r.float_path, checked, recipe.pruning)
+        steps.append(stats.step(recipe.pruning.ratio, time.monotonic() - t))
     report(0.3, "checking the float model")
     got = predict(TfliteRunner(checked), r.verify_x)
     pruning_effect, quantization_effect = None, None
@@ -136,8 +141,12 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
             raise ConversionError(f"ai-edge-quantizer could not quantize the model ({q.mode}):"
                                   f" {short(exc, 200)}") from None
         steps.append({"name": f"ai-edge-quantizer ({q.mode})", "seconds": round(time.monotonic() - t, 2)})
+    notes: list[str] = []
     if q.mode != QuantMode.NONE:
         quantization_effect = compare(got, predict(TfliteRunner(r.out), r.verify_x))
+        reason = shortfall(quantization_effect) if q.mode == QuantMode.FP16 else None
+        if reason:
+            notes.append(f"fp16 output is degraded against the float model: {reason}")
     report(1.0, "done")
-    return FinishResult(float_path=checked, steps=steps, notes=[], conversion_check=check,
+    return FinishResult(float_path=checked, steps=steps, notes=notes, conversion_check=check,
                         pruning_effect=pruning_effect, quantization_effect=quantization_effect)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from studio.core.base.errors import RecipeError
-from studio.core.recipe.recipe import PruneMethod, Pruning, QuantMode, Recipe, Target, read_toml
+from studio.core.recipe.recipe import PruneMethod, PruneScope, Pruning, QuantMode, Recipe, Target, read_toml
 
 GRID_VERSION = 1
 E = TypeVar("E", bound=Enum)
@@ -32,6 +32,7 @@ class Grid:
     quant: tuple[QuantMode, ...] = (QuantMode.NONE, QuantMode.DYNAMIC, QuantMode.INT8)
     prune: tuple[float, ...] = (0.0,)
     prune_method: PruneMethod = PruneMethod.STRUCTURED
+    prune_scope: PruneScope = PruneScope.LAYER
     finetune_epochs: int = 0
     base: Recipe = field(default_factory=Recipe)
 
@@ -39,6 +40,7 @@ class Grid:
         object.__setattr__(self, "targets", tuple(_choice(Target, t, "target") for t in self.targets))
         object.__setattr__(self, "quant", tuple(_choice(QuantMode, q, "quantization") for q in self.quant))
         object.__setattr__(self, "prune_method", _choice(PruneMethod, self.prune_method, "prune_method"))
+        object.__setattr__(self, "prune_scope", _choice(PruneScope, self.prune_scope, "prune_scope"))
         object.__setattr__(self, "prune", tuple(float(r) for r in self.prune))
         if self.prune_method is PruneMethod.NONE:  # ratio 0 already means "not pruned"
             raise RecipeError("prune_method must be 'structured' or 'unstructured'")
@@ -59,8 +61,8 @@ class Grid:
         for target in self.targets:
             for ratio in self.prune:
                 for q in self.quant:
-                    pruning = Pruning(self.prune_method, ratio, finetune_epochs=self.finetune_epochs) if ratio else \
-                        Pruning()
+                    pruning = Pruning(self.prune_method, ratio, scope=self.prune_scope,
+                                      finetune_epochs=self.finetune_epochs) if ratio else Pruning()
                     quant = dataclasses.replace(self.base.quantization, mode=q)
                     recipe = self.base.replace(target=target, pruning=pruning, quantization=quant)
                     label = "fp32" if q is QuantMode.NONE else q.value
@@ -70,7 +72,7 @@ class Grid:
     def to_dict(self) -> dict:
         return {"schema_version": GRID_VERSION, "targets": [t.value for t in self.targets],
                 "quant": [q.value for q in self.quant], "prune": list(self.prune),
-                "prune_method": self.prune_method.value,
+                "prune_method": self.prune_method.value, "prune_scope": self.prune_scope.value,
                 "finetune_epochs": self.finetune_epochs, "base": self.base.to_dict()}
 
     @classmethod
@@ -79,7 +81,8 @@ class Grid:
         version = doc.pop("schema_version", GRID_VERSION)
         if version != GRID_VERSION:
             raise RecipeError(f"grid schema_version {version} is not supported (expected {GRID_VERSION})", source)
-        unknown = set(doc) - {"targets", "quant", "prune", "prune_method", "finetune_epochs", "base"}
+        unknown = set(doc) - {"targets", "quant", "prune", "prune_method", "prune_scope", "finetune_epochs",
+                           "base"}
         if unknown:
             raise RecipeError(f"unknown grid key(s): {', '.join(sorted(unknown))}", source)
         try:

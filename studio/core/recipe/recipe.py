@@ -15,7 +15,7 @@ import tomli_w
 from studio.core.base import atomic
 from studio.core.base.errors import RecipeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Target(StrEnum):
@@ -27,6 +27,11 @@ class PruneMethod(StrEnum):
     NONE = "none"
     STRUCTURED = "structured"  # remove whole channels (torch-pruning): smaller and faster
     UNSTRUCTURED = "unstructured"  # zero the smallest weights: smaller when compressed, not faster
+
+
+class PruneScope(StrEnum):
+    LAYER = "layer"  # every layer loses the same fraction: no layer is emptied by another's larger weights
+    GLOBAL = "global"  # one magnitude threshold (unstructured) or channel ranking (structured) across all layers
 
 
 class QuantMode(StrEnum):
@@ -59,7 +64,7 @@ def _enum(cls, value, what):
 class Pruning:
     method: PruneMethod = PruneMethod.NONE
     ratio: float = 0.0  # structured: fraction of channels removed; unstructured: fraction of weights zeroed
-    scope: str = "global"  # structured: "global" ranks channels across layers, "per_layer" prunes each equally
+    scope: PruneScope = PruneScope.LAYER  # spread the ratio over each layer, or rank across all layers together
     layer_ratios: dict[str, float] = field(default_factory=dict)  # per-layer overrides (module name -> ratio)
     keep_layers: tuple[str, ...] = ()  # layers never pruned (the classifier is always kept)
     finetune_epochs: int = 0  # recovery training after structured pruning, when training data is given
@@ -67,10 +72,9 @@ class Pruning:
 
     def __post_init__(self):
         object.__setattr__(self, "method", _enum(PruneMethod, self.method, "pruning method"))
+        object.__setattr__(self, "scope", _enum(PruneScope, self.scope, "pruning scope"))
         object.__setattr__(self, "keep_layers", tuple(self.keep_layers))
         object.__setattr__(self, "layer_ratios", {str(k): float(v) for k, v in dict(self.layer_ratios).items()})
-        if self.scope not in ("global", "per_layer"):
-            raise RecipeError(f"pruning scope must be 'global' or 'per_layer', not '{self.scope}'")
         for name, r in [("ratio", self.ratio), *self.layer_ratios.items()]:
             if not 0.0 <= r < 1.0:
                 raise RecipeError(f"pruning {name} must be at least 0 and below 1, not {r}")
@@ -238,6 +242,12 @@ def migrate(doc: dict, source: str | None = None) -> dict:
             ratio = doc.pop("prune_ratio")
             doc["pruning"] = {"method": "structured" if ratio else "none", "ratio": ratio}
         doc["schema_version"] = 1
+    if doc["schema_version"] == 1:  # version 1 pruned unstructured globally whatever its scope said
+        if isinstance(doc.get("pruning"), dict):
+            pruning = doc["pruning"] = dict(doc["pruning"])  # the caller's document stays as it was
+            structured_per_layer = pruning.get("method") == "structured" and pruning.get("scope") == "per_layer"
+            pruning["scope"] = (PruneScope.LAYER if structured_per_layer else PruneScope.GLOBAL).value
+        doc["schema_version"] = 2
     return doc
 
 

@@ -124,7 +124,7 @@ def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarra
     for i, name in enumerate(names):
         report(i / max(1, len(names)), f"pruning only {name}")
         trial = copy.deepcopy(module)
-        layers = prune_structured(trial, shape, Pruning(PruneMethod.STRUCTURED, 0.0, layer_ratios={name: ratio}))
+        layers, _ = prune_structured(trial, shape, Pruning(PruneMethod.STRUCTURED, 0.0, layer_ratios={name: ratio}))
         acc = float(np.mean(forward(trial, x)[0].argmax(1) == y) * 100)
         channels = next((r for r in layers if r["layer"] == name), None)
         rows.append({"layer": name, "op": type(dict(module.named_modules())[name]).__name__,

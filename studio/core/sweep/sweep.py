@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from studio.core.base import atomic
-from studio.core.base.errors import Cancelled, StudioError
+from studio.core.base.errors import Cancelled, RecipeError, StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
@@ -246,21 +246,34 @@ class _Sweep:
             self.progress.emit(event)
 
     def _group(self, task: GroupTask) -> list[Task]:
+        members = tuple(c for c in task.members if self._fits_source(c))
+        if not members:
+            return []
         try:
-            stage = self._stage(task.members)
+            stage = self._stage(members)
         except Cancelled:
             raise
         except StudioError as exc:
-            for c in task.members:
+            for c in members:
                 self._record(failed_row(c, exc.one_line()))
             return []
-        return [CandidateTask(c, stage) for c in task.members]
+        return [CandidateTask(c, stage) for c in members]
+
+    def _fits_source(self, c: Candidate) -> bool:
+        """Whether the candidate's recipe can work on this source (as optimize checks it); records it failed with
+        the reason if not: an already-quantized source is not quantized again, whatever its float stage does."""
+        info = self.source.info
+        try:
+            check_source(c.recipe, info.format, has_module(info), is_quantized(info))
+        except RecipeError as exc:
+            self._record(failed_row(c, exc.one_line()))
+            return False
+        return True
 
     def _stage(self, members: tuple[Candidate, ...]) -> FloatStage:
         """One float conversion per (target, pruning ratio), shared by all quantization modes and kept for
         resumes."""
-        recipe, folder, info = members[0].recipe, self.run.stage(*members[0].group), self.source.info
-        check_source(recipe, info.format, has_module(info), is_quantized(info))
+        recipe, folder = members[0].recipe, self.run.stage(*members[0].group)
         saved = folder / "stage.pkl"
         modes = tuple(sorted({c.recipe.quantization.mode for c in members}))
         stage = _load_stage(saved)

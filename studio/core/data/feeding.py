@@ -42,7 +42,9 @@ def fit(ds: Dataset, inputs: Sequence[TensorInfo], request: ShapeRequest = Shape
     for t in inputs:
         given = request.lookup(t.name)
         declared = TensorInfo(t.name, list(given), t.dtype, t.quantization) if given is not None else t
-        fitted.append(_fit_one(values[t.name], declared, pre if len(inputs) == 1 else Preprocess(), ds.source))
+        fitted.append(_fit_one(values[t.name], declared, batch_mode(t.shape), pre if len(inputs) == 1 else
+                               Preprocess(), ds.source))
+    fitted = _same_count(fitted, inputs, ds.source)
     shapes = resolve(inputs, request, {t.name: f.run_shape for t, f in zip(inputs, fitted, strict=True)}, ds.source)
     arrays = tuple(_cast(f.array, t) for f, t in zip(fitted, inputs, strict=True))
     samples = Samples(shapes, arrays, tuple(f.constant for f in fitted))
@@ -66,9 +68,28 @@ def _values_by_input(ds: Dataset, inputs: Sequence[TensorInfo]) -> dict[str, np.
     return {n: ds.named[n] for n in names}
 
 
-def _fit_one(a: np.ndarray, t: TensorInfo, pre: Preprocess, source: str) -> _Input:
-    """One input's array: a constant at the input's exact shape, or samples [N, ...] fitted to one sample's dims."""
-    mode = batch_mode(t.shape)
+def _same_count(fitted: list[_Input], inputs: Sequence[TensorInfo], source: str) -> list[_Input]:
+    """Every input with samples has as many as the others: a single sample at an input's exact shape (a state
+    [1, 1, 64] given once) is a constant for all; any other difference is an error, never a silent cut."""
+    counts = [len(f.array) for f in fitted if not f.constant]
+    if len(set(counts)) <= 1:
+        return fitted
+    most = max(counts)
+    out = []
+    for f, t in zip(fitted, inputs, strict=True):
+        if not f.constant and len(f.array) != most:
+            if len(f.array) == 1 and tuple(f.array.shape) == f.run_shape:
+                f = _Input(f.array, True, f.run_shape)
+            else:
+                raise DataError(f"input '{t.name}' has {len(f.array)} samples, another input has {most}: give every"
+                                " input the same number (or one value at the input's exact shape)", source)
+        out.append(f)
+    return out
+
+
+def _fit_one(a: np.ndarray, t: TensorInfo, mode: BatchMode, pre: Preprocess, source: str) -> _Input:
+    """One input's array: a constant at the input's exact shape, or samples [N, ...] fitted to one sample's dims.
+    `mode` is the model's own (a shape the user gave fixes the dims, not whether the input has a batch dim)."""
     dims: Target = tuple(d if isinstance(d, int) else None for d in t.shape)
     if mode == BatchMode.NONE and _matches(a.shape, dims):
         return _Input(a, True, tuple(a.shape))

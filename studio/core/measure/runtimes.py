@@ -141,14 +141,16 @@ class TfliteRunner:
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
-        for d, x in zip(self._in, feeds, strict=True):
-            if tuple(x.shape) != tuple(d["shape"]):
-                it.resize_tensor_input(d["index"], list(x.shape))
-                it.allocate_tensors()
-            it.set_tensor(d["index"], x)
         try:
+            current = {d["index"]: tuple(d["shape"]) for d in it.get_input_details()}  # after any earlier resize
+            if any(tuple(x.shape) != current[d["index"]] for d, x in zip(self._in, feeds, strict=True)):
+                for d, x in zip(self._in, feeds, strict=True):
+                    it.resize_tensor_input(d["index"], list(x.shape))
+                it.allocate_tensors()
+            for d, x in zip(self._in, feeds, strict=True):
+                it.set_tensor(d["index"], x)
             it.invoke()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - litert raises ValueError or RuntimeError
             raise ModelLoadError(explain_tflite_error(exc), self.path) from None
         return [it.get_tensor(d["index"]) for d in self._out]
 
@@ -166,10 +168,17 @@ def feed_order(runner, samples: Samples) -> list[int]:
     return _order([i.name for i in runner.inputs], samples, runner.path)
 
 
+def _plain_name(name: str) -> str:
+    """A tensor name without what converters add: TFLite's serving_default_ prefix and a :0 suffix."""
+    return re.sub(r":\d+$", "", name.removeprefix("serving_default_"))
+
+
 def _order(names: list[str], samples: Samples, path: str | None = None) -> list[int]:
-    """By name, or by position when a converter renamed the inputs (TFLite names them serving_default_x:0)."""
-    if sorted(names) == sorted(samples.names):
-        return [samples.names.index(n) for n in names]
+    """By name (as a converter renamed them, serving_default_x:0 is x), else by position."""
+    for rename in (str, _plain_name):
+        theirs, ours = [rename(n) for n in names], [rename(n) for n in samples.names]
+        if sorted(theirs) == sorted(ours) and len(set(ours)) == len(ours):
+            return [ours.index(n) for n in theirs]
     if len(names) != len(samples.names):
         raise ModelLoadError(f"the model takes {len(names)} inputs ({', '.join(names)}), the data has"
                              f" {len(samples.names)} ({', '.join(samples.names)})", path)

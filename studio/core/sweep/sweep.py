@@ -170,6 +170,8 @@ def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Re
         reference = json.loads(ref_file.read_text(encoding="utf-8"))
         if "inputs" in reference:
             return data_path, reference
+    if data_path.is_file():  # prepared by an older Studio: its candidates were scored another way, so they run again
+        run.journal.unlink(missing_ok=True)
     prepared = source_data(source.info, options.shapes, data, base, options.limit,
                            synthetic_count=min(options.limit, 200))
     ds, samples = prepared.dataset, prepared.samples

@@ -36,6 +36,7 @@ SLOW_MODULES = {
     "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py", "tests/core/test_fidelity.py",
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py",
     "tests/core/test_quant_debug.py", "tests/cli/test_cli_debug_quant.py",
+    "tests/gui/test_quant_debug_page.py",
 }
 SLOW_DIRS = ("tests/deploy/", "tests/installer/")  # real sshd devices, a PyInstaller build, a desktop install
 SLOW_FIXTURES = {"samples"}  # trains the sample models (about 90 s) in every fresh test session

@@ -29,3 +29,18 @@ def test_a_float_candidate_is_refused_in_one_line(int8_sweep):
     assert done.stderr.strip().splitlines() == [f"studio: error: {int8_sweep / 'onnx-fp32-p0.00'}: onnx-fp32-p0.00 is"
                                                 " not quantized: the debugger compares an int8 (static) candidate"
                                                 " with its float model"]
+
+
+def test_keep_float_adds_the_measured_candidate_to_the_run(int8_sweep, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(int8_sweep, run)  # this test adds a candidate: to its own copy of the run
+    done = run_cli("debug-quant", str(run / "onnx-int8-p0.00"), "--json", "--keep-float", "2")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    added = doc["added"]
+    assert added["id"] == "onnx-int8-p0.00-float2" and added["float_layers"] == [r["node"] for r in doc["layers"][:2]]
+    results = json.loads((run / "results.json").read_text())
+    assert added["id"] in [c["id"] for c in results["candidates"]] and not results["interrupted"]
+    assert (run / "candidates" / added["id"] / "model.onnx").is_file()

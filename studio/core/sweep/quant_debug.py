@@ -137,7 +137,9 @@ def keep_in_float(path: str | os.PathLike, nodes: tuple[str, ...], *, report: Re
     new = measured_row(candidate, got, latency, labelled=writer.context.labelled,
                        path=f"{cdir.relative_to(run.root)}/{name}")
     atomic.write_json(run.candidate_meta(candidate.id), writer.candidate_meta(new))
+    before = _json(run.results)  # what the sweep said of itself: recording rewrites it
     recorded = writer.record(new).candidate
+    writer.write(interrupted=bool(before.get("interrupted")), skipped=before.get("skipped") or ())
     writer.plot()
     report(1.0, f"{candidate.id} added")
     return recorded

@@ -26,9 +26,9 @@ def test_the_table_names_the_worst_layer_first(int8_sweep):
 def test_a_float_candidate_is_refused_in_one_line(int8_sweep):
     done = run_cli("debug-quant", str(int8_sweep / "onnx-fp32-p0.00"))
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip().splitlines() == [f"studio: error: {int8_sweep / 'onnx-fp32-p0.00'}: onnx-fp32-p0.00 is"
-                                                " not quantized: the debugger compares an int8 (static) candidate"
-                                                " with its float model"]
+    assert done.stderr.strip().splitlines() == [
+        f"studio debug-quant: error: {int8_sweep / 'onnx-fp32-p0.00'}: onnx-fp32-p0.00 is not quantized: the"
+        " debugger compares an int8 (static) candidate with its float model"]
 
 
 def test_keep_float_adds_the_measured_candidate_to_the_run(int8_sweep, tmp_path):

@@ -18,6 +18,7 @@ from studio.core.base.errors import StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.inspect.formats import Framework
+from studio.core.measure.fidelity import Floors, Scoring
 from studio.core.quantize.onnx_debug import LayerError
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import QuantMode, Recipe, Target
@@ -62,6 +63,7 @@ class DebugJob:
     data_path: str
     inputs: tuple[InputShape, ...]
     available: int  # evaluation samples in the run
+    scoring: Scoring = Scoring()  # the sweep's --score-output, --metric and gate
     samples: int = SAMPLES
 
 
@@ -80,9 +82,9 @@ def debug_job(job: DebugJob, report: Report = ignore) -> list[LayerError]:
 def keep_float_job(job: DebugJob, nodes: tuple[str, ...], out: str, report: Report = ignore) -> CandidateOutcome:
     """In an onnxruntime worker: quantize the float model again with `nodes` in float; score it as a sweep does."""
     from studio.core.measure.runtimes import open_runner, predict
+    from studio.core.measure.scores import score_outputs
     from studio.core.quantize.backend import BACKENDS
     from studio.core.quantize.onnx_debug import float_model
-    from studio.core.sweep.sensitivity import score_outputs
 
     started, q = time.monotonic(), job.recipe.quantization
     data = eval_data.read(job.data_path, job.inputs)
@@ -91,7 +93,9 @@ def keep_float_job(job: DebugJob, nodes: tuple[str, ...], out: str, report: Repo
         report(0.2, f"quantizing with {len(nodes)} node(s) in float")
         BACKENDS[job.recipe.target].quantize(f"{tmp}/float.onnx", out, q, data.calib(q.calib_samples), exclude=nodes)
     report(0.7, "evaluating")
-    scores = score_outputs(predict(open_runner(out), data.samples), data.y, data.reference)
+    runner = open_runner(out)  # its outputs keep the source's, in order
+    scores = score_outputs(predict(runner, data.samples), data.y, data.reference, job.scoring,
+                           [o.name for o in runner.outputs])
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(out),
                             seconds=round(time.monotonic() - started, 2), float_layers=list(nodes),
                             notes=[f"kept in float by the quantization debugger: {', '.join(nodes)}"])
@@ -168,7 +172,8 @@ def _open(path: str | os.PathLike) -> tuple[RunFolder, CandidateResult, DebugJob
     job = DebugJob(quantized=str(run.root / (row.path or f"candidates/{cid}/model.onnx")), recipe=row.recipe,
                    stage_float=stage.float_path, opset=row.recipe.runtime.opset if source_is_onnx else None,
                    prune=row.prune_ratio if stage.prune_in_finish else None, data_path=str(run.work / "data.npz"),
-                   inputs=eval_data.inputs_from_json(reference["inputs"]), available=int(reference["samples"]))
+                   inputs=eval_data.inputs_from_json(reference["inputs"]), available=int(reference["samples"]),
+                   scoring=_scoring(_json(run.config)))
     return run, row, job
 
 
@@ -181,6 +186,12 @@ def _writer(run: RunFolder) -> ResultsWriter:
                              options.get("max_drop"), int(options.get("threads") or 1),
                              time.monotonic() - float(doc.get("elapsed_s") or 0))
     return ResultsWriter(run, context)
+
+
+def _scoring(config: dict[str, Any]) -> Scoring:
+    """The sweep's scoring as sweep.json keeps it (absent: the default)."""
+    kept = (config.get("options") or {}).get("scoring")
+    return Scoring(kept["output"], kept["metric"], Floors(**kept["floors"])) if kept else Scoring()
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import argparse
 from studio import __version__
 from studio.commands import (
     bundle_cmd,
+    debug_quant_cmd,
     demo_cmd,
     devices_cmd,
     gui_cmd,
@@ -18,7 +19,8 @@ from studio.commands import (
 )
 from studio.commands.dispatch import CommandParser, dispatch
 
-COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, bundle_cmd, devices_cmd, samples_cmd, demo_cmd, gui_cmd]
+COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, bundle_cmd, devices_cmd, samples_cmd, demo_cmd,
+            gui_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,8 @@ SLOW_MODULES = {
     "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py", "tests/core/test_fidelity.py",
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py",
     "tests/core/test_prune_keras.py", "tests/core/test_fp16_detector.py", "tests/core/test_quant_robust.py",
+    "tests/core/test_quant_debug.py", "tests/cli/test_cli_debug_quant.py",
+    "tests/gui/test_quant_debug_page.py",
 }
 SLOW_DIRS = ("tests/deploy/", "tests/installer/")  # real sshd devices, a PyInstaller build, a desktop install
 SLOW_FIXTURES = {"samples"}  # trains the sample models (about 90 s) in every fresh test session
@@ -60,6 +62,18 @@ def samples() -> dict:
     from studio.core.app.samples import ensure_samples
 
     return ensure_samples()
+
+
+@pytest.fixture(scope="session")
+def int8_sweep(samples, tmp_path_factory) -> Path:
+    """A finished sweep run of the PyTorch sample: fp32 and static int8 ONNX candidates (the quantization debugger's
+    subject)."""
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import run_sweep
+
+    run = tmp_path_factory.mktemp("int8-sweep") / "run"
+    run_sweep(samples["torch_model"], Grid(targets=("onnx",), quant=("none", "int8")), samples["dataset"], run)
+    return run
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

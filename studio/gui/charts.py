@@ -1,6 +1,9 @@
-"""pyqtgraph charts: the live accuracy-vs-latency scatter and the per-layer sensitivity bars. Charts take the core's
+"""pyqtgraph charts: the live accuracy-vs-latency scatter, the per-layer sensitivity bars and the quantization
+debugger's per-layer error bars. Charts take the core's
 candidate records and update items made once (setData), as Orange3 does."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -12,6 +15,9 @@ from studio.core.sweep.pareto import front_2d
 from studio.core.sweep.records import CandidateResult, CandidateStatus
 
 from . import theme
+
+if TYPE_CHECKING:
+    from studio.core.quantize.onnx_debug import LayerError
 
 QUANT_COLORS = {"none": "#4a7fd4", "fp16": "#2e9d57", "dynamic": "#d9822b", "int8": "#c44e52"}
 TARGET_SYMBOLS = {"onnx": "o", "tflite": "s"}
@@ -159,6 +165,30 @@ class SensitivityChart(pg.PlotWidget):
         ticks = [(i, _short(r["layer"])) for i, r in enumerate(rows)]
         self.getAxis("bottom").setTicks([ticks])
         self.setXRange(-0.6, max(0.6, len(rows) - 0.4))
+        if values:
+            self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
+
+
+class LayerErrorChart(pg.PlotWidget):
+    """The quantization debugger's layers, worst first: SQNR between the float and the int8 tensor (dB, lower =
+    worse); the layers chosen to keep in float drawn in the warning colour. Exact tensors (no error) are left out."""
+
+    def __init__(self, dark: bool, parent=None):
+        super().__init__(parent=parent)
+        self.dark = dark
+        _style(self, dark, "layer (worst first)", "SQNR float vs int8 (dB)")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=theme.ACCENT)
+        self.addItem(self.bars)
+        self.layers: list[LayerError] = []
+
+    def show_layers(self, layers: list[LayerError], chosen: set[str]) -> None:
+        """`layers` worst first; the tensors in `chosen` are those of the layers to keep in float."""
+        self.layers = [r for r in layers if np.isfinite(r.sqnr_db)]
+        values = [r.sqnr_db for r in self.layers]
+        brushes = [QColor(theme.BAD if r.tensor in chosen else theme.ACCENT) for r in self.layers]
+        self.bars.setOpts(x=np.arange(len(values)), height=values, brushes=brushes, width=0.7)
+        self.getAxis("bottom").setTicks([[(i, _short(r.tensor)) for i, r in enumerate(self.layers)]])
+        self.setXRange(-0.6, max(0.6, len(values) - 0.4))
         if values:
             self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
 

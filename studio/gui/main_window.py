@@ -133,6 +133,8 @@ class MainWindow(QMainWindow):
         self.optimize.settings_changed.connect(self._on_sweep_settings)
         self.preview.candidate_chosen.connect(self._chosen)
         self.preview.use_requested.connect(lambda cid: self.go(3))
+        self.preview.debug_requested.connect(self.debug_candidate)
+        self.preview.keep_float_requested.connect(self.keep_in_float)
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
         self.export.settings_changed.connect(self._on_export_settings)
@@ -353,6 +355,31 @@ class MainWindow(QMainWindow):
             self.preview.set_sensitivity(event.sensitivity)
         elif isinstance(event, SweepFinished):  # also when interrupted: show the front and pick as written
             self.preview.set_results(event.results)
+
+    def debug_candidate(self, cid: str) -> None:
+        """Per-layer error of an int8 candidate of the current run, shown in Preview."""
+        from studio.core.sweep.quant_debug import debug_candidate
+
+        run_dir = self.project.chosen.run_dir
+        if run_dir:
+            self.start(Task("Quantization debugger", debug_candidate, str(Path(run_dir) / cid)),
+                       self.preview.show_debug)
+
+    def keep_in_float(self, cid: str, nodes: tuple[str, ...]) -> None:
+        """The candidate made again with `nodes` in float, measured and added to the run and the chart."""
+        from studio.core.sweep.quant_debug import keep_in_float
+
+        run_dir = self.project.chosen.run_dir
+        if not run_dir:
+            return
+
+        def ok(row) -> None:
+            self._show_saved_results(run_dir)
+            self.preview.select(row.id)
+            self.statusBar().showMessage(f"Added {row.id}: {len(row.float_layers)} layer(s) in float", 10000)
+
+        self.start(Task(f"Keeping {len(nodes)} layer(s) in float", keep_in_float, str(Path(run_dir) / cid), nodes),
+                   ok)
 
     def _chosen(self, cid: str) -> None:
         self.project.chosen = dataclasses.replace(self.project.chosen, candidate=cid)

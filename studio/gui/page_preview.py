@@ -1,5 +1,8 @@
-"""Preview: the live trade-off chart, the sensitivity bars and a sortable table of every candidate."""
+"""Preview: the live trade-off chart, the sensitivity bars, the quantization debugger of the chosen candidate and a
+sortable table of every candidate."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
@@ -10,17 +13,22 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableView,
     QWidget,
 )
 
 from studio.core.inspect.modelinfo import human_bytes
+from studio.core.recipe.recipe import QuantMode, Target
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
-from .charts import SensitivityChart, TradeoffChart, legend_html
+from .charts import LayerErrorChart, SensitivityChart, TradeoffChart, legend_html
 from .resources import white_icon
 from .widgets import Banner, Card, help_label, page_layout
+
+if TYPE_CHECKING:
+    from studio.core.sweep.quant_debug import QuantDebug
 
 COLUMNS = [("id", "Candidate"), ("target", "Target"), ("quant", "Quantization"), ("prune_ratio", "Pruned"),
            ("accuracy", "Accuracy %"), ("agreement", "Agreement %"), ("latency_ms_median", "Latency p50 ms"),
@@ -33,6 +41,8 @@ class PreviewPage(QWidget):
 
     candidate_chosen = Signal(str)
     use_requested = Signal(str)
+    debug_requested = Signal(str)  # candidate id
+    keep_float_requested = Signal(str, tuple)  # candidate id, the nodes to keep in float
 
     def __init__(self, dark: bool, parent=None):
         super().__init__(parent)
@@ -56,6 +66,7 @@ class PreviewPage(QWidget):
         self.selected: str | None = None
         self.reference: dict = {}  # the source's score ("metric_value") and the metric kind ("metric")
         self.recommendation: dict = {}  # the core's pick: bound, met, closest, note
+        self.debug: QuantDebug | None = None
 
     def _top_row(self) -> QHBoxLayout:
         top = QHBoxLayout()
@@ -95,9 +106,39 @@ class PreviewPage(QWidget):
         self.sens = SensitivityChart(dark)
         sens_card.body.addWidget(self.sens)
         charts.addWidget(sens_card)
+        charts.addWidget(self._debug_card(dark))
         charts.setStretchFactor(0, 3)
         charts.setStretchFactor(1, 2)
+        charts.setStretchFactor(2, 2)
         return charts
+
+    def _debug_card(self, dark: bool) -> Card:
+        card = Card("Quantization debugger")
+        row = QHBoxLayout()
+        self.debug_button = QPushButton("Debug this candidate")
+        self.debug_button.setToolTip("Compare every layer of the chosen int8 candidate with its float model")
+        self.debug_button.setEnabled(False)
+        self.debug_button.clicked.connect(lambda: self.selected and self.debug_requested.emit(self.selected))
+        row.addWidget(self.debug_button)
+        self.keep_count = QSpinBox()
+        self.keep_count.setPrefix("worst ")
+        self.keep_count.setSuffix(" layer(s)")
+        self.keep_count.setRange(1, 1)
+        self.keep_count.valueChanged.connect(self._show_debug_chart)
+        row.addWidget(self.keep_count)
+        self.keep_button = QPushButton("Keep these layers in float")
+        self.keep_button.setToolTip("Quantize again with the layers in red kept in float, measure it and add it to"
+                                    " the chart")
+        self.keep_button.setEnabled(False)
+        self.keep_button.clicked.connect(self._keep_float)
+        row.addWidget(self.keep_button)
+        card.body.addLayout(row)
+        self.debug_summary = help_label("Choose an int8 candidate and debug it: per-layer error between its float"
+                                        " and int8 model on the sweep's samples (lower SQNR = more error).")
+        card.body.addWidget(self.debug_summary)
+        self.debug_chart = LayerErrorChart(dark)
+        card.body.addWidget(self.debug_chart)
+        return card
 
     def _table(self) -> QTableView:
         self.model = QStandardItemModel(0, len(COLUMNS))
@@ -202,6 +243,38 @@ class PreviewPage(QWidget):
         self.best, self.recommendation = pick.id, pick.to_dict()
         self._refresh()
 
+    def show_debug(self, debug: QuantDebug) -> None:
+        """The debugger's layers of one candidate, worst first; the spin box chooses how many to keep in float."""
+        self.debug = debug
+        nodes = self._debug_nodes()
+        self.keep_count.blockSignals(True)
+        self.keep_count.setRange(1, max(1, len(nodes)))
+        self.keep_count.setValue(min(3, max(1, len(nodes))))
+        self.keep_count.blockSignals(False)
+        self.keep_button.setEnabled(bool(nodes))
+        worst = debug.layers[0] if debug.layers else None
+        self.debug_summary.setText(f"{debug.candidate}: {len(debug.layers)} quantized tensors on {debug.samples}"
+                                   " samples" + (f"; worst {worst.tensor} ({worst.op}) at {worst.sqnr_db:.1f} dB"
+                                                 if worst else ""))
+        self._show_debug_chart()
+
+    def _debug_nodes(self) -> list[str]:
+        """The layers that can be kept in float (a graph input has no node), worst first, without repeats."""
+        return list(dict.fromkeys(r.node for r in self.debug.layers if r.node)) if self.debug else []
+
+    def chosen_layers(self) -> tuple[str, ...]:
+        return tuple(self._debug_nodes()[:self.keep_count.value()])
+
+    def _show_debug_chart(self, *args) -> None:
+        if self.debug is not None:
+            chosen = set(self.chosen_layers())
+            self.debug_chart.show_layers(list(self.debug.layers), {r.tensor for r in self.debug.layers
+                                                                   if r.node in chosen})
+
+    def _keep_float(self) -> None:
+        if self.debug is not None and self.chosen_layers():
+            self.keep_float_requested.emit(self.debug.candidate, self.chosen_layers())
+
     # --- selection -------------------------------------------------------------------------------------------
     def select(self, cid: str) -> None:
         if cid not in self.candidates or not self.candidates[cid].ok:
@@ -209,6 +282,8 @@ class PreviewPage(QWidget):
         self.selected = cid
         self.chart.select(cid)
         self.use.setEnabled(True)
+        c = self.candidates[cid]
+        self.debug_button.setEnabled(c.quant == QuantMode.INT8 and c.target == Target.ONNX)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
                 self.table.selectRow(row)

@@ -16,7 +16,7 @@ from studio.core.recipe.recipe import PruneScope, QuantMode, Recipe
 from studio.core.sweep.records import CandidateResult
 from studio.core.sweep.results import read_journal
 from studio.core.sweep.scheduler import CandidateTask, GroupTask, Scheduler, group_tasks
-from studio.core.sweep.sweep import _load_stage
+from studio.core.sweep.sweep import load_stage
 
 RESULTS_V1 = Path(__file__).parent / "data" / "results-v1.json"  # written by the sweep before typed rows
 
@@ -53,18 +53,18 @@ def test_journal_skips_a_line_cut_short(tmp_path):
 def test_a_stage_saved_by_an_older_studio_is_made_again(tmp_path):
     old = tmp_path / "old.pkl"
     old.write_bytes(pickle.dumps({"what": "PyTorch -> ONNX", "float": "x.onnx", "ref": None, "modes": ["none"]}))
-    assert _load_stage(old) is None
+    assert load_stage(old) is None
     (tmp_path / "broken.pkl").write_bytes(b"\x80\x05not a pickle")
-    assert _load_stage(tmp_path / "broken.pkl") is None
+    assert load_stage(tmp_path / "broken.pkl") is None
     (tmp_path / "converted.onnx").write_bytes(b"")
     new = FloatStage("ONNX -> ONNX", str(tmp_path / "converted.onnx"), None, False, modes=("int8", "none"))
     (tmp_path / "new.pkl").write_bytes(pickle.dumps(new))
-    loaded = _load_stage(tmp_path / "new.pkl")
+    loaded = load_stage(tmp_path / "new.pkl")
     assert loaded is not None and loaded.serves(("none",)) and not loaded.serves(("fp16",))
     # the last Studio kept the route's record as a dict: such a stage is made again, not read by key
     dict_record = replace(new, convert={"steps": [{"name": "tf2onnx", "seconds": 1.0}]})
     (tmp_path / "dict.pkl").write_bytes(pickle.dumps(dict_record))
-    assert _load_stage(tmp_path / "dict.pkl") is None
+    assert load_stage(tmp_path / "dict.pkl") is None
 
 
 def test_a_stage_summary_keeps_only_the_steps_and_survives_pickling():

@@ -110,9 +110,7 @@ class _Reader:
 def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, notes: list[str],
              exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
     """Quantize with onnxruntime; `exclude` keeps those nodes in float, `only` quantizes just those nodes."""
-    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from studio.core.recipe.recipe import CalibMethod, QuantMode
 
@@ -123,14 +121,7 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, note
         notes.extend(to_fp16(float_path, out, calib_x).notes())
         return
     pre = str(work / "preprocessed.onnx")
-    try:
-        quant_pre_process(float_path, pre, skip_symbolic_shape=False)
-    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimization; quantize the float model instead
-        shutil.copy(float_path, pre)
-        notes.append(f"onnxruntime pre-processing failed ({short(exc, 100)}); quantized without it")
-    model = onnx.load(pre)  # pre-processing fuses MatMul+Add into Gemm, which can bring back [1, N] biases
-    flatten_gemm_biases(model)
-    onnx.save(model, pre)
+    pre_process(float_path, pre, notes)
     nodes = list(only) if only is not None else None
     if q.mode == QuantMode.DYNAMIC:
         quantize_dynamic(pre, out, per_channel=q.per_channel, weight_type=QuantType.QInt8,
@@ -141,6 +132,21 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, *, work: Path, note
     quantize_static(pre, out, _Reader(pre, calib_x, q.calib_samples), quant_format=QuantFormat.QDQ,
                     per_channel=q.per_channel, calibrate_method=method, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), nodes_to_quantize=nodes)
+
+
+def pre_process(float_path: str, pre: str, notes: list[str]) -> None:
+    """onnxruntime's pre-processing, as the quantizer sees the model (its node names are what `exclude` names)."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(float_path, pre, skip_symbolic_shape=False)
+    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimization; quantize the float model instead
+        shutil.copy(float_path, pre)
+        notes.append(f"onnxruntime pre-processing failed ({short(exc, 100)}); quantized without it")
+    model = onnx.load(pre)  # pre-processing fuses MatMul+Add into Gemm, which can bring back [1, N] biases
+    flatten_gemm_biases(model)
+    onnx.save(model, pre)
 
 
 def weighted_layers(path: str) -> list[tuple[str, str]]:

@@ -117,7 +117,9 @@ class ResultsWriter:
         return CandidateFinished(flagged, tuple(doc["pareto"]), doc["best"])
 
     def rows(self) -> list[CandidateResult]:
-        return with_pareto_flags([self.results[i] for i in self.context.order if i in self.results])
+        """The grid's candidates in its order, then those added to the run later (kept layers in float)."""
+        added = [r for i, r in self.results.items() if i not in self.context.order]
+        return with_pareto_flags([self.results[i] for i in self.context.order if i in self.results] + added)
 
     def write(self, *, interrupted: bool, skipped: Sequence[str] = ()) -> dict[str, Any]:
         """Rewrite results.json and results.csv; returns the results document."""

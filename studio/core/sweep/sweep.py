@@ -193,7 +193,7 @@ def _output_names(info: ModelInfo) -> tuple[str, ...]:
     return tuple(t.name for t in info.outputs)
 
 
-def _load_stage(path: Path) -> FloatStage | None:
+def load_stage(path: Path) -> FloatStage | None:
     """A saved float stage; None when there is none or it is from an older Studio (then it is made again)."""
     if not path.is_file():
         return None
@@ -278,7 +278,7 @@ class _Sweep:
         recipe, folder = members[0].recipe, self.run.stage(*members[0].group)
         saved = folder / "stage.pkl"
         modes = tuple(sorted({c.recipe.quantization.mode for c in members}))
-        stage = _load_stage(saved)
+        stage = load_stage(saved)
         if stage is not None and stage.serves(modes):
             return stage
         shutil.rmtree(folder, ignore_errors=True)

@@ -44,7 +44,7 @@ def test_studio_fp16_keeps_the_detector_within_the_floor_and_names_what_stayed_f
         assert effect["cosine"] >= MIN_COSINE and (effect["sqnr_db"] is None or effect["sqnr_db"] >= MIN_SQNR_DB)
     notes = " ".join(doc["notes"])
     assert "kept in float32 the ops that break in half precision: Resize, ReduceSum" in notes
-    assert "gain (Mul)" in notes and "output cosine 0.500 is below 0.95" in notes
+    assert "gain (Mul)" in notes and "output cosine 0.000 is below 0.95" in notes  # the worst output
     assert "still degraded" not in notes
     model = onnx.load(out)
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)  # it is fp16 still

@@ -83,9 +83,11 @@ def test_per_layer_pruning_keeps_the_keras_model_and_global_does_not(separable_h
     ref = run_job(keras_outputs, str(separable_h5), x, what="TensorFlow")
     assert np.mean(ref.argmax(1) == y) > 0.8  # a model that learned something, so agreement means something
     results = {}
+    np.savez(tmp_path / "held_out.npz", x=x)  # the gate judges on real samples, not on synthetic noise
     for scope in ("layer", "global"):
         recipe = Recipe(target="tflite", pruning=Pruning("unstructured", 0.3, scope=scope))
-        doc = optimize(separable_h5, recipe, tmp_path / scope, allow_degraded=scope == "global")
+        doc = optimize(separable_h5, recipe, tmp_path / scope, calib=str(tmp_path / "held_out.npz"),
+                       allow_degraded=scope == "global")
         assert bool(doc["fidelity"]["degraded"]) == (scope == "global")  # the gate catches the global damage
         got = run_job(tflite_outputs, str(tmp_path / scope / "model.tflite"), x, what="ai-edge-litert")
         step = next(s for s in doc["steps"] if s["name"].startswith("unstructured pruning"))

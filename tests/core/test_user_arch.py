@@ -11,24 +11,7 @@ from studio.core.base.errors import ModelLoadError
 from studio.core.inspect.arch_spec import ArchSpec, classes_in
 from studio.core.inspect.formats import Format, detect
 from studio.core.inspect.inspector import inspect_model
-
-SHAPE = (1, 3, 16, 16)
-NET = '''
-import torch
-from torch import nn
-
-
-class TwoHeads(nn.Module):
-    def __init__(self, width=8, classes=5):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
-        self.cls = nn.Linear(width, classes)
-        self.box = nn.Conv2d(width, 4, 1)
-
-    def forward(self, x):
-        h = self.body(x)
-        return self.cls(h.mean((2, 3))), self.box(h)
-'''
+from tests.core.user_net import NET, SHAPE
 
 
 def _module(width: int):

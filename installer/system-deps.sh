@@ -1,10 +1,11 @@
 #!/bin/sh
-# Debian packages `make test` needs: OpenSSH's server (real devices for the deploy tests), the libraries and fonts
+# Debian packages `make test` needs: OpenSSH's server (real devices for the deploy tests), iproute2 (shaped links), the libraries and fonts
 # Qt needs to render the window offscreen (GUI tests, screenshots), and binutils (PyInstaller reads binaries with
 # objdump). Installs only what is missing; needs root or sudo when something is missing.
 set -e
 missing=""
 [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+command -v tc >/dev/null 2>&1 || missing="$missing iproute2"  # ip netns and tc: the shaped-link fleet test
 for pkg in libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core binutils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done

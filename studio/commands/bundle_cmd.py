@@ -20,7 +20,10 @@ def add_parser(sub) -> None:
     p.add_argument("--created", metavar="TIME", help="ISO 8601 time recorded in the manifest (default: none, or"
                                                      " SOURCE_DATE_EPOCH)")
     p.add_argument("--data", "--sample", dest="sample", metavar="DATA",
-                   help="dataset whose first sample the runner checks on the device (default: synthetic inputs)")
+                   help="dataset whose first sample the runner checks on the device, and whose first N samples"
+                        " make the check set of `studio check` (default: synthetic inputs)")
+    p.add_argument("--check-samples", type=int, default=32, metavar="N",
+                   help="samples in the bundle's check set for `studio check` (default 32)")
     add_shape_argument(p)
     p.add_argument("--allow-degraded", action="store_true", help="export a candidate below the quality gate")
     p.add_argument("--json", action="store_true", help="print the manifest")
@@ -61,16 +64,24 @@ def default_name(out: str) -> str:
 
 def run_export(args) -> int:
     from studio.commands.inspect_cmd import shapes_of
-    from studio.core.bundle.bundle import BundleError, build_bundle, bundle_sample, read_labels, resolve_source
+    from studio.core.bundle.bundle import (
+        BundleError,
+        build_bundle,
+        bundle_check_set,
+        bundle_sample,
+        read_labels,
+        resolve_source,
+    )
 
     if not args.out.endswith(".zip"):
         raise BundleError("the bundle name must end in .bundle.zip", args.out)
     src = resolve_source(args.source)
     labels = read_labels(args.labels) if args.labels else None
     sample = bundle_sample(src, args.sample, shapes_of(args) or None)
+    checks = bundle_check_set(src, args.sample, shapes_of(args) or None, args.check_samples)
     manifest = build_bundle(src, args.out, name=args.name or default_name(args.out), version=args.version,
                             labels=labels, sign_key=args.sign, created=args.created, sample=sample,
-                            allow_degraded=args.allow_degraded)
+                            allow_degraded=args.allow_degraded, checks=checks)
     if args.json:
         print(json.dumps(manifest, indent=2, sort_keys=True))
     else:

@@ -61,14 +61,23 @@ def sweep(model: str, grid: Grid, dataset: str | None, run_dir: str, options: Sw
 def export(source: str, out: str, *, name: str, version: str, labels: str | None, sign_key: str | None,
            dataset: str | None, report=ignore, cancel=None) -> dict:
     """Write the bundle, then verify it from disk as a device would (with the public key when signed)."""
-    from studio.core.bundle.bundle import build_bundle, bundle_sample, read_labels, resolve_source, verify_bundle
+    from studio.core.bundle.bundle import (
+        build_bundle,
+        bundle_check_set,
+        bundle_sample,
+        read_labels,
+        resolve_source,
+        verify_bundle,
+    )
 
     report(0.05, "reading the model")
     src = resolve_source(source)
     sample = bundle_sample(src, dataset)
+    report(0.15, "measuring the check set")
+    checks = bundle_check_set(src, dataset)
     report(0.3, "writing the bundle")
     manifest = build_bundle(src, out, name=name, version=version, labels=read_labels(labels) if labels else None,
-                            sign_key=sign_key, sample=sample)
+                            sign_key=sign_key, sample=sample, checks=checks)
     report(0.8, "verifying the bundle")
     pub = f"{sign_key}.pub" if sign_key and Path(f"{sign_key}.pub").is_file() else None
     verified = verify_bundle(out, pub)

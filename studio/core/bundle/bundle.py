@@ -5,7 +5,8 @@
       manifest.sig     Ed25519 signature of manifest.json (when signed)
       model.onnx | model.tflite
       runner.py        device-side check: load with the device runtime, run once, print JSON
-      sample.npz       optional real input sample for the runner
+      sample.npz       one input sample and the model's outputs on it, which the runner checks after a push
+      checks.npz       the check set of the monitor: N inputs and the source model's outputs on them
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from studio.core.base.hashing import sha256_bytes
 from studio.core.bundle import bundle_rules as rules
 from studio.core.bundle import signing
 from studio.core.bundle.bundle_rules import MANIFEST, RUNNER, SIGNATURE
+from studio.core.bundle.check_set import CHECKS, DEFAULT_COUNT, CheckSet
 from studio.core.bundle.sample import SAMPLE, BundleSample, check_sample
 from studio.core.bundle.trust import TrustedKey
 from studio.core.sweep.run_folder import CANDIDATE_META, RunFolder
@@ -36,7 +38,9 @@ from studio.core.tensors.shapes import ShapeRequest
 if TYPE_CHECKING:  # inspect_model itself is imported when a bundle is built: it pulls in the runtimes
     from studio.core.inspect.modelinfo import ModelInfo
 
-MANIFEST_VERSION = 2  # 2: every bundle carries a sample (inputs and expected outputs) that its runner checks
+# 2: every bundle carries a sample (inputs and expected outputs) that its runner checks
+# 3: and a check set with the source model's outputs and the promise measured at export (`studio check`)
+MANIFEST_VERSION = 3
 TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 ORT_FOR_OPSET = {7: "1.0", 8: "1.0", 9: "1.0", 10: "1.0", 11: "1.0", 12: "1.3", 13: "1.6", 14: "1.8", 15: "1.10",
                  16: "1.11", 17: "1.13", 18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18", 22: "1.20", 23: "1.22"}
@@ -61,6 +65,7 @@ class ExportSource:
     extra_files: list[Path] = field(default_factory=list)
     shapes: ShapeRequest = ShapeRequest()  # the input shapes the model was made and measured at
     degraded: str | None = None  # why the sweep found it below the quality gate
+    source_path: Path | None = None  # the model it was made from, when that file is still here
 
 
 def _created(created: str | None) -> tuple[str | None, tuple]:
@@ -101,7 +106,7 @@ def _tensor(t) -> dict:
 def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, version: str,
                  labels: list[str] | None = None, sign_key: str | None = None, created: str | None = None,
                  sample: BundleSample | None = None, preprocessing: dict | None = None,
-                 allow_degraded: bool = False) -> dict:
+                 allow_degraded: bool = False, checks: CheckSet | None = None) -> dict:
     """Write the bundle zip (temporary name, then rename) and return its manifest."""
     if src.degraded and not allow_degraded:
         raise BundleError(f"is degraded ({src.degraded}): export it anyway with --allow-degraded", src.model.parent)
@@ -118,6 +123,10 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     buf = io.BytesIO()
     np.savez(buf, **sample.arrays())  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
     payload[SAMPLE] = _deterministic_npz(buf.getvalue())
+    checks = checks or bundle_check_set(src)
+    buf = io.BytesIO()
+    np.savez(buf, **checks.arrays())  # type: ignore[arg-type]
+    payload[CHECKS] = _deterministic_npz(buf.getvalue())
     files = {k: {"sha256": sha256_bytes(v), "size": len(v)} for k, v in sorted(payload.items())}
     digest = sha256_bytes("".join(f"{k}:{v['sha256']}\n" for k, v in files.items()).encode())
     created_text, zip_time = _created(created)
@@ -136,6 +145,7 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
                    "format": src.source_format or info.format},
         "files": files, "runner": RUNNER, "created": created_text,
         "sample": sample.manifest_entry([t.name for t in info.inputs]),
+        "check_set": checks.manifest_entry(), "promise": checks.promise,
         "signing": {"algorithm": "ed25519", "key_fingerprint": signing.fingerprint(private.public_key())}
         if private else None,
     }
@@ -325,6 +335,7 @@ def resolve_source(path: str | os.PathLike) -> ExportSource:
                             source_name=Path(source["path"]).name if source.get("path") else None,
                             source_sha256=source.get("sha256"), source_format=source.get("format"),
                             labels=meta.get("labels"), shapes=_recorded_shapes(p, meta),
+                            source_path=Path(source["path"]) if source.get("path") else None,
                             degraded=meta.get("degraded") or (meta.get("fidelity") or {}).get("degraded"))
     raise BundleError("not found (expected a model file, an optimize output folder or RUN/CANDIDATE_ID)", p)
 
@@ -338,6 +349,19 @@ def bundle_sample(src: ExportSource, dataset: str | os.PathLike | None = None,
 
     pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
     return make_sample(str(src.model), dataset, shapes or src.shapes, pre)
+
+
+def bundle_check_set(src: ExportSource, dataset: str | os.PathLike | None = None,
+                     shapes: ShapeRequest | None = None, count: int = DEFAULT_COUNT) -> CheckSet:
+    """The bundle's check set: `count` samples of `dataset` (else synthetic) with the source model's outputs, and the
+    promise measured now (with the device latency the sweep measured, when it did)."""
+    from studio.core.bundle.check_set import make_check_set
+    from studio.core.recipe.recipe import Preprocess, Recipe
+
+    pre = Recipe.from_dict(src.recipe).preprocess if src.recipe else Preprocess()
+    device = (src.metrics or {}).get("device_latency_ms_median")
+    return make_check_set(src.model, dataset, shapes or src.shapes, pre, count=count, source_model=src.source_path,
+                          device_latency_ms=float(device) if isinstance(device, int | float) else None)
 
 
 def _recorded_shapes(folder: Path, meta: dict) -> ShapeRequest:

@@ -120,12 +120,13 @@ def bench(device: Device, bundle: str | Path, runs: int = 50, threads: int = 1) 
 def bench_model(device: Device, model: Path, runs: int = 50, threads: int = 1) -> dict:
     """Bundle a model file on the fly and bench it on the device (the sweep's --device), at the input shapes its
     sweep resolved when it is a sweep candidate."""
-    from studio.core.bundle.bundle import ExportSource, build_bundle, resolve_source
+    from studio.core.bundle.bundle import ExportSource, build_bundle, bundle_check_set, resolve_source
     from studio.core.sweep.run_folder import RunFolder
 
     model = Path(model)
     src = resolve_source(model.parent) if RunFolder.of_candidate(model.parent) else ExportSource(model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.bundle.zip"
-        build_bundle(src, path, name="bench", version="0", allow_degraded=True)
+        build_bundle(src, path, name="bench", version="0", allow_degraded=True,
+                     checks=bundle_check_set(src, count=1))  # only latency is measured: one sample is enough
         return bench(device, path, runs, threads)

@@ -13,14 +13,15 @@ from studio.commands import (
     devices_cmd,
     gui_cmd,
     inspect_cmd,
+    monitor_cmd,
     optimize_cmd,
     samples_cmd,
     sweep_cmd,
 )
 from studio.commands.dispatch import CommandParser, dispatch
 
-COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, bundle_cmd, devices_cmd, samples_cmd, demo_cmd,
-            gui_cmd]
+COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, bundle_cmd, devices_cmd, monitor_cmd, samples_cmd,
+            demo_cmd, gui_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

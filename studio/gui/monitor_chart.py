@@ -127,8 +127,8 @@ class MonitorChart(QWidget):
     def _fit(self, t: np.ndarray, median: np.ndarray, promise: np.ndarray, cosine: np.ndarray) -> None:
         if not len(t):
             return
-        span = max(t[-1] - t[0], 60.0)
-        self.latency_plot.setXRange(t[0] - span * 0.03, t[-1] + span * 0.03, padding=0)
+        pad = max((t[-1] - t[0]) * 0.04, 2.0)
+        self.latency_plot.setXRange(t[0] - pad, t[-1] + pad, padding=0)
         ms = np.concatenate([median[np.isfinite(median)], promise[np.isfinite(promise)]])
         if len(ms):
             top = float(ms.max()) * 1.25  # room for the release labels above, and for the × below

@@ -46,12 +46,18 @@ class MonitorPage(QWidget):
         self.chart = MonitorChart(dark)
         self.chart.setMinimumHeight(300)
         self.chart_card.body.addWidget(self.chart, 1)
+        self.empty = help_label("No checks yet. Push a bundle to a device on Deploy (Ctrl+5), then press Check now:"
+                                " each check is kept, and the chart shows how the device's latency and answers"
+                                " move over time.")
+        self.chart_card.body.addWidget(self.empty)
+        self.chart_card.body.addStretch()
         self.details = QLabel("")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.chart_card.body.addWidget(self.details)
         self.chart_card.body.addWidget(help_label(legend_html()))
         box.addWidget(self.chart_card, 5)
+        self.chart.hide()
         self.devices: list[str] = []
         self.history: dict[str, list[CheckResult]] = {}
         self.rows: dict[str, int] = {}
@@ -192,6 +198,8 @@ class MonitorPage(QWidget):
         self.selected = name
         rows = self.history.get(name, [])
         self.chart.show_rows(rows)
+        self.chart.setVisible(bool(rows))
+        self.empty.setVisible(not rows)
         self.chart_card.title.setText(f"{name}: {len(rows)} check(s) over time" if rows else
                                       f"{name}: not checked yet (Check now)")
         self.details.setText(details(rows[-1]) if rows else "")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Studio device agent: the device-side half of a push. Standard library only (Python 3.6+), uploaded by Studio
-to DIR/.studio/agent.py, with bundle_rules.py beside it, and run as `python3 agent.py DIR COMMAND [ARGS]`; prints
-one JSON object.
+to DIR/.studio/agent.py, with bundle_rules.py and the monitor's check runner (runner.py) beside it, and run as
+`python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
 
 Layout on the device:
     DIR/current -> releases/<bundle id>     switched atomically (new symlink, then rename over the old one)
@@ -303,6 +303,39 @@ class Device:
             fail("the model check failed on the device: %s" % (err if isinstance(err, str) else err[0]))
         return ({"ok": True, "check": result})
 
+    def cmd_check(self, runs, threads, timeout):
+        """The monitor's check of the release that runs now: Studio's runner (uploaded beside this agent) measures
+        it on its check set; with the device's facts and whether its files still match their manifest."""
+        rid = self.current()
+        if not rid:
+            fail("no release is installed on this device")
+        folder = os.path.join(self.releases, rid)
+        argv = python() + [os.path.join(HERE, "runner.py"), "--check", "--bundle", folder, "--runs", str(int(runs)),
+                           "--threads", str(int(threads))]
+        try:
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=float(timeout),
+                                  cwd=folder)
+        except subprocess.TimeoutExpired:
+            fail("the check did not finish within %s s" % timeout)
+        text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+        try:
+            result = json.loads(text[-1]) if text else {}
+        except ValueError:
+            result = {}
+        if not result:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["exit code %d" % proc.returncode]
+            result = {"ok": False, "error": "the runner printed no result (%s)" % err[0]}
+        manifest = self._read_release(folder)
+        return {"ok": True, "release": self.describe(rid), "damaged": self._damage(folder), "facts": facts(self.root),
+                "promise": manifest.get("promise"), "metrics": manifest.get("metrics"), "result": result}
+
+    def _read_release(self, folder):
+        try:
+            with open(os.path.join(folder, "manifest.json")) as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return {}
+
     def cmd_activate(self, rid, keep):
         entry = self._read("journal.json", {}) or {}
         old = self.current()
@@ -381,6 +414,45 @@ def dispatch(device, name, args):
         fail("%s: %s" % (type(exc).__name__, exc))
 
 
+def facts(root):
+    """What the device says about itself: uptime, load, memory, free disk, the hottest thermal zone (None where it
+    cannot tell)."""
+    out = {"uptime_s": None, "load_1m": None, "mem_total_mb": None, "mem_available_mb": None,
+           "disk_free_mb": shutil.disk_usage(root).free / 1048576.0, "temperature_c": None}
+    try:
+        with open("/proc/uptime") as fh:
+            out["uptime_s"] = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        out["load_1m"] = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    out["mem_total_mb" if key == "MemTotal" else "mem_available_mb"] = int(value.split()[0]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    temps = []
+    base = "/sys/class/thermal"
+    try:
+        zones = [z for z in os.listdir(base) if z.startswith("thermal_zone")]
+    except OSError:
+        zones = []
+    for zone in zones:
+        try:
+            with open(os.path.join(base, zone, "temp")) as fh:
+                temps.append(int(fh.read().strip()) / 1000.0)
+        except (OSError, ValueError):
+            pass
+    if temps:
+        out["temperature_c"] = max(temps)
+    return out
+
+
 def sha256_of(path):
     h = hashlib.sha256()
     if path is not None:
@@ -391,11 +463,15 @@ def sha256_of(path):
 
 
 def own_hash():
-    """The sha256 of this agent and its rules, as Studio computes it to tell whether they need uploading."""
+    """The sha256 of this agent, its rules and the check runner, as Studio computes it to tell whether they need
+    uploading (a missing runner makes it differ, so Studio uploads all three)."""
     h = hashlib.sha256()
-    for name in (os.path.abspath(__file__), bundle_rules.__file__):
-        with open(name, "rb") as fh:
-            h.update(hashlib.sha256(fh.read()).digest())
+    for name in (os.path.abspath(__file__), bundle_rules.__file__, os.path.join(HERE, "runner.py")):
+        try:
+            with open(name, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+        except OSError:
+            h.update(b"missing")
     return h.hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Device operations besides push: trust, probe, status, rollback and on-device latency (bench)."""
+"""Device operations besides push: trust, probe, status, rollback, on-device latency (bench) and the monitor's
+check."""
 from __future__ import annotations
 
 import asyncio
@@ -65,6 +66,14 @@ def status(devices: list[Device]) -> list[dict]:
     async def all_():
         return await asyncio.gather(*(one(d) for d in devices))
     return list(drive(all_()))
+
+
+def check(device: Device, runs: int = 30, threads: int = 1, timeout: float = 300.0) -> dict:
+    """The monitor's check of the release the device runs (nothing is uploaded but Studio's agent and runner):
+    the agent's answer, with the runner's result under "result"."""
+    async def work(t, agent):
+        return await agent.call("check", runs, threads, timeout, timeout=timeout + 30)
+    return drive(_with_device(device, work))
 
 
 def rollback(device: Device) -> dict:

@@ -17,6 +17,8 @@ from studio.core.deploy.inventory import Device, DeviceError, get
 
 AGENT = Path(__file__).with_name("agent.py")
 RULES = Path(__file__).parents[1] / "bundle" / "bundle_rules.py"  # the agent imports it: uploaded beside it
+RUNNER = Path(__file__).parents[1] / "bundle" / "runner.py"  # the monitor's check runs this one on the release
+AGENT_FILES = (AGENT, RULES, RUNNER)
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_S, KEEPALIVE_COUNT = 5, 3  # a frozen device is given up after about 15 s of silence
 COMMAND_TIMEOUT = 60.0
@@ -103,7 +105,7 @@ class AgentSession:
 
 async def open_session(t: DeviceTransport, lock: bool = True) -> AgentSession:
     """Start the agent (uploading it first when the device lacks this version) and, with `lock`, take the lock."""
-    want = hashlib.sha256(b"".join(hashlib.sha256(f.read_bytes()).digest() for f in (AGENT, RULES))).hexdigest()
+    want = hashlib.sha256(b"".join(hashlib.sha256(f.read_bytes()).digest() for f in AGENT_FILES)).hexdigest()
     argv = agent_argv(t.device, "session", *([] if lock else ["--no-lock"]))
     for attempt in range(2):
         proc = await t.start(argv)
@@ -120,7 +122,7 @@ async def open_session(t: DeviceTransport, lock: bool = True) -> AgentSession:
         reason = (await proc.stderr()).strip().splitlines()
         await proc.close()
         if attempt == 0:
-            for f in (RULES, AGENT):
+            for f in (RULES, RUNNER, AGENT):
                 await t.put(f, f"{t.device.dir}/.studio/{f.name}", 0, lambda n: None)
     raise DeviceError(f"the device could not run Studio's agent with '{t.device.python}'"
                       f" ({reason[-1] if reason else 'no output'}); is Python 3 installed there?")

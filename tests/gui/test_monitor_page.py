@@ -184,3 +184,34 @@ def test_flash_mode_shows_each_devices_last_verdict(app, qtbot, fleet):
     texts = {f.devices.item(i).data(Qt.UserRole): f.devices.item(i).text() for i in range(f.devices.count())}
     assert "runs nothing yet" in texts["cam-2"] and "slower than promised" in texts["cam-2"]
     f.close()
+
+
+def test_check_now_on_a_real_local_device_records_its_release_and_a_slow_spell(make_window, qtbot, sample_bundles,
+                                                                               tmp_path, monkeypatch):
+    """The real check (work.check over the agent and runner) of a local device the window pushed to: each check is
+    a row with the release the device reports; the same device slowed down by STUDIO_DEMO_DELAY_MS is `slower`."""
+    from studio.core.app import work
+    from studio.core.app.project import ExportedBundle, Project
+    from studio.core.deploy import inventory
+    from studio.core.monitor.history import History
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    inventory.add(inventory.demo_device(tmp_path / "board"))
+    w = make_window(Project(path=str(tmp_path / "p.studio.json"),
+                            bundle=ExportedBundle(str(sample_bundles["onnx"]), id="x", verified=True)))
+    w.push(["demo"])
+    wait_idle(qtbot, w)
+    assert w.deploy.table.item(0, 5).text().startswith("Installed"), w.deploy.table.item(0, 5).text()
+    running = next(s for s in work.statuses() if s["device"] == "demo")["current"]
+    assert w.check_devices()
+    wait_idle(qtbot, w)
+    monkeypatch.setenv("STUDIO_DEMO_DELAY_MS", "20")
+    assert w.check_devices(["demo"])
+    wait_idle(qtbot, w)
+    with History() as history:
+        rows = history.rows("demo")
+    assert len(rows) == 2 and all(r.release == running["id"] for r in rows), rows
+    assert rows[1].verdict.value == "slower" and rows[1].latency_ms_median > 20
+    page = w.monitor
+    assert _cell(page, "demo", 2) == "slower" and len(page.chart.latency.points()) == 2
+    assert page.banner.property("kind") == "warning" and "demo slower" in page.banner.text()

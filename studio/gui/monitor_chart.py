@@ -1,6 +1,12 @@
-"""The Monitor page's chart: one device's checks over time, median latency above fidelity, the bundle's promised
-latency as a dashed step line, each release's first check as a labelled vertical line, points coloured by verdict."""
+"""The Monitor page's chart: one device's checks in time order, median latency above fidelity, the bundle's promised
+latency as a dashed step line, each release's first check as a labelled vertical line, points coloured by verdict.
+
+Checks are spaced evenly (x = the check's number, labelled with its time): a schedule of 10 minutes, a burst of
+manual checks a second apart and a week of silence all stay readable."""
 from __future__ import annotations
+
+import math
+from datetime import datetime
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,6 +20,8 @@ from . import theme
 from .charts import _style
 from .monitor_text import VERDICT_COLORS, epoch, worst_output
 
+MAX_TICKS = 8
+
 
 def release_starts(rows: list[CheckResult]) -> list[tuple[int, str]]:
     """(row index, release) of each check where the device runs a release other than at its previous answer."""
@@ -23,6 +31,18 @@ def release_starts(rows: list[CheckResult]) -> list[tuple[int, str]]:
             starts.append((i, r.release))
             last = r.release
     return starts
+
+
+def time_ticks(rows: list[CheckResult]) -> list[tuple[int, str]]:
+    """(check number, local time) for at most MAX_TICKS checks; seconds only when the checks span minutes, the
+    date when they span days."""
+    if not rows:
+        return []
+    times = [datetime.fromtimestamp(epoch(r.checked_at)) for r in rows]
+    span = (times[-1] - times[0]).total_seconds()
+    fmt = "%d %b %H:%M" if times[0].date() != times[-1].date() else "%H:%M" if span >= 600 else "%H:%M:%S"
+    step = max(1, math.ceil(len(rows) / MAX_TICKS))
+    return [(i, times[i].strftime(fmt)) for i in range(0, len(rows), step)]
 
 
 def _steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +67,7 @@ class MonitorChart(QWidget):
         box.setSpacing(4)
         fg = theme.chart_colors(dark)["foreground"]
         self.latency_plot = self._plot("median latency (ms)")
-        self.fidelity_plot = self._plot("worst-output cosine")
+        self.fidelity_plot = self._plot("fidelity (cosine)")
         self.fidelity_plot.setXLink(self.latency_plot)
         self.latency_plot.getAxis("bottom").setLabel("")
         box.addWidget(self.latency_plot, 3)
@@ -70,8 +90,8 @@ class MonitorChart(QWidget):
         self.rows: list[CheckResult] = []
 
     def _plot(self, label: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem()})
-        _style(plot, self.dark, "checked at", label)
+        plot = pg.PlotWidget()
+        _style(plot, self.dark, "checks, oldest first (local time)", label)
         plot.setMouseEnabled(y=False)
         plot.getAxis("left").setWidth(88)  # the two plots' time axes line up
         return plot
@@ -79,7 +99,9 @@ class MonitorChart(QWidget):
     def show_rows(self, rows: list[CheckResult]) -> None:
         """One device's checks, oldest first."""
         self.rows = rows
-        t = np.array([epoch(r.checked_at) for r in rows], dtype=float)
+        t = np.arange(len(rows), dtype=float)
+        for plot in (self.latency_plot, self.fidelity_plot):
+            plot.getAxis("bottom").setTicks([time_ticks(rows), []])
         median = np.array([_nan(r.latency_ms_median) for r in rows], dtype=float)
         promise = np.array([_nan(r.promise_latency_ms) for r in rows], dtype=float)
         worst = [worst_output(r) for r in rows]
@@ -127,8 +149,7 @@ class MonitorChart(QWidget):
     def _fit(self, t: np.ndarray, median: np.ndarray, promise: np.ndarray, cosine: np.ndarray) -> None:
         if not len(t):
             return
-        pad = max((t[-1] - t[0]) * 0.04, 2.0)
-        self.latency_plot.setXRange(t[0] - pad, t[-1] + pad, padding=0)
+        self.latency_plot.setXRange(-0.5, max(len(t) - 0.5, 4.5), padding=0)
         ms = np.concatenate([median[np.isfinite(median)], promise[np.isfinite(promise)]])
         if len(ms):
             top = float(ms.max()) * 1.25  # room for the release labels above, and for the × below

@@ -79,9 +79,12 @@ def test_monitor_page_renders_three_devices_with_twenty_checks(make_window, flee
     # cam-1 changed release once: a marker at the first check of each release, in both plots
     page.table.selectRow(page.rows["cam-1"])
     assert page.selected == "cam-1"
-    firsts = {datetime.fromisoformat(check("cam-1", i).checked_at.replace("Z", "+00:00")).timestamp()
-              for i in (0, 10)}
-    assert {line.value() for _plot, line in chart.markers} == firsts and len(chart.markers) == 4
+    assert {line.value() for _plot, line in chart.markers} == {0, 10} and len(chart.markers) == 4
+    ticks = chart.latency_plot.getAxis("bottom")._tickLevels[0]  # the checks' local times, at most 8 of them
+    local = [datetime.fromisoformat(check("cam-1", i).checked_at.replace("Z", "+00:00")).astimezone()
+             for i in range(20)]
+    fmt = "%H:%M" if local[0].date() == local[-1].date() else "%d %b %H:%M"
+    assert 2 <= len(ticks) <= 8 and all(label == local[i].strftime(fmt) for i, label in ticks)
     assert not _has_color(chart, theme.WARN)  # all ok: no amber drawn
     # gate-3: drift shows as the fidelity drop, the unreachable check as a mark without latency
     page.table.selectRow(page.rows["gate-3"])

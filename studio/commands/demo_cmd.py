@@ -1,5 +1,6 @@
 """`studio demo`: the offline demo on the sample model and data (no hardware, no internet). It opens the window;
-without a display (or with --terminal) it runs the same Load -> Sweep -> Export -> Deploy pass in the terminal."""
+without a display (or with --terminal) it runs the same Load -> Sweep -> Export -> Deploy -> Monitor pass in the
+terminal."""
 from __future__ import annotations
 
 import sys
@@ -61,6 +62,9 @@ def run_terminal() -> int:
     result = work.push(out, ["demo"])
     for r in result.results:
         print(f"   {r.device}: {r.message}")
+    print("5. Monitor: check the demo device against the bundle's promise (STUDIO_DEMO_DELAY_MS=5 makes it slow)")
+    for c in work.check(["demo"]) if result.ok else []:
+        print(f"   {c.device}: {c.verdict.value}, {c.reason}")
     project.chosen = ChosenCandidate(run_dir=str(run_dir), candidate=chosen)
     project.bundle = ExportedBundle(path=out, id=res["manifest"]["id"], verified=True)
     project.deploy = dataclasses.replace(project.deploy, last=tuple(PushOutcome.of(r) for r in result.results))

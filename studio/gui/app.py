@@ -66,8 +66,10 @@ def start_demo(window) -> None:
         window.project.save()
         window.restore_project()
         window.statusBar().showMessage("Demo ready: the sample model is loaded. Run the sweep (Ctrl+R), pick a"
-                                       " candidate, export it and push it to the demo device.", 20000)
+                                       " candidate, export it and push it to the demo device; Monitor (Ctrl+6)"
+                                       " then shows its check.", 20000)
 
+    window.check_after_push = True  # the demo device's first check fills the Monitor page
     window.start(Task("Preparing the demo (the first run trains the sample models, about a minute)",
                       work.demo_setup), ready)
 

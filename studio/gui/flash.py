@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QListWidget, QListWidget
 
 from studio.core.app import work
 
+from .monitor_text import VERDICT_ICONS, VERDICT_WORDS, ago
 from .resources import icon, icons_dir, white_icon
 from .tasks import Task, TaskRunner
 from .theme import ACCENT
@@ -35,6 +36,7 @@ class FlashWindow(QWidget):
         self.tasks = TaskRunner(self)
         self.tasks.main_started.connect(self._on_flash_started)
         self.rows: dict[str, QListWidgetItem] = {}  # device name -> its result line
+        self.last_checks: dict = {}  # device name -> its newest CheckResult in the monitor history
         self._style()
         box = page_layout(self, "Flash devices", "1. Open the bundle you were given.  2. Tick the devices.  3. Press"
                                                  " Flash. A device only switches to the new model after it passed its"
@@ -163,9 +165,11 @@ class FlashWindow(QWidget):
             self.devices.blockSignals(False)
             self.verdict.show_message("error", exc.one_line())
             return
+        self.last_checks = _last_checks()
         for d in devices:
-            item = QListWidgetItem(icon("device"), f"{d.name}   ({d.address})")
+            item = QListWidgetItem(icon("device"), "")
             item.setData(Qt.UserRole, d.name)
+            self._describe(item, d.name, d.address)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if d.name in checked or len(devices) == 1 else Qt.Unchecked)
             self.devices.addItem(item)
@@ -186,7 +190,17 @@ class FlashWindow(QWidget):
                 continue
             now = ("cannot be reached" if not r["reachable"] else
                    f"runs {r['current']['name']} v{r['current']['version']}" if r["current"] else "runs nothing yet")
-            item.setText(f"{r['device']}   ({now})")
+            self._describe(item, r["device"], now)
+
+    def _describe(self, item: QListWidgetItem, name: str, now: str) -> None:
+        """'name   (what it runs)   · its last check in words', with the verdict's icon."""
+        last = self.last_checks.get(name)
+        text = f"{name}   ({now})"
+        if last is not None:
+            text += f"   · {VERDICT_WORDS[last.verdict]}, {ago(last.checked_at)}"
+            item.setToolTip(last.reason)
+        item.setIcon(icon(VERDICT_ICONS[last.verdict] if last is not None else "device"))
+        item.setText(text)
 
     def checked(self) -> list[str]:
         return [self.devices.item(i).data(Qt.UserRole) for i in range(self.devices.count())
@@ -259,3 +273,17 @@ class FlashWindow(QWidget):
     def closeEvent(self, event):
         self.tasks.shutdown(10)
         super().closeEvent(event)
+
+
+def _last_checks() -> dict:
+    """Each device's newest check in the monitor history; none when there is no history (or it cannot be read)."""
+    from studio.core.base.errors import StudioError
+    from studio.core.monitor.history import History, db_path
+
+    if not db_path().is_file():
+        return {}
+    try:
+        with History() as history:
+            return history.latest()
+    except StudioError:
+        return {}

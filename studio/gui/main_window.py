@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
@@ -29,7 +30,7 @@ from studio.core.app.project import (
     PushOutcome,
     SweepSettings,
 )
-from studio.core.base.errors import StudioError
+from studio.core.base.errors import StudioError, short
 from studio.core.base.paths import config_dir, data_dir
 from studio.core.sweep.records import CandidateFinished, SensitivityReady, SweepEvent, SweepFinished
 from studio.core.sweep.run_folder import RunFolder
@@ -37,6 +38,7 @@ from studio.core.sweep.run_folder import RunFolder
 from .page_deploy import DeployPage
 from .page_export import ExportPage
 from .page_load import LoadPage
+from .page_monitor import MonitorPage
 from .page_optimize import OptimizePage
 from .page_preview import PreviewPage
 from .resources import icon
@@ -44,7 +46,7 @@ from .tasks import Task, TaskRunner
 from .widgets import TaskBar
 
 STEPS = [("load", "Load"), ("optimize", "Optimize"), ("preview", "Preview"), ("export", "Export"),
-         ("deploy", "Deploy")]
+         ("deploy", "Deploy"), ("monitor", "Monitor")]
 
 
 def settings() -> QSettings:
@@ -78,7 +80,10 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPage(dark)
         self.export = ExportPage()
         self.deploy = DeployPage()
-        for page in (self.load, self.optimize, self.preview, self.export, self.deploy):
+        self.monitor = MonitorPage(dark)
+        self.checker = work.check  # what Check now runs (a test passes a fake)
+        self.check_after_push = False  # the demo checks the devices a push reached
+        for page in (self.load, self.optimize, self.preview, self.export, self.deploy, self.monitor):
             self.stack.addWidget(page)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
         row.addWidget(self.sidebar)
@@ -89,10 +94,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.taskbar, 1)
         self._save_timer = QTimer(self, singleShot=True, interval=400)
         self._save_timer.timeout.connect(self.save_project)
+        self._check_timer = QTimer(self)
+        self._check_timer.timeout.connect(self._on_check_timer)
         self._menus()
         self._wire()
         self.sidebar.setCurrentRow(0)
         self._restore_geometry()
+        self._restore_check_interval()
         self.restore_project()
 
     # --- shell -------------------------------------------------------------------------------------------------
@@ -144,13 +152,15 @@ class MainWindow(QMainWindow):
         self.deploy.trust_requested.connect(self.trust_device)
         self.deploy.push_requested.connect(self.push)
         self.deploy.rollback_requested.connect(self.rollback)
+        self.monitor.check_requested.connect(self.check_devices)
+        self.monitor.interval_changed.connect(self._on_check_interval)
 
     def go(self, row: int) -> None:
         self.sidebar.setCurrentRow(row)
 
     def show_shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", "\n".join([
-            "Ctrl+1 … Ctrl+5   go to Load, Optimize, Preview, Export, Deploy",
+            "Ctrl+1 … Ctrl+6   go to Load, Optimize, Preview, Export, Deploy, Monitor",
             "Ctrl+O   open a model", "Ctrl+S   save the project (it is also saved after every change)",
             "Ctrl+R   run the sweep", "Ctrl+E   export and verify the bundle", "Ctrl+Shift+F   flash mode",
             "Esc   cancel the running task", "Ctrl+Q   quit"]))
@@ -253,6 +263,7 @@ class MainWindow(QMainWindow):
         if p.model.path:
             self.load_model(p.model.path)
         self.refresh_devices()
+        self.refresh_monitor()
 
     def _show_saved_results(self, run_dir: str | None) -> None:
         from studio.core.base.errors import StudioError
@@ -478,6 +489,7 @@ class MainWindow(QMainWindow):
         trusted = {d.name: d.kind == "local" or known_hosts.lookup(d.host, d.port) is not None for d in devices}
         chosen = list(self.project.deploy.devices) or [d.name for d in devices if "demo" in d.tags]
         self.deploy.set_devices(devices, trusted, chosen)
+        self.monitor.set_devices([d.name for d in devices])
         self.optimize.set_devices([d.name for d in devices], self.project.sweep.device)
         if devices:
             self.refresh_devices_status()
@@ -550,6 +562,12 @@ class MainWindow(QMainWindow):
                                                       last=tuple(PushOutcome.of(r) for r in result.results))
             self.save_project()
             self.refresh_devices_status()
+            reached = [r.device for r in result.results if r.ok]
+            if reached and self.check_after_push:
+                self.check_devices(reached)
+            elif reached:
+                self.monitor.banner.show_message("info", "Pushed: Check now records the first check of the new"
+                                                         " release, which later checks are compared with.")
 
         self.start(task, ok, lambda msg: self.deploy.banner.show_message("error", msg))
 
@@ -577,3 +595,62 @@ class MainWindow(QMainWindow):
             self.flash_window.open_bundle(bundle.path)
         self.flash_window.show()
         self.flash_window.raise_()
+
+    # --- monitor -------------------------------------------------------------------------------------------------
+    def refresh_monitor(self) -> None:
+        """The Monitor page from the check history (nothing is created when there is none yet)."""
+        from studio.core.monitor.history import History, db_path
+
+        if not db_path().is_file():
+            self.monitor.show_history([])
+            return
+        try:
+            with History() as history:
+                self.monitor.show_history(history.rows())
+        except StudioError as exc:
+            self.monitor.banner.show_message("error", exc.one_line())
+        except (OSError, sqlite3.Error) as exc:
+            self.monitor.banner.show_message("error", f"{db_path()}: cannot be read ({short(exc)})")
+
+    def check_devices(self, names: list[str] | None = None) -> bool:
+        """Check the named devices (all when none are named) off the GUI thread; each row fills in as it ends."""
+        if not self.monitor.rows:
+            self.monitor.banner.show_message("info", "No devices yet: add one on the Deploy page (Ctrl+5).")
+            return False
+        task = Task("Checking devices", self.checker, list(names or []), events=True)
+        task.event_received.connect(self.monitor.add_result)
+
+        def ok(results) -> None:
+            bad = [r for r in results if r.verdict.value != "ok"]
+            self.monitor.banner.show_message(
+                "ok" if not bad else "warning", f"{len(results)} device(s) checked: all ok." if not bad else
+                f"{len(bad)} of {len(results)} need attention: " + "; ".join(f"{r.device} {r.verdict.value}"
+                                                                              f" ({r.reason})" for r in bad[:3]))
+
+        def ended(_=None) -> None:
+            self.monitor.set_busy(False)
+            self.refresh_monitor()
+
+        task.finished.connect(ended)
+        if not self.start(task, ok, lambda msg: self.monitor.banner.show_message("error", msg)):
+            return False
+        self.monitor.set_busy(True)
+        self.monitor.set_checking(list(names or []))
+        return True
+
+    def _restore_check_interval(self) -> None:
+        minutes = int(settings().value("monitor/interval_min", 0) or 0)
+        self.monitor.set_interval(minutes)
+        self._on_check_interval(minutes, save=False)
+
+    def _on_check_interval(self, minutes: int, save: bool = True) -> None:
+        if save:
+            settings().setValue("monitor/interval_min", minutes)
+        if minutes > 0:
+            self._check_timer.start(minutes * 60_000)
+        else:
+            self._check_timer.stop()
+
+    def _on_check_timer(self) -> None:
+        if self.task is None:  # never queued behind a sweep or a push: the next tick checks again
+            self.check_devices()

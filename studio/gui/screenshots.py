@@ -3,7 +3,8 @@
     python -m studio.gui.screenshots OUT_DIR [--theme light|dark]
 
 Drives the demo as a user would: demo set-up, sweep, pick the best candidate, export, push to the demo device,
-flash mode. A second run reuses the measured sweep (same settings, same run folder)."""
+check it a few times (the last ones with the demo device slowed down by STUDIO_DEMO_DELAY_MS), flash mode. A
+second run reuses the measured sweep (same settings, same run folder)."""
 from __future__ import annotations
 
 import argparse
@@ -73,15 +74,28 @@ def tour(app, w, shot) -> None:
     shot("4-export")
     w.go(4)
     w.push(w.deploy.checked())
-    wait_for(app, idle, 300, "the push")
+    wait_for(app, idle, 300, "the push and the demo device's first check")
     wait_for(app, lambda: w.tasks.idle, 60, "the device status")
     shot("5-deploy")
+    w.go(5)
+    monitor_checks(app, w)
+    shot("6-monitor")
     w.open_flash()
     f = w.flash_window
     wait_for(app, lambda: f.bundle is not None and f.tasks.idle, 60, "the bundle check")
     f.start_flash()
     wait_for(app, lambda: f.tasks.idle, 300, "the flash")
-    shot("6-flash", f)
+    shot("7-flash", f)
+
+
+def monitor_checks(app, w, delay_ms: str = "5") -> None:
+    """Two more checks of the demo device as it is, then two with it slowed down: a `slower` spell on the chart."""
+    for slow in (False, False, True, True):
+        if slow:
+            os.environ["STUDIO_DEMO_DELAY_MS"] = delay_ms
+        w.check_devices(["demo"])
+        wait_for(app, lambda: w.tasks.idle, 300, "the check")
+    os.environ.pop("STUDIO_DEMO_DELAY_MS", None)
 
 
 if __name__ == "__main__":

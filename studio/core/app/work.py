@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from studio.core.base.progress import ignore
 
 if TYPE_CHECKING:
+    from studio.core.monitor.records import CheckResult
     from studio.core.recipe.grid import Grid
     from studio.core.sweep.sweep import SweepOptions
 
@@ -147,3 +148,27 @@ def demo_setup(*, report=ignore, cancel=None) -> dict:
     if "demo" not in inventory.load():
         inventory.add(inventory.demo_device())
     return info
+
+
+def check(names: list[str] | None = None, *, report=ignore, cancel=None, on_event=None) -> list[CheckResult]:
+    """As `studio check`: the named devices (all when none are named) checked and recorded in the history; each
+    device's CheckResult arrives as an event as soon as it is known."""
+    from studio.core.deploy import inventory
+    from studio.core.monitor.check import check_devices
+
+    devices = inventory.select(names=names) if names else sorted(inventory.load().values(), key=lambda d: d.name)
+    done: list[CheckResult] = []
+
+    def finished(result: CheckResult) -> None:
+        done.append(result)
+        report(len(done) / len(devices), f"{result.device}: {result.verdict.value}")
+        if on_event:
+            on_event(result)
+
+    if not devices:
+        return []
+    report(0.0, f"Checking {len(devices)} device(s)")
+    results = check_devices(devices, on_result=finished, cancel=lambda: cancel is not None and cancel.cancelled)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    return results

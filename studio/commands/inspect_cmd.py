@@ -43,8 +43,9 @@ def arch_spec(args):
 
 
 def add_shape_argument(p) -> None:
-    p.add_argument("--input-shape", type=shape_entry, action="append", metavar="[NAME=]1,3,224,224",
-                   help="the shape an input runs at: resolves dynamic dims (repeat NAME=... for several inputs)")
+    p.add_argument("--input-shape", type=shape_entry, action="append", metavar="[NAME=]1,3,224,224[:DTYPE]",
+                   help="the shape an input runs at: resolves dynamic dims (repeat NAME=... for several inputs; a"
+                        " PyTorch module needs one per input, with :int64 for an integer input)")
 
 
 def shape_entry(text: str) -> str:
@@ -71,7 +72,7 @@ def run(args) -> int:
     from studio.core.inspect.modelinfo import summary_lines
 
     info = inspect_model(args.model, arch=arch_spec(args), trust_pickle=args.trust_pickle,
-                         input_shape=shapes_of(args).single)
+                         shapes=shapes_of(args))
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))
     else:

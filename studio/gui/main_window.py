@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
             self.load.show_error(exc.one_line())
             return
         task = Task("Inspecting the model", inspect_model, path, arch=spec, trust_pickle=choice.trust_pickle,
-                    input_shape=shapes.single)
+                    shapes=shapes)
 
         def ok(info):
             changed = path != self.project.model.path

@@ -87,7 +87,7 @@ def test_structured_pruning_keeps_outputs_and_grouped_convs_and_says_why(detecto
     x = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
         before = [o.shape for o in module(x)]
-    changed, kept = prune_structured(module, (1, 3, 16, 16), Pruning("structured", 0.5))
+    changed, kept = prune_structured(module, (torch.zeros(1, 3, 16, 16),), Pruning("structured", 0.5))
     reasons = {k.layer: k.reason for k in kept}
     assert reasons == {"boxes": "makes output 0", "scores": "makes output 1", "dw": "depthwise convolution",
                        "grouped": "grouped convolution (4 groups)"}

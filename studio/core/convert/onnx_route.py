@@ -11,7 +11,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.onnx_graph import constants_to_initializers
 from studio.core.convert.result import ConvertResult
-from studio.core.convert.torch_route import examples, export_tflite
+from studio.core.convert.torch_route import export_tflite
 from studio.core.tensors.shapes import InputShape
 
 
@@ -61,7 +61,7 @@ def onnx_to_tflite(src: str, inputs: Sequence[InputShape], out: str, report=igno
         raise ConversionError("ONNX -> TFLite is not supported for this model because onnx2torch cannot convert it:"
                               f" {onnx2torch_failure(model, exc)}", src) from None
     try:
-        export_tflite(module, None, out, examples(inputs))
+        export_tflite(module, inputs, out)
     except Exception as exc:  # noqa: BLE001
         first = short(exc, 200)
         raise ConversionError(f"ONNX -> TFLite is not supported for this model because litert-torch cannot convert"

@@ -21,7 +21,7 @@ from studio.core.prune.protect import KeptLayer, protected_layers
 from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.recipe.recipe import PruneScope
 from studio.core.tensors.samples import MAX_BATCH, Samples, gather
-from studio.core.tensors.shapes import InputShape
+from studio.core.tensors.shapes import BatchMode, InputShape
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +71,8 @@ def _load_export(path: str) -> LoadedModule:
     if named is not None and not named.user_code:
         return LoadedModule(archs.build(named, dict(ep.state_dict)), True, shape or archs.default_input_shape(named))
     user = [s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
-    val = next(n for n in ep.graph.nodes if n.op == "placeholder" and n.name == user[-1]).meta.get("val")
-    dims = [int(d) if str(d).isdigit() else None for d in val.shape]
+    vals = [n.meta.get("val") for n in ep.graph.nodes if n.op == "placeholder" and n.name in user]
+    dims = next(([int(d) if str(d).isdigit() else None for d in v.shape] for v in vals if getattr(v, "ndim", 0)), [])
     batch = dims[0] if dims and dims[0] is not None else None
     return LoadedModule(ep.module(), False, shape or tuple(d or 1 for d in dims), batch)
 
@@ -94,14 +94,14 @@ def forward(module, samples: Samples, batch: int | None = None) -> list[np.ndarr
         return gather(samples, call, batch or MAX_BATCH)
 
 
-def count_params_macs(module, shape) -> tuple[int, int | None]:
+def count_params_macs(module, example: tuple) -> tuple[int, int | None]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     params = sum(p.numel() for p in module.parameters())
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(torch.zeros(tuple(shape)))
+            module(*example)
         return params, int(counter.get_total_flops() // 2)
     except Exception:  # noqa: BLE001
         return params, None
@@ -115,10 +115,10 @@ def _classifier(module):
     return layers[-1] if layers else None
 
 
-def prune_structured(module, shape, pruning, report=ignore) -> tuple[list[dict], list[KeptLayer]]:
-    """Remove channels with torch-pruning; returns, per pruned layer, channels before and after, and the layers
-    left whole (outputs, grouped and depthwise convolutions, the recipe's keep_layers) with the reason."""
-    import torch
+def prune_structured(module, example: tuple, pruning, report=ignore) -> tuple[list[dict], list[KeptLayer]]:
+    """Remove channels with torch-pruning, tracing the model on `example` (one tensor per input); returns, per pruned
+    layer, channels before and after, and the layers left whole (outputs, grouped and depthwise convolutions, the
+    recipe's keep_layers) with the reason."""
     import torch_pruning as tp
 
     named = dict(module.named_modules())
@@ -126,7 +126,6 @@ def prune_structured(module, shape, pruning, report=ignore) -> tuple[list[dict],
     if missing:
         raise ConversionError(f"pruning names layer '{missing[0]}', which the model does not have (layers:"
                               f" {', '.join(n for n in named if n)[:200]})")
-    example = torch.zeros(tuple(shape))
     kept = protected_layers(module, example, pruning.keep_layers)
     before = {n: getattr(m, "out_channels", getattr(m, "out_features", None)) for n, m in named.items()}
     pruner = tp.pruner.BasePruner(
@@ -189,55 +188,80 @@ def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, re
     return losses
 
 
-def export_onnx(module, shape, out: str, opset: int, *, torchscript: bool = False, dynamic: bool = True) -> list[str]:
-    """torch.onnx.export (dynamo) with a dynamic batch when the model allows it (`dynamic`: worth trying); returns
-    notes."""
+def export_onnx(module, inputs: Sequence[InputShape], out: str, opset: int, *, torchscript: bool = False,
+                dynamic: bool = True) -> list[str]:
+    """torch.onnx.export (dynamo) of every input under its name, with a dynamic batch where the model allows it
+    (`dynamic`: worth trying); returns notes."""
     import torch
 
     warnings.simplefilter("ignore")
-    notes = []
+    names = [i.name for i in inputs]
+    batched = [i.batch != BatchMode.NONE for i in inputs]
     if torchscript:  # a ScriptModule cannot be traced by torch.export: only the legacy exporter takes it
-        torch.onnx.export(module, (torch.zeros(tuple(shape)),), out, dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "batch"}})
-        notes.append("TorchScript is exported with the legacy TorchScript-based ONNX exporter")
-        return notes
-    program = None
-    if dynamic:
+        torch.onnx.export(module, examples(inputs), out, dynamo=False, opset_version=opset, input_names=names,
+                          dynamic_axes={n: {0: "batch"} for n, b in zip(names, batched, strict=True) if b})
+        return ["TorchScript is exported with the legacy TorchScript-based ONNX exporter"]
+    program, notes = None, []
+    if dynamic and any(batched):
+        batch = torch.export.Dim("batch", min=1, max=4096)
         try:
-            program = torch.onnx.export(module, (torch.zeros((2, *tuple(shape[1:]))),), dynamo=True,
-                                        external_data=False, opset_version=opset, verbose=False,
-                                        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+            program = torch.onnx.export(module, examples(inputs, batch=2), dynamo=True, external_data=False,
+                                        opset_version=opset, verbose=False, input_names=names,
+                                        dynamic_shapes=tuple({0: batch} if b else None for b in batched))
         except Exception:  # noqa: BLE001 - some models fix their batch size; export them as they are
             program = None
     if program is None:
-        program = torch.onnx.export(module, (torch.zeros(tuple(shape)),), dynamo=True, external_data=False,
-                                    opset_version=opset, verbose=False)
-        notes.append(f"the model does not allow a dynamic batch; exported with a fixed batch of {shape[0]}")
+        program = torch.onnx.export(module, examples(inputs), dynamo=True, external_data=False, opset_version=opset,
+                                    verbose=False, input_names=names)
+        if any(batched):
+            notes.append("the model does not allow a dynamic batch; exported at "
+                         + ", ".join(i.text() for i in inputs))
     assert program is not None  # dynamo=True always returns the program
     program.save(out)
     return notes
 
 
-def export_tflite(module, shape, out: str, example: tuple | None = None) -> None:
-    """litert-torch on a module in eval mode (an ExportedProgram's module cannot be switched: it already is), at the
-    example inputs (zeros of `shape` when none are given)."""
+def export_tflite(module, inputs: Sequence[InputShape], out: str) -> None:
+    """litert-torch on a module in eval mode (an ExportedProgram's module cannot be switched: it already is), with
+    zeros at every input's shape; inputs go by name where forward takes them so, so the TFLite signature keeps the
+    names."""
     import litert_torch
-    import torch
 
     warnings.simplefilter("ignore")
-    litert_torch.convert(module, example or (torch.zeros(tuple(shape)),)).export(out)
+    args = examples(inputs)
+    names = [i.name for i in inputs]
+    if takes_names(module, names):
+        litert_torch.convert(module, (), sample_kwargs=dict(zip(names, args, strict=True))).export(out)
+    else:
+        litert_torch.convert(module, args).export(out)
 
 
-def examples(inputs: Sequence[InputShape]) -> tuple:
-    """Zeros at every input's resolved shape and dtype: the example inputs a tracer needs."""
+def takes_names(module, names: Sequence[str]) -> bool:
+    """Whether forward's signature names exactly these parameters (an ExportedProgram's module takes *args)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return named[:len(names)] == list(names) and all(p.kind != p.POSITIONAL_ONLY for p in params)
+
+
+def examples(inputs: Sequence[InputShape], batch: int | None = None) -> tuple:
+    """Zeros at every input's resolved shape and dtype (the batch dim set to `batch` where given): the example
+    inputs a tracer needs."""
     import torch
 
-    return tuple(torch.from_numpy(np.zeros(i.shape, np.dtype(i.dtype))) for i in inputs)
+    def shape(i: InputShape) -> tuple[int, ...]:
+        return (batch, *i.shape[1:]) if batch and i.batch != BatchMode.NONE else i.shape
+
+    return tuple(torch.from_numpy(np.zeros(shape(i), np.dtype(i.dtype))) for i in inputs)
 
 
-def traceable(module, shape, src: str):
-    """What torch.export (and so litert-torch) can trace: a ScriptModule becomes an ExportedProgram's module at
-    `shape` (torch's TS2EPConverter); any other module is returned as it is."""
+def traceable(module, inputs: Sequence[InputShape], src: str):
+    """What torch.export (and so litert-torch) can trace: a ScriptModule becomes an ExportedProgram's module at the
+    inputs' shapes (torch's TS2EPConverter); any other module is returned as it is."""
     import torch
 
     if not isinstance(module, torch.jit.ScriptModule):
@@ -245,7 +269,7 @@ def traceable(module, shape, src: str):
     from torch._export.converter import TS2EPConverter
 
     try:
-        return TS2EPConverter(module, (torch.zeros(tuple(shape)),)).convert().module()
+        return TS2EPConverter(module, examples(inputs)).convert().module()
     except Exception as exc:  # noqa: BLE001 - the converter raises many types for what it cannot convert
         raise ConversionError(f"TorchScript could not be turned into a torch.export program for TFLite: {short(exc)};"
                               " save the model as a .pt2 archive (torch.export.save) or a state_dict", src) from None
@@ -261,24 +285,22 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
     loaded = load_module(src, fmt, request.arch, request.trust_pickle)
     module = loaded.module
-    if len(request.inputs) > 1:
-        raise ConversionError(f"PyTorch models with several inputs ({', '.join(i.name for i in request.inputs)})"
-                              " cannot be converted yet: export the model to ONNX yourself and open the .onnx", src)
-    shape = tuple(request.inputs[0].shape if request.inputs else loaded.shape or verify_x.inputs[0].shape)
+    inputs = request.inputs or verify_x.inputs
+    example = examples(inputs)
     steps: list[dict[str, Any]] = []
-    params_before, macs_before = count_params_macs(module, shape)
+    params_before, macs_before = count_params_macs(module, example)
     ref_before = forward(module, verify_x, loaded.batch)
-    prune_later = _prune(module, shape, loaded.prunable, request, steps, report)
-    params_after, macs_after = count_params_macs(module, shape)
+    prune_later = _prune(module, example, loaded.prunable, request, steps, report)
+    params_after, macs_after = count_params_macs(module, example)
     ref = forward(module, verify_x, loaded.batch)
     report(0.7, f"exporting to {recipe.target.value}")
     t = time.monotonic()
     if recipe.target == Target.ONNX:
-        notes = export_onnx(module, shape, out, recipe.runtime.opset, torchscript=fmt == "torchscript",
+        notes = export_onnx(module, inputs, out, recipe.runtime.opset, torchscript=fmt == "torchscript",
                             dynamic=loaded.batch is None)
         name = "torch.onnx.export (dynamo)"
     else:
-        export_tflite(traceable(module, shape, src), shape, out)
+        export_tflite(traceable(module, inputs, src), inputs, out)
         notes, name = [], "litert-torch convert"
     steps.append({"name": name, "seconds": round(time.monotonic() - t, 2)})
     return ConvertResult(steps=tuple(steps), notes=tuple(notes), ref=ref, ref_before=ref_before,
@@ -286,7 +308,7 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
                          macs_before=macs_before, macs_after=macs_after)
 
 
-def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[dict[str, Any]], report) -> bool:
+def _prune(module, example, prunable: bool, request: ConvertRequest, steps: list[dict[str, Any]], report) -> bool:
     """Prune (and fine-tune) the module as the recipe says; True when its weights must be pruned after export."""
     from studio.core.base.progress import scaled
     from studio.core.recipe.recipe import PruneMethod
@@ -295,7 +317,7 @@ def _prune(module, shape, prunable: bool, request: ConvertRequest, steps: list[d
     if p.method == PruneMethod.STRUCTURED:
         report(0.05, "pruning channels (torch-pruning)")
         t = time.monotonic()
-        layers, kept = prune_structured(module, shape, p, scaled(report, 0.05, 0.3))
+        layers, kept = prune_structured(module, example, p, scaled(report, 0.05, 0.3))
         steps.append({"name": f"structured pruning {p.ratio:.2f} ({p.scope.value})", "seconds":
                       round(time.monotonic() - t, 2), "layers": layers,
                       "kept": [{"layer": k.layer, "reason": k.reason} for k in kept]})

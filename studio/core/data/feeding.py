@@ -68,6 +68,20 @@ def _values_by_input(ds: Dataset, inputs: Sequence[TensorInfo]) -> dict[str, np.
     return {n: ds.named[n] for n in names}
 
 
+def shapes_from_data(ds: Dataset, names: Sequence[str]) -> ShapeRequest:
+    """Shapes and dtypes for inputs the model records none for (a PyTorch module), from the .npz arrays named after
+    them: an array of as many samples as the dataset holds is one value per sample (a run takes one: [1, ...]), any
+    other is the input's exact value; integer arrays keep their dtype (uint8 ones are images: float32)."""
+    arrays = {n: ds.named[n] for n in names if n in ds.named}
+    count = len(ds)
+    entries, dtypes = [], []
+    for name, a in arrays.items():
+        per_sample = a.ndim >= 1 and len(a) == count
+        entries.append((name, (1, *a.shape[1:]) if per_sample else tuple(a.shape)))
+        dtypes.append((name, a.dtype.name if a.dtype.kind in "ib" else "float32"))
+    return ShapeRequest(tuple(entries), tuple(dtypes))
+
+
 def _same_count(fitted: list[_Input], inputs: Sequence[TensorInfo], source: str) -> list[_Input]:
     """Every input with samples has as many as the others: a single sample at an input's exact shape (a state
     [1, 1, 64] given once) is a constant for all; any other difference is an error, never a silent cut."""
@@ -130,6 +144,8 @@ def _readings(x: np.ndarray, sample: Target) -> list[tuple[np.ndarray, str]]:
         out.append((x[..., None], f"samples {list(s)} given a channel axis of 1 (channels-last)"))
     if len(sample) == 1 and len(s) > 1:
         out.append((x.reshape(len(x), -1), f"samples {list(s)} flattened to {math.prod(s)} values"))
+    if len(sample) == len(s) + 1 and sample[-1] == 1:
+        out.append((x[..., None], f"samples {list(s)} given a last axis of 1"))
     if len(sample) == len(s) - 1 and len(s) >= 2 and s[-1] == 1:
         out.append((x[..., 0], f"samples {list(s)} without their last axis of 1"))
     return out

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from studio.core.base.errors import ModelLoadError
 from studio.core.base.progress import Report, ignore
+from studio.core.tensors.shapes import ShapeRequest
 
 if TYPE_CHECKING:  # modelinfo imports Framework from here; archs imports torch
     from studio.core.inspect.archs import ArchSpec
@@ -144,10 +145,15 @@ def detect(path: str | os.PathLike) -> Format:
 
 @dataclass(frozen=True)
 class InspectOptions:
-    """What a loader may need besides the file: a PyTorch architecture, leave to unpickle, a fixed input shape."""
+    """What a loader may need besides the file: a PyTorch architecture, leave to unpickle, the input shapes (and
+    dtypes) the user gave, which a PyTorch module needs to run at all."""
     arch: ArchSpec | None = None
     trust_pickle: bool = False
-    input_shape: tuple[int, ...] | None = None
+    shapes: ShapeRequest = ShapeRequest()
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.shapes.single
 
 
 class Inspector(Protocol):

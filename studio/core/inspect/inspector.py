@@ -10,6 +10,7 @@ from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import INSPECTORS, Format, InspectOptions, detect
 from studio.core.inspect.modelinfo import ModelInfo, Problem
+from studio.core.tensors.shapes import ShapeRequest
 
 
 def _structure(path: str, fmt: Format, options: InspectOptions, report: Report = ignore) -> ModelInfo:
@@ -21,15 +22,18 @@ def _probe(path: str, fmt: Format, report: Report = ignore) -> list[Problem]:
 
 
 def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trust_pickle: bool = False,
-                  input_shape: tuple[int, ...] | None = None, isolate: bool = True, timeout: float = 600,
+                  input_shape: tuple[int, ...] | None = None, shapes: ShapeRequest | None = None,
+                  isolate: bool = True, timeout: float = 600,
                   report: Report = ignore, cancel: CancelToken | None = None) -> ModelInfo:
     """Everything `studio inspect` shows about a model, or a ModelLoadError naming the file and the problem.
 
     With isolate=True (the default) the parsing and the runtime check each run in a worker process, so a file
-    that crashes a framework's C++ code is reported as a problem instead of killing the caller."""
+    that crashes a framework's C++ code is reported as a problem instead of killing the caller. `shapes` (or the
+    one `input_shape`) gives a PyTorch module the shapes and dtypes of its inputs."""
     path = os.fspath(path)
     fmt = detect(path)
-    inspector, options = INSPECTORS[fmt], InspectOptions(arch, trust_pickle, input_shape)
+    inspector, options = INSPECTORS[fmt], InspectOptions(arch, trust_pickle,
+                                                              shapes or ShapeRequest.of(input_shape))
 
     def call(fn, *args, what, rep=ignore):
         if not isolate:

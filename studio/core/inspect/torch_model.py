@@ -9,7 +9,9 @@ from pathlib import Path
 from studio.core.base.errors import ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.inspect.formats import Format, Framework, InspectOptions
-from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, histogram
+from studio.core.inspect.modelinfo import Dim, LayerInfo, ModelInfo, Problem, TensorInfo, TensorKind, histogram
+from studio.core.inspect.torch_inputs import all_known, declared, forward_names, unknown, zeros
+from studio.core.tensors.shapes import ShapeRequest
 
 PICKLE_REFUSED = ("holds a pickled Python object (e.g. a whole nn.Module), not plain weights: unpickling runs code"
                   " from the file, so Studio refuses it. Pass --trust-pickle only if you trust its author, or save"
@@ -54,10 +56,21 @@ def _macs(fn, inputs) -> int | None:
     return int(counter.get_total_flops() // 2)  # the counter counts a multiply-accumulate as two FLOPs
 
 
-def module_info(module, input_shape, path: Path, fmt: str, problems: list[Problem], details: dict) -> ModelInfo:
-    """Inspect an nn.Module by running it once on zeros: leaf layers, output shapes, MACs."""
+def module_info(module, shapes: ShapeRequest, path: Path, fmt: str, problems: list[Problem], details: dict,
+                fallback: tuple[int, ...] | None = None) -> ModelInfo:
+    """Inspect an nn.Module by running it once on zeros at the inputs' shapes: leaf layers, output shapes, MACs.
+    Without a shape for every input of forward, the inputs are listed by name and the user is told what to give."""
     import torch
 
+    names = forward_names(module)
+    shapes.check_names([unknown(n) for n in names], str(path))
+    inputs = declared(names, shapes, fallback=fallback)
+    if not all_known(inputs):
+        missing = [t.name for t in inputs if t.kind == TensorKind.UNKNOWN]
+        problem = Problem("warning", "unknown-shape", "a PyTorch module does not record its input shapes: give"
+                          f" {' '.join(f'--input-shape {n}=...' for n in missing)} to see its outputs, operators and"
+                          " MACs")
+        return _weights_only(path, dict(module.state_dict()), problem, details, fmt=fmt, inputs=inputs)
     layers, hooks = [], []
     leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and n]
     for name, mod in leaves:
@@ -66,13 +79,13 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
             layers.append(LayerInfo(name, type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)),
                                     shape))
         hooks.append(mod.register_forward_hook(hook))
-    x = torch.zeros(tuple(input_shape))
+    x = zeros(inputs)
     try:
         with torch.no_grad():
-            out = module(x)
+            out = module(*x)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"the model fails on an input of shape {list(input_shape)}: {short(exc)}"
-                             "; pass --input-shape", path) from None
+        raise ModelLoadError(f"the model fails on zeros at {_texts(inputs)}: {short(exc)}; pass --input-shape"
+                             " NAME=DIMS[:DTYPE] for each input", path) from None
     finally:
         for h in hooks:
             h.remove()
@@ -80,17 +93,21 @@ def module_info(module, input_shape, path: Path, fmt: str, problems: list[Proble
     params, weights = _weights(list(module.parameters()))
     outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
                for i, o in enumerate(outs) if hasattr(o, "shape")]
-    return ModelInfo(str(path), fmt, Framework.PYTORCH, inputs=[TensorInfo("input", list(input_shape), "float32")],
-                     outputs=outputs, params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
-                     ops=histogram(type(m).__name__ for _, m in leaves), macs=_macs(module, [x]), problems=problems,
+    return ModelInfo(str(path), fmt, Framework.PYTORCH, inputs=inputs, outputs=outputs, params=params,
+                     size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
+                     ops=histogram(type(m).__name__ for _, m in leaves), macs=_macs(module, x), problems=problems,
                      details=details, layers=layers)
+
+
+def _texts(inputs: list[TensorInfo]) -> str:
+    return ", ".join(f"{t.name} {t.shape_text()} {t.dtype}" for t in inputs)
 
 
 def _size(path: Path) -> int:
     return os.path.getsize(path)
 
 
-def _inspect_export(path: Path, input_shape) -> ModelInfo:
+def _inspect_export(path: Path, shapes: ShapeRequest) -> ModelInfo:
     import torch
 
     extra = {"studio.json": ""}
@@ -122,8 +139,9 @@ def _inspect_export(path: Path, input_shape) -> ModelInfo:
 
     layers = [LayerInfo(n.name, opname(n), sum(owned.get(getattr(a, "name", None), 0) for a in n.args), shape(n))
               for n in calls]
-    shapes = [input_shape] if input_shape else [_concrete(t.shape) for t in inputs]
-    macs = _macs(ep.module(), [torch.zeros(s) for s in shapes])
+    shapes.check_names(inputs, str(path))
+    macs = _macs(ep.module(), zeros([TensorInfo(t.name, list(shapes.lookup(t.name) or _concrete(t.shape)), t.dtype)
+                                     for t in inputs]))
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
     details = {"torch_version": torch.__version__, "studio": studio}
     return ModelInfo(str(path), Format.TORCH_EXPORT.value, Framework.PYTORCH, inputs=inputs, outputs=outputs,
@@ -131,7 +149,24 @@ def _inspect_export(path: Path, input_shape) -> ModelInfo:
                      ops=histogram(opname(n) for n in calls), macs=macs, details=details, layers=layers)
 
 
-def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
+_SCRIPT_DTYPES = {"Float": "float32", "Double": "float64", "Half": "float16", "Long": "int64", "Int": "int32",
+                  "Short": "int16", "Char": "int8", "Byte": "uint8", "Bool": "bool"}
+
+
+def _graph_input(v, shapes: ShapeRequest) -> TensorInfo:
+    """A TorchScript graph input: named by the graph, at the shape given for it, else the one a trace recorded; in
+    the dtype given, else the recorded one."""
+    name, t = v.debugName().split(".")[0], v.type()
+    recorded = t.sizes() if hasattr(t, "sizes") else None
+    dtype = _SCRIPT_DTYPES.get(str(t.scalarType())) if hasattr(t, "scalarType") else None
+    dims = shapes.lookup(name)
+    if dims is None and recorded is not None and None not in recorded:
+        dims = tuple(int(d) for d in recorded)
+    own = ShapeRequest(((name, dims),) if dims is not None else (), shapes.dtypes)
+    return declared([name], own, [dtype])[0]
+
+
+def _inspect_torchscript(path: Path, shapes: ShapeRequest) -> ModelInfo:
     import torch
 
     extra = {"studio.json": ""}
@@ -140,26 +175,30 @@ def _inspect_torchscript(path: Path, input_shape) -> ModelInfo:
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"TorchScript could not load the archive: {short(exc, 200)}", path) from None
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
-    shape = input_shape or (studio.get("input_shapes") or [None])[0]
     graph_inputs = list(m.graph.inputs())[1:]
+    saved = (studio.get("input_shapes") or [None])[0]
+    if not shapes and saved and len(graph_inputs) == 1:
+        shapes = ShapeRequest.of(saved)
+    shapes.check_names([unknown(v.debugName().split(".")[0]) for v in graph_inputs], str(path))
+    inputs = [_graph_input(v, shapes) for v in graph_inputs]
     problems = [Problem("warning", "deprecated-format", "TorchScript is deprecated since PyTorch 2.10; converters"
                         " prefer a torch.export .pt2 archive")]
-    if shape is None:
-        problems.append(Problem("warning", "unknown-shape", "TorchScript does not record input shapes: pass"
-                                " --input-shape to see output shapes and MACs"))
-    inputs = [TensorInfo(v.debugName().split(".")[0], list(shape) if shape and len(graph_inputs) == 1 else ["?"],
-                         "float32") for v in graph_inputs]
-    outputs, macs = [], None
-    if shape is not None:
-        x = torch.zeros(tuple(shape))
-        macs = _macs(m, [x])
-        with torch.no_grad():
-            out = m(x)
+    outputs, macs = [TensorInfo("output", ["?"], "float32")], None
+    if all_known(inputs):
+        x = zeros(inputs)
+        macs = _macs(m, x)
+        try:
+            with torch.no_grad():
+                out = m(*x)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"the model fails on zeros at {_texts(inputs)}: {short(exc)}; pass --input-shape"
+                                 " NAME=DIMS[:DTYPE] for each input", path) from None
         outs = out if isinstance(out, (tuple, list)) else [out]
         outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype)) for i, o in
                    enumerate(outs)]
     else:
-        outputs = [TensorInfo("output", ["?"], "float32")]
+        problems.append(Problem("warning", "unknown-shape", "TorchScript does not record input shapes: pass"
+                                " --input-shape NAME=... to see output shapes and MACs"))
     params, weights = _weights(list(m.parameters()))
     ops = [n.kind().split("::")[1] for n in m.inlined_graph.nodes() if n.kind().startswith("aten::")]
     layers = [LayerInfo(n, getattr(mod, "original_name", type(mod).__name__),
@@ -210,10 +249,10 @@ def _inspect_saved(path: Path, options: InspectOptions) -> ModelInfo:
 
     obj = load_torch_save(path, options.trust_pickle)
     if isinstance(obj, torch.nn.Module):
-        shape = options.input_shape or (1, 3, 224, 224)
         problems = [Problem("warning", "pickled-module", "opened as a pickled module because --trust-pickle was"
                             " given; save a state_dict or a .pt2 archive to share it safely")]
-        return module_info(obj.eval(), shape, path, "torch_module", problems, {"torch_version": torch.__version__})
+        return module_info(obj.eval(), options.shapes, path, "torch_module", problems,
+                           {"torch_version": torch.__version__}, fallback=(1, 3, 224, 224))
     sd = find_state_dict(obj)
     if sd is None:
         raise ModelLoadError("holds no state_dict (no dictionary of tensors found)", path)
@@ -237,18 +276,15 @@ def _inspect_arch(path: Path, sd: dict, options: InspectOptions) -> ModelInfo:
     except ModelLoadError as exc:
         raise ModelLoadError(exc.message, exc.path or path) from None
     details = {"arch": spec.record(), "torch_version": torch.__version__}
-    shape = options.input_shape or archs.default_input_shape(spec)
-    if shape is None:
-        return _weights_only(path, sd, Problem("warning", "unknown-shape", f"the weights load into {spec.name};"
-                                               " pass --input-shape to see its outputs, operators and MACs"),
-                             details)
-    return module_info(module, shape, path, "torch_state_dict", [], details)
+    return module_info(module, options.shapes, path, "torch_state_dict", [], details,
+                       fallback=archs.default_input_shape(spec))
 
 
-def _weights_only(path: Path, sd: dict, problem: Problem, details: dict | None = None) -> ModelInfo:
+def _weights_only(path: Path, sd: dict, problem: Problem, details: dict | None = None, *,
+                  fmt: str = "torch_state_dict", inputs: list[TensorInfo] | None = None) -> ModelInfo:
     params, weights = _weights(list(sd.values()))
     layers = [LayerInfo(k, "tensor", v.numel(), list(v.shape)) for k, v in sd.items()]
-    return ModelInfo(str(path), "torch_state_dict", Framework.PYTORCH, inputs=[], outputs=[], params=params,
+    return ModelInfo(str(path), fmt, Framework.PYTORCH, inputs=inputs or [], outputs=[], params=params,
                      size_bytes=_size(path), files=[str(path)], weight_dtypes=weights, ops={}, macs=None,
                      problems=[problem], details={"tensors": len(sd), **(details or {})}, layers=layers)
 
@@ -257,7 +293,7 @@ def inspect_torch(path: str, fmt: str, options: InspectOptions, report=ignore) -
     report(0.1, "loading PyTorch model")
     p = Path(path)
     if fmt == Format.TORCH_EXPORT.value:
-        return _inspect_export(p, options.input_shape)
+        return _inspect_export(p, options.shapes)
     if fmt == Format.TORCHSCRIPT.value:
-        return _inspect_torchscript(p, options.input_shape)
+        return _inspect_torchscript(p, options.shapes)
     return _inspect_saved(p, options)

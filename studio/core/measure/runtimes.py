@@ -204,11 +204,15 @@ def predict(runner, samples: Samples) -> list[np.ndarray]:
     return gather(samples, call, MAX_BATCH if all(i.dynamic_batch for i in runner.inputs) else 1)
 
 
-def named_feeds(names: list[str], samples: Samples, count: int | None = None) -> list[dict[str, np.ndarray]]:
-    """The samples as one {input name: value} per run, for calibration readers; matched by name, else by position."""
+def named_feeds(names: list[str], samples: Samples, count: int | None = None,
+                dtypes: dict[str, np.dtype] | None = None) -> list[dict[str, np.ndarray]]:
+    """The samples as one {input name: value} per run, for calibration readers; matched by name, else by position;
+    cast to `dtypes` where given (a TFLite model takes an int64 source input as int32)."""
     order, n = _order(names, samples), min(count or len(samples), len(samples))
-    return [{name: feeds[k] for name, k in zip(names, order, strict=True)} for feeds in
-            (samples.sample(i) for i in range(n))]  # one sample a run: calibrators run the model at batch 1
+    cast = dtypes or {}
+    return [{name: np.asarray(feeds[k]).astype(cast[name], copy=False) if name in cast else feeds[k]
+             for name, k in zip(names, order, strict=True)}
+            for feeds in (samples.sample(i) for i in range(n))]  # one sample a run: calibrators run at batch 1
 
 
 def timing_feeds(runner, samples: Samples | None) -> list[np.ndarray]:

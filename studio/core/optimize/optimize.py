@@ -22,10 +22,10 @@ from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.base.versions import host, library_versions
 from studio.core.data.datasets import Dataset, load_dataset
-from studio.core.data.feeding import fit
+from studio.core.data.feeding import fit, shapes_from_data
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.inspector import inspect_model
-from studio.core.inspect.modelinfo import ModelInfo
+from studio.core.inspect.modelinfo import ModelInfo, TensorKind
 from studio.core.measure.fidelity import Scoring
 from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage, reference_outputs
 from studio.core.quantize.backend import BACKENDS, FinishResult
@@ -46,6 +46,20 @@ def is_quantized(info: ModelInfo) -> bool:
 def has_module(info: ModelInfo) -> bool:
     return (info.format in ("torch_state_dict", "torch_module") and bool(info.inputs)) or (
         info.format == "torch_export" and bool(info.details.get("studio", {}).get("arch")))
+
+
+def inspect_source(model: str, *, arch: ArchSpec | None, trust_pickle: bool, shapes: ShapeRequest, data: str | None,
+                   cancel: CancelToken | None = None) -> ModelInfo:
+    """The source inspected at the shapes the user gave; a PyTorch module whose inputs lack a shape is inspected
+    again at the shapes (and dtypes) of the data's arrays named after them."""
+    info = inspect_model(model, arch=arch, trust_pickle=trust_pickle, shapes=shapes, cancel=cancel)
+    unknown = [t.name for t in info.inputs if t.kind == TensorKind.UNKNOWN]
+    if not unknown or not data or not str(data).lower().endswith(".npz"):
+        return info
+    seen = shapes_from_data(load_dataset(data), unknown)
+    if not seen:
+        return info
+    return inspect_model(model, arch=arch, trust_pickle=trust_pickle, shapes=shapes.merged(seen), cancel=cancel)
 
 
 def resolved_inputs(info: ModelInfo, shapes: ShapeRequest) -> tuple[InputShape, ...]:
@@ -108,7 +122,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     model = os.fspath(model)
     out_dir = Path(out_dir)
     report(0.0, "inspecting the source model")
-    info = inspect_model(model, arch=arch, trust_pickle=trust_pickle, input_shape=shapes.single, cancel=cancel)
+    info = inspect_source(model, arch=arch, trust_pickle=trust_pickle, shapes=shapes, data=calib, cancel=cancel)
     info.require_runnable(ConversionError, "cannot optimize a model its runtime refuses", model, runtimes_only=True)
     try:
         check_source(recipe, info.format, has_module(info), is_quantized(info))

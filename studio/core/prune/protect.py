@@ -36,7 +36,7 @@ def output_layers(module, example) -> dict[str, int]:
     hooks = [m.register_forward_hook(hook(name)) for name, m in layers.items()]
     try:
         with torch.enable_grad():
-            out = module(example)
+            out = module(*example)
     finally:
         for h in hooks:
             h.remove()

@@ -96,7 +96,9 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, exclude: Sequence[s
         key = next(iter(sigs))
         from studio.core.measure.runtimes import named_feeds
 
-        calibration = qt.calibrate({key: named_feeds(list(sigs[key]["inputs"]), calib_x, q.calib_samples)},
+        details = Interpreter(model_path=float_path).get_signature_runner(key).get_input_details()
+        dtypes = {name: np.dtype(d["dtype"]) for name, d in details.items()}
+        calibration = qt.calibrate({key: named_feeds(list(sigs[key]["inputs"]), calib_x, q.calib_samples, dtypes)},
                                    num_threads=1)
     qt.quantize(calibration, enable_progress_report=False).export_model(out, overwrite=True)
 

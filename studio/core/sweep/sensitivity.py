@@ -105,15 +105,15 @@ def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarra
 
     import torch
 
-    from studio.core.convert.torch_route import _classifier, forward, load_module
+    from studio.core.convert.torch_route import _classifier, examples, forward, load_module
     from studio.core.recipe.recipe import PruneMethod, Pruning
 
     loaded = load_module(src, fmt, arch, trust_pickle)
-    module, prunable, shape = loaded.module, loaded.prunable, loaded.shape
+    module, prunable = loaded.module, loaded.prunable
     if not prunable:
         return {"kind": "pruning", "ratio": ratio, "layers": [], "note": "the model has no prunable nn.Module"}
     x, y = x.head(max(SAMPLES, 256)), y[:max(SAMPLES, 256)]
-    shape = shape or x.inputs[0].shape
+    example = examples(x.inputs)
     base = float(np.mean(forward(module, x)[0].argmax(1) == y) * 100)
     head = _classifier(module)
     names = [n for n, m in module.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d,
@@ -124,7 +124,7 @@ def prune_sensitivity(src: str, fmt: str, ratio: float, x: Samples, y: np.ndarra
     for i, name in enumerate(names):
         report(i / max(1, len(names)), f"pruning only {name}")
         trial = copy.deepcopy(module)
-        layers, _ = prune_structured(trial, shape, Pruning(PruneMethod.STRUCTURED, 0.0, layer_ratios={name: ratio}))
+        layers, _ = prune_structured(trial, example, Pruning(PruneMethod.STRUCTURED, 0.0, layer_ratios={name: ratio}))
         acc = float(np.mean(forward(trial, x)[0].argmax(1) == y) * 100)
         channels = next((r for r in layers if r["layer"] == name), None)
         rows.append({"layer": name, "op": type(dict(module.named_modules())[name]).__name__,

@@ -26,11 +26,10 @@ from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import Framework
-from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
 from studio.core.measure.fidelity import Scoring
-from studio.core.optimize.optimize import finetune_data, has_module, is_quantized, source_data
+from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
@@ -82,7 +81,7 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     run, cancel = RunFolder(out_dir), cancel or CancelToken()
     emit = on_event or (lambda event: None)
     report(0.0, "inspecting the model")
-    source = _inspect(os.fspath(model), options, cancel)
+    source = _inspect(os.fspath(model), options, data, cancel)
     config = _config(source, grid, data, options)
     candidates = grid.candidates()
     train = _finetune_train(source, grid, candidates, options)
@@ -110,9 +109,9 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     return doc
 
 
-def _inspect(model: str, options: SweepOptions, cancel: CancelToken) -> _Source:
-    info = inspect_model(model, arch=options.arch, trust_pickle=options.trust_pickle, input_shape=options.shapes.single,
-                         cancel=cancel)
+def _inspect(model: str, options: SweepOptions, data: str | None, cancel: CancelToken) -> _Source:
+    info = inspect_source(model, arch=options.arch, trust_pickle=options.trust_pickle, shapes=options.shapes,
+                          data=data, cancel=cancel)
     info.require_runnable(SweepError, "cannot sweep a model its runtime refuses", model, runtimes_only=True)
     return _Source(model, info)
 

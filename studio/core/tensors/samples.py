@@ -40,14 +40,14 @@ class Samples:
         return Samples(tuple(inputs), self.arrays, self.constant)
 
     def step(self, max_batch: int = MAX_BATCH) -> int:
-        """Samples per run: a batch (up to `max_batch`) where every input takes one, else the fixed batch, else one
-        at a time."""
-        modes = {i.batch for i, c in zip(self.inputs, self.constant, strict=True) if not c}
-        if modes == {BatchMode.DYNAMIC} and not any(self.constant):
-            return max_batch
-        fixed = {i.batch_size for i, c in zip(self.inputs, self.constant, strict=True)
-                 if not c and i.batch == BatchMode.FIXED}
-        return fixed.pop() if len(fixed) == 1 and modes == {BatchMode.FIXED} else 1
+        """Samples per run: the fixed batch where an input fixes one (inputs with a dynamic batch take as many), else
+        a batch (up to `max_batch`) where every input takes one, else one at a time."""
+        batched = [i for i, c in zip(self.inputs, self.constant, strict=True) if not c]
+        modes = {i.batch for i in batched}
+        fixed = {i.batch_size for i in batched if i.batch == BatchMode.FIXED}
+        if len(fixed) == 1 and BatchMode.NONE not in modes:
+            return fixed.pop()
+        return max_batch if modes == {BatchMode.DYNAMIC} and not any(self.constant) else 1
 
     def runs(self, max_batch: int = MAX_BATCH) -> Iterator[tuple[list[np.ndarray], int]]:
         """(feeds for one run, how many real samples it holds): the last fixed batch is padded with its last sample."""

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from studio.core.base.errors import StudioError
-from studio.core.tensors.spec import TensorInfo
+from studio.core.tensors.spec import TensorInfo, TensorKind
 
 
 class ShapeError(StudioError):
@@ -74,25 +74,43 @@ def parse_dims(text: str) -> tuple[int, ...]:
     return dims
 
 
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def parse_entry(text: str) -> tuple[str, tuple[int, ...], str]:
+    """'[NAME=]DIMS[:DTYPE]' -> (name or "", dims, dtype or ""): the dtype is for formats that declare none (a PyTorch
+    module's int64 input)."""
+    name, sep, rest = str(text).rpartition("=")
+    dims, colon, dtype = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    dtype = dtype.strip().lower()
+    if colon and dtype not in DTYPES:
+        raise ShapeError(f"'{text}': '{dtype}' is not a dtype; use one of {', '.join(DTYPES)}")
+    return name.strip() if sep else "", parse_dims(dims), dtype
+
+
 @dataclass(frozen=True)
 class ShapeRequest:
-    """What the user asked for: `--input-shape 1,3,320,320` (the single input) or `NAME=1,3,320,320` (repeatable)."""
+    """What the user asked for: `--input-shape 1,3,320,320` (the single input) or `NAME=1,3,320,320` (repeatable),
+    each optionally with `:DTYPE` (`step=scalar:int64`) for inputs whose format records no dtype."""
     entries: tuple[tuple[str, tuple[int, ...]], ...] = ()  # name "" for the unnamed one
+    dtypes: tuple[tuple[str, str], ...] = ()  # (name, numpy dtype name) where one was given
 
     @classmethod
     def parse(cls, texts: Iterable[str] | str | None) -> ShapeRequest:
         if texts is None:
             return cls()
         entries: list[tuple[str, tuple[int, ...]]] = []
+        dtypes: list[tuple[str, str]] = []
         for text in [texts] if isinstance(texts, str) else texts:
-            name, sep, dims = str(text).rpartition("=")
-            entries.append((name.strip() if sep else "", parse_dims(dims)))
+            name, dims, dtype = parse_entry(text)
+            entries.append((name, dims))
+            dtypes += [(name, dtype)] if dtype else []
         names = [n for n, _ in entries]
         if len(set(names)) != len(names):
             raise ShapeError("an input shape is given twice" + (f" for '{names[0]}'" if names[0] else ""))
         if "" in names and len(names) > 1:
             raise ShapeError("with several --input-shape values, name each input: --input-shape NAME=1,3,224,224")
-        return cls(tuple(entries))
+        return cls(tuple(entries), tuple(dtypes))
 
     @classmethod
     def of(cls, shape: Sequence[int] | None) -> ShapeRequest:
@@ -108,7 +126,23 @@ class ShapeRequest:
         return self.entries[0][1] if len(self.entries) == 1 else None
 
     def texts(self) -> list[str]:
-        return [f"{n}={','.join(map(str, d))}" if n else ",".join(map(str, d)) for n, d in self.entries]
+        def text(n: str, d: tuple[int, ...]) -> str:
+            dims = ",".join(map(str, d)) or "scalar"
+            dtype = self.dtype(n)
+            return (f"{n}=" if n else "") + dims + (f":{dtype}" if dtype else "")
+
+        return [text(n, d) for n, d in self.entries]
+
+    def dtype(self, name: str) -> str:
+        """The dtype given for `name` ("" when none was)."""
+        return next((t for n, t in self.dtypes if n in (name, "")), "")
+
+    def merged(self, other: ShapeRequest) -> ShapeRequest:
+        """This request, with `other`'s shapes and dtypes for the inputs it does not name."""
+        names = {n for n, _ in self.entries}
+        typed = {n for n, _ in self.dtypes}
+        return ShapeRequest(self.entries + tuple(e for e in other.entries if e[0] not in names),
+                            self.dtypes + tuple(e for e in other.dtypes if e[0] not in typed | names))
 
     def check_names(self, inputs: Sequence[TensorInfo], path: str | None = None) -> None:
         known = [t.name for t in inputs]
@@ -128,7 +162,18 @@ def resolve(inputs: Sequence[TensorInfo], request: ShapeRequest = ShapeRequest()
     """Every input's run shape: the user's shape, else the data's (one run's shape), else the model's static dims;
     a dynamic batch dim alone becomes 1. A dim nobody resolves is a ShapeError naming the input and the dim."""
     request.check_names(inputs, path)
-    return tuple(_resolve_one(t, request.lookup(t.name), (data or {}).get(t.name), path) for t in inputs)
+    resolved = tuple(_resolve_one(t, request.lookup(t.name), (data or {}).get(t.name), path) for t in inputs)
+    return _common_batch(resolved)
+
+
+def _common_batch(inputs: tuple[InputShape, ...]) -> tuple[InputShape, ...]:
+    """Where one input fixes a batch above 1, a dynamic batch the user did not give runs at that batch too (the
+    model's samples go through together)."""
+    fixed = {i.batch_size for i in inputs if i.batch == BatchMode.FIXED}
+    if len(fixed) != 1 or (batch := fixed.pop()) == 1:
+        return inputs
+    return tuple(replace(i, shape=(batch, *i.shape[1:])) if i.batch == BatchMode.DYNAMIC and i.origin != Origin.GIVEN
+                 else i for i in inputs)
 
 
 def _resolve_one(t: TensorInfo, given: tuple[int, ...] | None, seen: tuple[int, ...] | None,
@@ -141,7 +186,12 @@ def _resolve_one(t: TensorInfo, given: tuple[int, ...] | None, seen: tuple[int, 
         if mismatch:
             where = "--input-shape" if origin == Origin.GIVEN else "the data"
             raise ShapeError(f"input '{t.name}' {t.shape_text()}: {where} gives {list(dims)}; {mismatch}", path)
-        return InputShape(t.name, t.dtype, tuple(dims), mode, origin)
+        return InputShape(t.name, t.dtype, tuple(dims), batch_mode(dims) if t.kind == TensorKind.UNKNOWN else mode,
+                          origin)
+    if t.kind == TensorKind.UNKNOWN:
+        raise ShapeError(f"input '{t.name}': the model does not record its shape; give it with --input-shape"
+                         f" {t.name}=1,3,224,224 (add :int64 for an integer input) or with data holding an array"
+                         f" '{t.name}'", path)
     open_dims = [(i, d) for i, d in t.dynamic_dims if not (i == 0 and mode == BatchMode.DYNAMIC)]
     if open_dims:
         axis, name = open_dims[0]
@@ -159,7 +209,9 @@ def _example(t: TensorInfo, mode: BatchMode) -> str:
 
 
 def fits(t: TensorInfo, dims: Sequence[int]) -> str:
-    """'' when `dims` fits the declared shape of `t`, else why not."""
+    """'' when `dims` fits the declared shape of `t`, else why not (any shape fits an input of unknown shape)."""
+    if t.kind == TensorKind.UNKNOWN:
+        return ""
     if len(dims) != len(t.shape):
         return f"it has {len(t.shape)} dims"
     for axis, (want, got) in enumerate(zip(t.shape, dims, strict=True)):

@@ -1,0 +1,81 @@
+"""A real Ray cluster on loopback for the cluster sweep tests: a head and worker nodes, each `ray start --block` in its
+own process group, so that a test can kill one node (or the head) and the finalizer ends exactly what it started."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+ROOT = Path(__file__).resolve().parents[2]
+# Notice a dead node within about two seconds (the defaults take about half a minute).
+FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+               "RAY_health_check_initial_delay_ms": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RayCluster:
+    def __init__(self, temp: Path):
+        self.temp, self.port = temp, _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._nodes: list[subprocess.Popen] = []
+        # the nodes' workers import this checkout's studio, as a real cluster's nodes import the installed one
+        self._env = dict(os.environ, **FAST_HEALTH, PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+
+    def _start(self, *args: str, log: str) -> subprocess.Popen:
+        with open(self.temp / log, "ab") as out:
+            proc = subprocess.Popen([RAY, "start", *args, "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                                     "--object-store-memory=80000000", "--disable-usage-stats", "--block"],
+                                    stdout=out, stderr=subprocess.STDOUT, env=self._env, start_new_session=True)
+        self._nodes.append(proc)
+        return proc
+
+    def start_head(self) -> None:
+        self._start("--head", f"--port={self.port}", "--include-dashboard=false",
+                    f"--ray-client-server-port={_free_port()}", f"--temp-dir={self.temp / 'ray'}", log="head.log")
+        self.wait_for_nodes(1)
+
+    def add_worker(self) -> subprocess.Popen:
+        proc = self._start(f"--address={self.address}", log=f"worker{len(self._nodes)}.log")
+        self.wait_for_nodes(self.alive_nodes() + 1)
+        return proc
+
+    def alive_nodes(self) -> int:
+        """Alive nodes, as the head counts them (asked from a separate process: a driver here would outlive it)."""
+        probe = subprocess.run([sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], "
+                                "log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))", self.address],
+                               capture_output=True, text=True, env=self._env, timeout=120)
+        return int(probe.stdout.strip().splitlines()[-1]) if probe.returncode == 0 else 0
+
+    def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
+        end = time.monotonic() + timeout
+        while self.alive_nodes() < count:
+            if time.monotonic() > end:
+                raise RuntimeError(f"the Ray cluster did not reach {count} nodes; logs in {self.temp}")
+            time.sleep(0.5)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """End one node at once, as a machine that loses power does (its raylet, store and workers)."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    @property
+    def head(self) -> subprocess.Popen:
+        return self._nodes[0]
+
+    def stop(self) -> None:
+        for proc in reversed(self._nodes):
+            self.kill(proc)
+        self._nodes.clear()

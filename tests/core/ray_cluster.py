@@ -2,7 +2,9 @@
 own process group, so that a test can kill one node (or the head) and the finalizer ends exactly what it started."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,29 +26,44 @@ def _free_port() -> int:
 
 
 class RayCluster:
+    """Each node has its own TMPDIR (`tmp(i)`), so a test sees what the sweep unpacked on which node."""
+
     def __init__(self, temp: Path):
-        self.temp, self.port = temp, _free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.temp = temp  # short: Ray's socket paths under it must stay below 108 characters
         self._nodes: list[subprocess.Popen] = []
         # the nodes' workers import this checkout's studio, as a real cluster's nodes import the installed one
         self._env = dict(os.environ, **FAST_HEALTH, PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
+        self.port, self.address = 0, ""
 
-    def _start(self, *args: str, log: str) -> subprocess.Popen:
-        with open(self.temp / log, "ab") as out:
+    def tmp(self, node: int) -> Path:
+        return self.temp / f"node{node}"
+
+    def tmp_of(self, proc: subprocess.Popen) -> Path:
+        return self.tmp(self._nodes.index(proc))
+
+    def _start(self, *args: str) -> subprocess.Popen:
+        i = len(self._nodes)
+        shutil.rmtree(self.tmp(i), ignore_errors=True)
+        self.tmp(i).mkdir()
+        with open(self.temp / f"node{i}.log", "ab") as out:
             proc = subprocess.Popen([RAY, "start", *args, "--node-ip-address=127.0.0.1", "--num-cpus=1",
                                      "--object-store-memory=80000000", "--disable-usage-stats", "--block"],
-                                    stdout=out, stderr=subprocess.STDOUT, env=self._env, start_new_session=True)
+                                    stdout=out, stderr=subprocess.STDOUT, env=dict(self._env, TMPDIR=str(self.tmp(i))),
+                                    start_new_session=True)
         self._nodes.append(proc)
         return proc
 
     def start_head(self) -> None:
+        """A new head (on a new port after a stop(), as a re-created cluster would be)."""
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
-                    f"--ray-client-server-port={_free_port()}", f"--temp-dir={self.temp / 'ray'}", log="head.log")
+                    f"--ray-client-server-port={_free_port()}", f"--temp-dir={self.temp / 'ray'}")
         self.wait_for_nodes(1)
 
     def add_worker(self) -> subprocess.Popen:
-        proc = self._start(f"--address={self.address}", log=f"worker{len(self._nodes)}.log")
-        self.wait_for_nodes(self.alive_nodes() + 1)
+        proc = self._start(f"--address={self.address}")
+        self.wait_for_nodes(sum(p.poll() is None for p in self._nodes))
         return proc
 
     def alive_nodes(self) -> int:
@@ -65,10 +82,8 @@ class RayCluster:
 
     def kill(self, proc: subprocess.Popen) -> None:
         """End one node at once, as a machine that loses power does (its raylet, store and workers)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
     @property
@@ -79,3 +94,4 @@ class RayCluster:
         for proc in reversed(self._nodes):
             self.kill(proc)
         self._nodes.clear()
+        shutil.rmtree(self.temp / "ray", ignore_errors=True)

@@ -2,7 +2,10 @@
 same candidates with the same libraries (studio.core.optimize.optimize per candidate), measured in one run.
 Goal: below 1.0 (shared conversions and two workers should beat the naive loop).
 
-Run: .venv/bin/python benchmarks/sweep.py [--quick]"""
+With --cluster: the same sweep on this machine and on a loopback Ray cluster (one node, as many CPUs as the local
+workers), and the Ray path's scheduling overhead per candidate against a candidate's median time (goal < 10%).
+
+Run: .venv/bin/python benchmarks/sweep.py [--quick] [--cluster]"""
 from __future__ import annotations
 
 import argparse
@@ -35,13 +38,49 @@ def naive(model: str, grid: Grid, data: str, out: Path) -> list[tuple[str, float
     return rows
 
 
+def cluster_overhead(model: str, grid: Grid, data: str) -> None:
+    """Wall time of the local path and of the Ray path (same parallelism), per candidate."""
+    import statistics
+
+    from studio.core.sweep.executor import ClusterOptions
+    from tests.core.ray_cluster import RayCluster
+
+    n = len(grid.candidates())
+    with tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as tmp:
+        t = time.monotonic()
+        local = run_sweep(model, grid, data, Path(tmp) / "local", options=SweepOptions(workers=1))
+        local_s = time.monotonic() - t
+        cluster = RayCluster(Path(tmp))
+        try:
+            cluster.start_head()
+            t = time.monotonic()
+            run_sweep(model, grid, data, Path(tmp) / "cluster",
+                      options=SweepOptions(workers=1, cluster=ClusterOptions(cluster.address)))
+            cluster_s = time.monotonic() - t
+        finally:
+            cluster.stop()
+    wall = local_s / n  # a candidate's share of the local sweep: its float stage, finish, evaluation and timing
+    median = statistics.median(c["seconds"] for c in local["candidates"] if c.get("seconds"))
+    overhead = (cluster_s - local_s) / n
+    print(f"local  : {n} candidates in {local_s:6.1f} s (1 worker; {wall:.2f} s of wall time per candidate)")
+    print(f"cluster: {n} candidates in {cluster_s:6.1f} s (1 task at a time on a 1-CPU loopback node; connecting"
+          f" included)")
+    print(f"Ray overhead per candidate = {overhead:+.2f} s = {100 * overhead / wall:+.1f}% of a candidate's wall"
+          f" time, {100 * overhead / median:+.1f}% of its median finish-and-evaluate time ({median:.2f} s);"
+          f" goal < 10%")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="ONNX only (6 candidates instead of 12)")
+    parser.add_argument("--cluster", action="store_true", help="the Ray path's overhead against the local path")
     args = parser.parse_args()
     s = ensure_samples()
-    targets = ("onnx",) if args.quick else ("onnx", "tflite")
+    targets = ("onnx",) if args.quick or args.cluster else ("onnx", "tflite")
     grid = Grid(targets=targets, quant=("none", "dynamic", "int8"), prune=(0.0, 0.5))
+    if args.cluster:
+        cluster_overhead(s["torch_model"], grid, s["dataset"])
+        return 0
     n = len(grid.candidates())
     with tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()

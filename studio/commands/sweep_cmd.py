@@ -28,8 +28,14 @@ def add_parser(sub) -> None:
     p.add_argument("--max-drop", type=float, metavar="PTS", help="accuracy-aware mode: keep sensitive layers in"
                                                                 " float until int8 loses at most PTS points")
     p.add_argument("--budget", type=parse_duration, metavar="15m", help="time budget (s, m or h)")
-    p.add_argument("--device", metavar="NAME", help="also measure latency on this device")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", metavar="NAME", help="also measure latency on this device (NAME,NAME,...: on each"
+                                                    " free one of these, one candidate at a time per device)")
+    p.add_argument("--device-tag", metavar="T", help="also measure latency on the devices tagged T (a pool)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="build and evaluate the candidates as tasks on this Ray"
+                                                        " cluster (its head's host:port, or ray://host:port)")
+    p.add_argument("--latency-on", choices=["local", "cluster"], default="local",
+                   help="with --cluster: where candidates are timed (default: here, each one alone)")
+    p.add_argument("--workers", type=int, help="candidates at once (default 2; with --cluster: the cluster's CPUs)")
     p.add_argument("--limit", type=int, default=1000, help="evaluation samples (default 1000)")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
     p.add_argument("--sensitivity", action="store_true", help="also measure per-layer sensitivity")
@@ -98,16 +104,25 @@ def run(args) -> int:
     from studio.core.sweep.sweep import SweepOptions, run_sweep
 
     grid = build_grid(args)
-    options = SweepOptions(workers=args.workers, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
+    cluster = None
+    if args.cluster:
+        from studio.core.sweep.executor import ClusterOptions
+
+        cluster = ClusterOptions(args.cluster, args.latency_on)
+    elif args.latency_on != "local":
+        print("studio: --latency-on cluster needs --cluster ADDRESS", file=sys.stderr)
+        return 1
+    options = SweepOptions(workers=args.workers if args.workers is not None else (0 if cluster else 2),
+                           cluster=cluster, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
                            threads=args.threads, sensitivity=args.sensitivity, arch=arch_spec(args),
                            trust_pickle=args.trust_pickle, shapes=shapes_of(args), finetune=args.finetune,
                            scoring=scoring_of(args), trust_code=args.trust_code,
                            device=args.device)
     device_bench = None
-    if args.device:
+    if args.device or args.device_tag:
         from studio.core.deploy.bench import sweep_bench
 
-        device_bench = sweep_bench(args.device, threads=args.threads)
+        device_bench = sweep_bench(args.device, threads=args.threads, tag=args.device_tag)
     token = CancelToken()
     lock = threading.Lock()
 

@@ -82,7 +82,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "scale": ("grid", "base", "preprocess", "scale"), "layout": ("grid", "base", "preprocess", "layout"),
     "threads": ("grid", "base", "runtime", "threads"), "dataset": ("dataset",), "max_drop": ("max_drop",),
     "budget_min": ("budget_min",), "sensitivity": ("sensitivity",), "device": ("device",),
-    "score_output": ("score_output",), "metric": ("metric",), "min_fidelity": ("min_fidelity",)}
+    "score_output": ("score_output",), "metric": ("metric",), "min_fidelity": ("min_fidelity",),
+    "cluster": ("cluster",)}
 
 
 def _get(record: Any, path: tuple[str, ...]) -> Any:
@@ -256,6 +257,10 @@ class OptimizePage(QWidget):
         self.min_fidelity.setPlaceholderText("agreement=90, cosine=0.95, sqnr=10")
         _row(bform, "Quality gate", self.min_fidelity, "Below any of these on the scoring output a candidate is"
                                                        " degraded: greyed, never on the front or recommended.")
+        self.cluster = QLineEdit()
+        self.cluster.setPlaceholderText("this machine (or a Ray head: host:6379, ray://host:10001)")
+        _row(bform, "Ray cluster", self.cluster, "Build and evaluate the candidates as tasks on this Ray cluster;"
+                                                 " latency is still measured here (or on the device).")
         bounds.body.addLayout(bform)
         return bounds
 
@@ -284,7 +289,7 @@ class OptimizePage(QWidget):
             "budget_min": bind.number(self.budget, zero_is_none=True),
             "sensitivity": bind.checked(self.sensitivity), "device": bind.item_data(self.device),
             "score_output": bind.text(self.score_output), "metric": _optional_choice(self.metric),
-            "min_fidelity": bind.text(self.min_fidelity)}, self)
+            "min_fidelity": bind.text(self.min_fidelity), "cluster": bind.text(self.cluster)}, self)
 
     # --- settings <-> widgets ---------------------------------------------------------------------------------
     def settings(self) -> SweepSettings:

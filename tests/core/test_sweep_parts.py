@@ -128,9 +128,12 @@ def test_scheduler_stops_starting_tasks_once_cancelled():
 
 
 def test_sensitivity_says_why_a_grid_without_an_unpruned_candidate_has_no_quantization_part(tmp_path):
+    from studio.core.sweep.executor import LocalExecutor
     from studio.core.sweep.run_folder import RunFolder
+    from studio.core.sweep.scheduler import MeasureGate
     from studio.core.sweep.sweep import SweepOptions, _Sweep
 
+    gate = MeasureGate()
     sweep = _Sweep(None, RunFolder(tmp_path), None, None, options=SweepOptions(), cancel=CancelToken(), deadline=None,
-                   train=None, device_bench=None, progress=None)
+                   train=None, device_bench=None, progress=None, executor=LocalExecutor(gate), gate=gate)
     assert sweep._unpruned_stage(Grid(quant=("int8",), prune=(0.5,))) == "the grid has no unpruned onnx candidate"

@@ -71,6 +71,7 @@ class SweepSettings:
     score_output: str | None = None  # the output that scores a candidate; None: the class-score one, else the first
     metric: str | None = None  # accuracy, agreement, cosine, sqnr or FILE.py:FUNCTION; None: what fits the data
     min_fidelity: str | None = None  # the quality gate, "agreement=90,cosine=0.95,sqnr=10"; None: these defaults
+    cluster: str | None = None  # the address of a Ray cluster's head that builds the candidates; None: this machine
 
     def __post_init__(self):
         for name in ("max_drop", "budget_min"):
@@ -80,9 +81,12 @@ class SweepSettings:
 
     def options(self, model: ModelChoice) -> SweepOptions:
         """The sweep's options for this model (device and threads are also what the device bench needs)."""
+        from studio.core.sweep.executor import ClusterOptions
         from studio.core.sweep.sweep import SweepOptions  # the sweep's import of numpy waits for a sweep
 
-        return SweepOptions(max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
+        return SweepOptions(cluster=ClusterOptions(self.cluster) if self.cluster else None,
+                            workers=0 if self.cluster else 2,
+                            max_drop=self.max_drop, budget_s=self.budget_min * 60 if self.budget_min else None,
                             sensitivity=self.sensitivity, arch=model.arch_spec(), trust_pickle=model.trust_pickle,
                             finetune=self.train_dataset if self.grid.finetune_epochs else None,
                             threads=self.grid.base.runtime.threads, device=self.device, shapes=model.shapes,

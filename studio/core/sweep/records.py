@@ -50,6 +50,7 @@ class CandidateResult:
     metric_value: float | None = None  # the sweep's metric (results.json "metric") on the scoring output
     scoring_output: str | None = None
     fidelity: tuple[dict[str, Any], ...] = ()  # per output: cosine, sqnr_db, max_abs_error, top1_agreement
+    built_on: str | None = None  # the cluster node that built it (None: this machine)
 
     @property
     def target(self) -> Target:
@@ -102,6 +103,8 @@ class CandidateResult:
         if self.metric_value is not None or self.fidelity:
             row.update(metric_value=self.metric_value, scoring_output=self.scoring_output,
                        fidelity=list(self.fidelity))
+        if self.built_on is not None:
+            row["built_on"] = self.built_on
         return row
 
     @classmethod
@@ -117,7 +120,7 @@ class CandidateResult:
                    notes=tuple(row["notes"]) if row.get("notes") is not None else None,
                    bound_met=row.get("bound_met"), device=row.get("device"),
                    metric_value=row.get("metric_value"), scoring_output=row.get("scoring_output"),
-                   fidelity=tuple(row.get("fidelity") or ()),
+                   fidelity=tuple(row.get("fidelity") or ()), built_on=row.get("built_on"),
                    **{k: row.get(k) for k in _TIMED})
 
 

@@ -32,7 +32,7 @@ def failed_row(c: Candidate, error: str) -> CandidateResult:
 
 
 def measured_row(c: Candidate, got: CandidateOutcome, latency: dict[str, Any], *, labelled: bool,
-                 path: str) -> CandidateResult:
+                 path: str, built_on: str | None = None) -> CandidateResult:
     """The row of a candidate that finished: its scores (accuracy only with labels) and its measured latency."""
     s = got.scores
     return CandidateResult(
@@ -44,7 +44,7 @@ def measured_row(c: Candidate, got: CandidateOutcome, latency: dict[str, Any], *
         float_layers=tuple(got.float_layers), seconds=got.seconds, notes=tuple(got.notes), bound_met=got.bound_met,
         path=path, latency_ms_median=latency["median_ms"], latency_ms_p90=latency["p90_ms"],
         peak_rss_mb=latency["peak_rss_mb"], runtime=latency["runtime"], runtime_version=latency["runtime_version"],
-        threads=latency["threads"], runs=latency["runs"])
+        threads=latency["threads"], runs=latency["runs"], built_on=built_on)
 
 
 def read_journal(path: Path) -> dict[str, CandidateResult]:
@@ -74,6 +74,7 @@ class ResultsContext:
     max_drop: float | None
     threads: int
     started: float  # time.monotonic() when the sweep started
+    cluster: dict[str, Any] | None = None  # where the work ran: the Ray cluster's address, nodes and their versions
 
     @property
     def labelled(self) -> bool:
@@ -153,7 +154,8 @@ class ResultsWriter:
                 "skipped": list(skipped), "pending": [i for i in ctx.order if i not in self.results],
                 "interrupted": interrupted, "elapsed_s": round(time.monotonic() - ctx.started, 2), "host": host(),
                 "versions": library_versions(), "threads": ctx.threads,
-                "sensitivity": json.loads(sens.read_text(encoding="utf-8")) if sens.is_file() else None}
+                "sensitivity": json.loads(sens.read_text(encoding="utf-8")) if sens.is_file() else None,
+                **({"cluster": ctx.cluster} if ctx.cluster else {})}
 
     def _recommendation(self, rows: list[CandidateResult]) -> dict[str, Any]:
         """"best": the fastest candidate within the bound of the source, and "recommendation" saying why."""

@@ -30,11 +30,12 @@ from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
 from studio.core.measure.fidelity import Scoring
 from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
-from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
+from studio.core.optimize.stage import FloatStage, StageRequest
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.sweep import eval_data
-from studio.core.sweep.jobs import CandidateJob, candidate_job, reference_job
+from studio.core.sweep.executor import ClusterOptions, Executor, ExecutorLost, LocalExecutor
+from studio.core.sweep.jobs import CandidateJob, reference_job
 from studio.core.sweep.records import CandidateResult, SensitivityReady, SweepEvent, SweepFinished
 from studio.core.sweep.results import RESULTS_VERSION, ResultsContext, ResultsWriter, failed_row, measured_row
 from studio.core.sweep.run_folder import RunFolder
@@ -51,7 +52,7 @@ class SweepError(StudioError):
 
 @dataclass(frozen=True)
 class SweepOptions:
-    workers: int = 2
+    workers: int = 2  # tasks at once; 0: as many as the cluster has CPUs (or 2 on this machine)
     budget_s: float | None = None
     max_drop: float | None = None  # accuracy points (or agreement points without labels)
     limit: int = 1000  # evaluation samples
@@ -64,6 +65,7 @@ class SweepOptions:
     trust_code: bool = False  # a --metric of the user's own may run
     finetune: str | None = None
     device: str | None = None
+    cluster: ClusterOptions | None = None  # --cluster: candidates run as Ray tasks there
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,19 +88,32 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     candidates = grid.candidates()
     train = _finetune_train(source, grid, candidates, options)
     _claim(run, config)
-    data_path, reference = _prepare_data(run, source, data, base=grid.base, options=options, cancel=cancel)
-    writer = ResultsWriter(run, ResultsContext(config, source.info.format, reference, tuple(c.id for c in candidates),
-                                               options.max_drop, options.threads, started))
-    pending = [c for c in candidates if c.id not in writer.results]
-    if writer.results:
-        report(0.02, f"resuming: {len(writer.results)} of {len(candidates)} candidates already finished")
-    deadline = started + options.budget_s if options.budget_s else None
-    sweep = _Sweep(source, run, data_path, writer, options=options, cancel=cancel, deadline=deadline, train=train,
-                   device_bench=device_bench, progress=_Progress(report, len(pending), emit))
-    scheduler = Scheduler(sweep.handle, workers=options.workers, deadline=deadline, cancel=cancel)
-    scheduler.run(group_tasks(pending))
-    if options.sensitivity and not cancel.cancelled and not scheduler.out_of_time():
-        emit(SensitivityReady(sweep.sensitivity(grid)))
+    gate = MeasureGate()
+    executor = _executor(options, run, gate, report)
+    try:
+        data_path, reference = _prepare_data(run, source, data, base=grid.base, options=options, cancel=cancel)
+        executor.share(source.model, source.info.files, str(data_path))
+        writer = ResultsWriter(run, ResultsContext(config, source.info.format, reference,
+                                                   tuple(c.id for c in candidates), options.max_drop,
+                                                   options.threads, started, executor.record()))
+        pending = [c for c in candidates if c.id not in writer.results]
+        if writer.results:
+            report(0.02, f"resuming: {len(writer.results)} of {len(candidates)} candidates already finished")
+        deadline = started + options.budget_s if options.budget_s else None
+        sweep = _Sweep(source, run, data_path, writer, options=options, cancel=cancel, deadline=deadline, train=train,
+                       device_bench=device_bench, progress=_Progress(report, len(pending), emit),
+                       executor=executor, gate=gate)
+        scheduler = Scheduler(sweep.handle, workers=options.workers or executor.slots, deadline=deadline,
+                              cancel=cancel)
+        try:
+            scheduler.run(group_tasks(pending))
+        except ExecutorLost:
+            emit(SweepFinished(writer.write(interrupted=True, skipped=scheduler.skipped)))
+            raise
+        if options.sensitivity and not cancel.cancelled and not scheduler.out_of_time():
+            emit(SensitivityReady(sweep.sensitivity(grid)))
+    finally:
+        executor.close()
     doc = writer.write(interrupted=cancel.cancelled, skipped=scheduler.skipped)
     writer.plot()
     emit(SweepFinished(doc))
@@ -107,6 +122,16 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
                         f" with the same output folder to resume", run.root)
     report(1.0, f"{len(writer.results)} candidates, {len(doc['pareto'])} on the Pareto front")
     return doc
+
+
+def _executor(options: SweepOptions, run: RunFolder, gate: MeasureGate, report: Report) -> Executor:
+    """Worker processes here, or the Ray cluster of --cluster (its driver log in RUN/work/cluster.log)."""
+    if options.cluster is None:
+        return LocalExecutor(gate)
+    from studio.core.sweep.cluster.client import ClusterExecutor
+
+    report(0.01, f"connecting to the Ray cluster at {options.cluster.address}")
+    return ClusterExecutor(options.cluster, run.work / "cluster.log", threads=options.threads)
 
 
 def _inspect(model: str, options: SweepOptions, data: str | None, cancel: CancelToken) -> _Source:
@@ -130,7 +155,7 @@ def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions
 def _keyed_options(options: SweepOptions) -> dict[str, Any]:
     """The options that change results (workers, budget, device and sensitivity change none), as JSON values."""
     keyed = {k: v for k, v in asdict(options).items()
-             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code")}
+             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code", "cluster")}
     keyed["arch"] = options.arch.record() if options.arch else None
     keyed["input_shape"] = options.shapes.texts() or None  # the key older run folders have
     if options.scoring != Scoring():  # older run folders have no scoring key: the default keeps them resumable
@@ -222,11 +247,11 @@ class _Sweep:
 
     def __init__(self, source: _Source, run: RunFolder, data_path: Path, writer: ResultsWriter, *,
                  options: SweepOptions, cancel: CancelToken, deadline: float | None,
-                 train: tuple[np.ndarray, np.ndarray] | None, device_bench: DeviceBench | None, progress: _Progress):
+                 train: tuple[np.ndarray, np.ndarray] | None, device_bench: DeviceBench | None, progress: _Progress,
+                 executor: Executor, gate: MeasureGate):
         self.source, self.run, self.data_path, self.writer = source, run, data_path, writer
         self.options, self.cancel, self.deadline, self.train = options, cancel, deadline, train
-        self.device_bench, self.progress = device_bench, progress
-        self.gate = MeasureGate()
+        self.device_bench, self.progress, self.executor, self.gate = device_bench, progress, executor, gate
         self._recording = threading.Lock()
 
     @property
@@ -290,8 +315,7 @@ class _Sweep:
         request = StageRequest(model=self.source.model, info=self.source.info, recipe=recipe, inputs=self.inputs,
                                verify_x=verify_x, calib_x=calib_x, work=folder, train=train, arch=opts.arch,
                                trust_pickle=opts.trust_pickle, quant_modes=modes)
-        with self.gate.work():
-            stage = float_stage(request, cancel=self.cancel).summary()
+        stage = self.executor.stage(request, self.cancel).summary()
         atomic.write_bytes(saved, pickle.dumps(stage))
         return stage
 
@@ -306,16 +330,12 @@ class _Sweep:
                            ref_score=self.writer.context.reference_score, max_drop=self.options.max_drop,
                            deadline=self.deadline)
         try:
-            with self.gate.work():
-                got = run_job(candidate_job, job, cancel=self.cancel, what=f"candidate {c.id}")
+            built = self.executor.candidate(job, self.run.stage(*c.group), self.cancel, f"candidate {c.id}")
             for stray in cdir.iterdir():  # keep the model and its record, drop the finishing scratch files
                 if stray.name != name:
                     stray.unlink()
-            with self.gate.measure():
-                latency = run_job(measure_latency, str(cdir / name), self._timing_samples(), self.options.threads,
-                                  cancel=self.cancel,
-                                  what=f"latency of {c.id}")
-        except Cancelled:
+            got, latency = built.outcome, built.latency or self._measure(cdir / name, c)
+        except (Cancelled, ExecutorLost):
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         except StudioError as exc:
@@ -323,10 +343,16 @@ class _Sweep:
             self._record(failed_row(c, exc.one_line()))
             return
         row = measured_row(c, got, latency, labelled=self.writer.context.labelled,
-                           path=f"{cdir.relative_to(self.run.root)}/{name}")
+                           path=f"{cdir.relative_to(self.run.root)}/{name}", built_on=built.node)
         row = self._bench_on_device(cdir / name, row)
         atomic.write_json(self.run.candidate_meta(c.id), self.writer.candidate_meta(row))
         self._record(row)
+
+    def _measure(self, model: Path, c: Candidate) -> dict[str, Any]:
+        """The candidate's latency on this machine, measured alone (the measure gate)."""
+        with self.gate.measure():
+            return run_job(measure_latency, str(model), self._timing_samples(), self.options.threads,
+                           cancel=self.cancel, what=f"latency of {c.id}")
 
     def _timing_samples(self) -> Samples:
         """The first samples at the resolved shapes: what every candidate is timed on."""

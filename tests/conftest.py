@@ -37,7 +37,7 @@ SLOW_MODULES = {
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py", "tests/core/test_torch_inputs.py",
     "tests/core/test_prune_keras.py", "tests/core/test_fp16_detector.py", "tests/core/test_quant_robust.py",
     "tests/core/test_quant_debug.py", "tests/cli/test_cli_debug_quant.py",
-    "tests/gui/test_quant_debug_page.py", "tests/core/test_sweep_cluster.py",
+    "tests/gui/test_quant_debug_page.py", "tests/core/test_sweep_cluster.py", "tests/core/test_tflite_fp16.py",
 }
 SLOW_DIRS = ("tests/deploy/", "tests/installer/")  # real sshd devices, a PyInstaller build, a desktop install
 SLOW_FIXTURES = {"samples"}  # trains the sample models (about 90 s) in every fresh test session

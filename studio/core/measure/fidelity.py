@@ -2,6 +2,7 @@
 output and metric that score a candidate, and the quality gate a result must pass to count as a success."""
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -92,11 +93,15 @@ class Floors:
                 raise RecipeError(f"--min-fidelity '{part.strip()}': '{value}' is not a number") from None
         return cls(**values)
 
-    def reason(self, f: OutputFidelity) -> str:
+    def reason(self, f: OutputFidelity, *, by_agreement: bool = True) -> str:
         """'' when `f` passes the gate, else why it does not, in words. An output of class scores is judged by its
-        top-1 agreement (fine-tuning moves logits on purpose); any other output by its cosine and SQNR."""
+        top-1 agreement (fine-tuning moves logits on purpose) unless `by_agreement` is off (on random inputs the top
+        class means nothing, and fp16 must keep the values themselves); any other output by its cosine and SQNR."""
+        values = (f.cosine, f.max_abs_error, 0.0 if f.sqnr_db is None else f.sqnr_db)
+        if not all(math.isfinite(v) for v in values):
+            return f"output '{f.name}': its values are not finite numbers (overflow)"
         misses = []
-        if f.top1_agreement is not None:
+        if f.top1_agreement is not None and by_agreement:
             if f.top1_agreement < self.agreement:
                 misses.append(f"top-1 agreement {f.top1_agreement:.1f}% < {self.agreement:g}%")
         else:
@@ -105,6 +110,10 @@ class Floors:
             if f.sqnr_db is not None and f.sqnr_db < self.sqnr_db:
                 misses.append(f"SQNR {f.sqnr_db:.1f} dB < {self.sqnr_db:g} dB")
         return f"output '{f.name}': " + ", ".join(misses) if misses else ""
+
+    def missed(self, outputs: Sequence[OutputFidelity], *, by_agreement: bool = True) -> str:
+        """Why any of `outputs` fails the gate ('' when all pass)."""
+        return "; ".join(r for r in (self.reason(f, by_agreement=by_agreement) for f in outputs) if r)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.core.base.errors import ConversionError, short
-from studio.core.quantize.floor import shortfall
+from studio.core.measure.fidelity import Floors, per_output
 from studio.core.tensors.samples import Samples
 
 # onnxconverter-common's DEFAULT_OP_BLOCK_LIST (it holds Resize, Range, TopK, ...) plus these: sums and powers
@@ -52,19 +52,17 @@ def to_fp16(float_path: str, out: str, x: Samples) -> Fp16Outcome:
     """Write the fp16 model of `float_path` to `out`, checked against the float model on inputs `x`."""
     import onnx
 
-    from studio.core.measure.verify import compare
-
     model = onnx.load(float_path)
     for i, node in enumerate(model.graph.node):  # the node block list needs names
         node.name = node.name or f"{node.op_type}_{i}"
     x = x.head(SAMPLES)
-    ref = _run(model, x)
+    ref, names = _run(model, x), [o.name for o in model.graph.output]
     blocks = op_block_list()
     kept_nodes: list[tuple[str, str]] = []
     first = reason = None
     for attempt in range(ROUNDS + 1):
         half = _convert(model, blocks, [n for n, _ in kept_nodes])
-        reason = shortfall(compare(ref, _run(half, x)))
+        reason = Floors().missed(per_output(ref, _run(half, x), names), by_agreement=False) or None
         first = reason if attempt == 0 else first
         if reason is None or attempt == ROUNDS:
             break

@@ -6,6 +6,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,37 +15,58 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.quantize.backend import FinishRequest, FinishResult
-from studio.core.quantize.floor import shortfall
 from studio.core.tensors.samples import Samples
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
 
 
-def prune_tflite(src: str, out: str, pruning) -> PruneStats:
-    """Zero the smallest float32 weights of conv / fully-connected ops (per layer or globally), rewriting the
-    flatbuffer."""
+@dataclass(frozen=True, eq=False)
+class FloatWeight:
+    """A float32 weight tensor of a conv / fully-connected op in a TFLite flatbuffer."""
+    buffer: int
+    name: str  # the weight tensor's
+    scope: str  # the op's first output tensor: the name ai-edge-quantizer's scopes and weighted_layers use
+    op: str
+    values: np.ndarray
+
+
+def float_weights(path: str, model=None) -> list[FloatWeight]:
+    """The float32 weights of the conv and fully-connected ops of `path` (or of the read `model`), one per
+    buffer."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils as fbu
 
-    model = fbu.read_model(src)
+    model = model if model is not None else fbu.read_model(path)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
-    targets: list[tuple[int, tuple[int, ...], str]] = []
+    found: dict[int, FloatWeight] = {}
     for sg in model.subgraphs:
         for op in sg.operators:
             code = model.operatorCodes[op.opcodeIndex]
             name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
-            if name in WEIGHT_OPS and len(op.inputs) > WEIGHT_OPS[name]:
-                tensor = sg.tensors[op.inputs[WEIGHT_OPS[name]]]
-                buf = model.buffers[tensor.buffer]
-                is_float = tensor.type == schema.TensorType.FLOAT32 and buf.data is not None and len(buf.data)
-                if is_float and tensor.buffer not in [b for b, _, _ in targets]:
-                    targets.append((tensor.buffer, tuple(tensor.shape), _name(tensor.name)))
+            if name not in WEIGHT_OPS or len(op.inputs) <= WEIGHT_OPS[name]:
+                continue
+            tensor = sg.tensors[op.inputs[WEIGHT_OPS[name]]]
+            data = model.buffers[tensor.buffer].data
+            if tensor.type == schema.TensorType.FLOAT32 and data is not None and len(data) and \
+                    tensor.buffer not in found:
+                values = np.frombuffer(bytes(data), np.float32).reshape(tuple(tensor.shape))
+                scope = _name(sg.tensors[op.outputs[0]].name) if len(op.outputs) else _name(tensor.name)
+                found[tensor.buffer] = FloatWeight(tensor.buffer, _name(tensor.name), scope, name, values)
+    return list(found.values())
+
+
+def prune_tflite(src: str, out: str, pruning) -> PruneStats:
+    """Zero the smallest float32 weights of conv / fully-connected ops (per layer or globally), rewriting the
+    flatbuffer."""
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    model = fbu.read_model(src)
+    targets = float_weights(src, model)
     if not targets:
         raise ConversionError("the TFLite model has no float32 conv or fully-connected weights to prune", src)
-    named = [(name, np.frombuffer(bytes(model.buffers[b].data), np.float32).reshape(s)) for b, s, name in targets]
-    pruned, stats = prune_arrays(named, pruning.ratio, pruning.scope)
-    for (b, _, _), a in zip(targets, pruned, strict=True):
-        model.buffers[b].data = np.frombuffer(a.astype("<f4").tobytes(), np.uint8)
+    pruned, stats = prune_arrays([(w.name, w.values) for w in targets], pruning.ratio, pruning.scope)
+    for w, a in zip(targets, pruned, strict=True):
+        model.buffers[w.buffer].data = np.frombuffer(a.astype("<f4").tobytes(), np.uint8)
     fbu.write_model(model, out)
     return stats
 
@@ -79,12 +101,12 @@ def quantize(float_path: str, out: str, q, calib_x: Samples, exclude: Sequence[s
     elif q.mode == QuantMode.FP16:
         manager.add_weight_only_config(regex=".*", operation_name=ops, num_bits=16,
                                        algorithm_key=AlgorithmName.FLOAT_CASTING)
-        rec = manager.get_quantization_recipe()
     else:
         # ai-edge-quantizer matches against the op scope: its output tensor names, each followed by ";"
         for scope in ([f"^{re.escape(n)};" for n in only] if only is not None else [".*"]):
             manager.add_static_config(regex=scope, operation_name=ops, activation_num_bits=8, weight_num_bits=8,
                                       weight_granularity=granularity)
+    if q.mode != QuantMode.DYNAMIC:
         for name in exclude:  # the latest matching scope wins: these layers stay float
             manager.add_quantization_config(regex=f"^{re.escape(name)};", operation_name=ops,
                                             algorithm_key=AlgorithmName.NO_QUANTIZE)
@@ -144,11 +166,23 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
                                   f" {short(exc, 200)}") from None
         steps.append({"name": f"ai-edge-quantizer ({q.mode})", "seconds": round(time.monotonic() - t, 2)})
     notes: list[str] = []
+    if q.mode == QuantMode.FP16:
+        report(0.8, "checking fp16 against the float model")
+        notes += _checked_fp16(checked, got, r)
     if q.mode != QuantMode.NONE:
         quantization_effect = compare(got, predict(TfliteRunner(r.out), r.verify_x))
-        reason = shortfall(quantization_effect) if q.mode == QuantMode.FP16 else None
-        if reason:
-            notes.append(f"fp16 output is degraded against the float model: {reason}")
     report(1.0, "done")
     return FinishResult(float_path=checked, steps=steps, notes=notes, conversion_check=check,
                         pruning_effect=pruning_effect, quantization_effect=quantization_effect)
+
+
+def _checked_fp16(float_path: str, float_outputs: list[np.ndarray], r: FinishRequest) -> list[str]:
+    """The notes of the fp16 check (and retry) of `r.out`."""
+    from studio.core.quantize.tflite_fp16 import checked_fp16
+
+    converter = "TFLiteConverter" if r.quantized_path else "ai-edge-quantizer"
+    try:
+        return checked_fp16(float_path, r.out, float_outputs, r.verify_x, r.recipe.quantization, converter).notes()
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"ai-edge-quantizer could not make fp16 again with ops kept in float32:"
+                              f" {short(exc, 200)}") from None

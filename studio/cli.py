@@ -11,6 +11,7 @@ from studio.commands import (
     debug_quant_cmd,
     demo_cmd,
     devices_cmd,
+    diff_cmd,
     gui_cmd,
     inspect_cmd,
     monitor_cmd,
@@ -20,7 +21,8 @@ from studio.commands import (
 )
 from studio.commands.dispatch import CommandParser, dispatch
 
-COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, bundle_cmd, devices_cmd, monitor_cmd, samples_cmd,
+COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, diff_cmd, bundle_cmd, devices_cmd, monitor_cmd,
+            samples_cmd,
             demo_cmd, gui_cmd]
 
 

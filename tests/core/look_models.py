@@ -1,0 +1,51 @@
+"""Small ONNX models for the look tests: a conv net, its channel-pruned twin, and its int8 QDQ model made with
+onnxruntime's own quantizer (independently of Studio's quantization code)."""
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+from onnx import helper as oh
+from onnx import numpy_helper as nh
+
+
+def convnet(width: int = 8, seed: int = 0) -> onnx.ModelProto:
+    """Conv-Relu-Conv-Relu-GlobalAveragePool-Flatten-Gemm on [batch, 3, 16, 16]; `width` channels in the middle."""
+    rng = np.random.default_rng(seed)
+    weights = {"w1": rng.standard_normal((8, 3, 3, 3))[:width], "b1": rng.standard_normal(8)[:width] * 0.1,
+               "w2": rng.standard_normal((12, 8, 3, 3))[:, :width] * 0.3, "b2": rng.standard_normal(12) * 0.1,
+               "fc": rng.standard_normal((10, 12)) * 0.3, "fcb": rng.standard_normal(10) * 0.1}
+    nodes = [oh.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             oh.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             oh.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+             oh.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+             oh.make_node("GlobalAveragePool", ["r2"], ["g"], name="pool"),
+             oh.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             oh.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], name="fc", transB=1)]
+    graph = oh.make_graph(nodes, "convnet", [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+                          [oh.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+                          initializer=[nh.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def write_models(root: Path) -> np.ndarray:
+    """float.onnx, pruned.onnx (5 of conv1's 8 channels), int8.onnx and data.npz under root; returns the samples."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    x = np.random.default_rng(1).uniform(0, 1, (16, 3, 16, 16)).astype(np.float32)
+    np.savez(root / "data.npz", x=x)
+    onnx.save(convnet(), root / "float.onnx")
+    onnx.save(convnet(width=5), root / "pruned.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter([{"x": x[i:i + 1]} for i in range(len(x))])
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    quantize_static(str(root / "float.onnx"), str(root / "int8.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return x

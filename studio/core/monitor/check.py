@@ -23,6 +23,8 @@ _SEVERITY = (Verdict.DRIFT, Verdict.SLOWER, Verdict.BEHIND)
 @dataclass(frozen=True)
 class CheckOptions:
     latency_margin: float = 0.25  # --latency-margin: slower = median more than this fraction over the baseline
+    # ... and more than this many ms over it: a tiny model's 0.02 ms median jitters by more than 25% between checks
+    latency_floor_ms: float = 0.05
     runs: int = 30  # timed runs per check
     concurrency: int = 4
     threads: int = 1
@@ -183,11 +185,14 @@ def slower(median: float | None, promise: float | None, first: CheckResult | Non
            options: CheckOptions) -> list[str]:
     if median is None:
         return []
-    out, limit = [], 1 + options.latency_margin
-    if promise and median > promise * limit:
+    out = []
+
+    def over(base: float) -> bool:
+        return median > base + max(base * options.latency_margin, options.latency_floor_ms)
+    if promise and over(promise):
         out.append(f"median {median:.3g} ms is {(median / promise - 1) * 100:.0f}% over the promised {promise:.3g} ms")
     base = first.latency_ms_median if first is not None else None
-    if base and median > base * limit:
+    if base and over(base):
         out.append(f"median {median:.3g} ms is {(median / base - 1) * 100:.0f}% over this device's first check of"
                    f" the release ({base:.3g} ms on {first.checked_at})")  # type: ignore[union-attr]
     return out

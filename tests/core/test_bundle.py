@@ -45,7 +45,7 @@ def test_round_trip_onnx_and_tflite(sample_bundles, tmp_path):
         result = verify_bundle(sample_bundles[target], sample_bundles["pub"])
         m = result.manifest
         assert result.signature_checked and m["format"] == target and m["model"] == f"model.{target}"
-        assert set(m["files"]) == {f"model.{target}", "runner.py", "sample.npz"} and m["labels"][3] == "3"
+        assert set(m["files"]) == {f"model.{target}", "runner.py", "sample.npz", "checks.npz"} and m["labels"][3] == "3"
         assert m["recipe"]["quantization"]["mode"] == "int8" and m["metrics"]["host"]["cpus"]
         assert m["source"]["name"] == "mnist_cnn.pt2" and len(m["source"]["sha256"]) == 64
         runtime = m["runtime"]

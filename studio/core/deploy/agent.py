@@ -287,16 +287,8 @@ class Device:
         entry = self._read("journal.json", {}) or {}
         self.journal(state="testing", bundle=rid, previous=entry.get("previous", self.current()))
         runner = os.path.join(self.releases, rid, "runner.py")
-        try:
-            proc = subprocess.run(python() + [runner, "--runs", "5"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=float(timeout), cwd=os.path.dirname(runner))
-        except subprocess.TimeoutExpired:
-            fail("the model check did not finish within %s s" % timeout)
-        text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
-        try:
-            result = json.loads(text[-1]) if text else {}
-        except ValueError:
-            result = {}
+        proc, result = run_runner(python() + [runner, "--runs", "5"], timeout, os.path.dirname(runner),
+                                  "the model check")
         if proc.returncode != 0 or not result.get("ok"):
             err = result.get("error") or proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or \
                 ["exit code %d" % proc.returncode]
@@ -312,16 +304,7 @@ class Device:
         folder = os.path.join(self.releases, rid)
         argv = python() + [os.path.join(HERE, "runner.py"), "--check", "--bundle", folder, "--runs", str(int(runs)),
                            "--threads", str(int(threads))]
-        try:
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=float(timeout),
-                                  cwd=folder)
-        except subprocess.TimeoutExpired:
-            fail("the check did not finish within %s s" % timeout)
-        text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
-        try:
-            result = json.loads(text[-1]) if text else {}
-        except ValueError:
-            result = {}
+        proc, result = run_runner(argv, timeout, folder, "the check")
         if not result:
             err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["exit code %d" % proc.returncode]
             result = {"ok": False, "error": "the runner printed no result (%s)" % err[0]}
@@ -398,6 +381,19 @@ class Device:
         self._sync_dir(self.root)
         self._write("state.json", {"current": prev, "previous": st.get("current")})
         return ({"ok": True, "current": prev, "previous": st.get("current")})
+
+
+def run_runner(argv, timeout, cwd, what):
+    """(process, its last stdout line as JSON or {}): how the agent runs a bundle's runner.py."""
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=float(timeout), cwd=cwd)
+    except subprocess.TimeoutExpired:
+        fail("%s did not finish within %s s" % (what, timeout))
+    text = proc.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        return proc, (json.loads(text[-1]) if text else {})
+    except ValueError:
+        return proc, {}
 
 
 def dispatch(device, name, args):

@@ -81,18 +81,11 @@ def module_info(module, shapes: ShapeRequest, path: Path, fmt: str, problems: li
         hooks.append(mod.register_forward_hook(hook))
     x = zeros(inputs)
     try:
-        with torch.no_grad():
-            out = module(*x)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"the model fails on zeros at {_texts(inputs)}: {short(exc)}; pass --input-shape"
-                             " NAME=DIMS[:DTYPE] for each input", path) from None
+        outputs = _outputs_on_zeros(module, x, inputs, path)
     finally:
         for h in hooks:
             h.remove()
-    outs = out if isinstance(out, (tuple, list)) else [out]
     params, weights = _weights(list(module.parameters()))
-    outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
-               for i, o in enumerate(outs) if hasattr(o, "shape")]
     return ModelInfo(str(path), fmt, Framework.PYTORCH, inputs=inputs, outputs=outputs, params=params,
                      size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
                      ops=histogram(type(m).__name__ for _, m in leaves), macs=_macs(module, x), problems=problems,
@@ -187,15 +180,7 @@ def _inspect_torchscript(path: Path, shapes: ShapeRequest) -> ModelInfo:
     if all_known(inputs):
         x = zeros(inputs)
         macs = _macs(m, x)
-        try:
-            with torch.no_grad():
-                out = m(*x)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"the model fails on zeros at {_texts(inputs)}: {short(exc)}; pass --input-shape"
-                                 " NAME=DIMS[:DTYPE] for each input", path) from None
-        outs = out if isinstance(out, (tuple, list)) else [out]
-        outputs = [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype)) for i, o in
-                   enumerate(outs)]
+        outputs = _outputs_on_zeros(m, x, inputs, path)
     else:
         problems.append(Problem("warning", "unknown-shape", "TorchScript does not record input shapes: pass"
                                 " --input-shape NAME=... to see output shapes and MACs"))
@@ -297,3 +282,18 @@ def inspect_torch(path: str, fmt: str, options: InspectOptions, report=ignore) -
     if fmt == Format.TORCHSCRIPT.value:
         return _inspect_torchscript(p, options.shapes)
     return _inspect_saved(p, options)
+
+
+def _outputs_on_zeros(module, x: list, inputs: list[TensorInfo], path) -> list[TensorInfo]:
+    """Run the module once on the zero inputs `x` and describe its tensor outputs (one line if it fails)."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = module(*x)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"the model fails on zeros at {_texts(inputs)}: {short(exc)}; pass --input-shape"
+                             " NAME=DIMS[:DTYPE] for each input", path) from None
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return [TensorInfo(f"output{i}" if len(outs) > 1 else "output", list(o.shape), _dt(o.dtype))
+            for i, o in enumerate(outs) if hasattr(o, "shape")]

@@ -26,7 +26,9 @@ def test_demo_without_a_display_runs_the_whole_pass_in_the_terminal(samples, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no display, so the demo runs in the terminal" in done.stderr
     out = done.stdout
-    assert "2. Sweep: 8 candidates" in out and "best" in out and "verified: 3 files" in out
+    # the bundle holds the model, the runner, the sample and the check set
+    assert "2. Sweep: 8 candidates" in out and "best" in out and "verified: 4 files" in out
     deployed = [line for line in out.splitlines() if line.strip().startswith("demo:")]
-    assert len(deployed) == 1 and ("Installed v1.0.0, check passed" in deployed[0]
+    assert len(deployed) == 2 and ("Installed v1.0.0, check passed" in deployed[0]
                                    or "Already runs v1.0.0" in deployed[0])
+    assert "5. Monitor" in out and deployed[1].split(",")[0].strip() in ("demo: ok", "demo: slower")

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.bundle.bundle import BundleError, build_bundle, resolve_source, safe_extract, verify_bundle
+from studio.core.bundle.bundle import (
+    BundleError,
+    build_bundle,
+    bundle_check_set,
+    resolve_source,
+    safe_extract,
+    verify_bundle,
+)
 from studio.core.bundle.signing import SigningError, new_keypair
 from studio.core.schemas import load_schema
 
@@ -52,7 +59,8 @@ def test_round_trip_onnx_and_tflite(sample_bundles, tmp_path):
         assert runtime["name"] == ("onnxruntime" if target == "onnx" else "tflite") and runtime["min_version"]
         dest = tmp_path / target
         safe_extract(sample_bundles[target], dest)
-        assert sorted(p.name for p in dest.iterdir()) == ["manifest.json", f"model.{target}", "runner.py", "sample.npz"]
+        members = ["checks.npz", "manifest.json", f"model.{target}", "runner.py", "sample.npz"]
+        assert sorted(p.name for p in dest.iterdir()) == members
         assert os.stat(dest / "runner.py").st_mode & 0o777 == 0o755
 
 
@@ -70,8 +78,9 @@ def test_manifest_schema_is_valid_and_used(sample_bundles):
 
 
 def test_same_inputs_give_identical_bytes(sample_bundles, tmp_path, monkeypatch):
+    # the promise's host latency is measured at each export, so "the same inputs" includes the same check set
     src = resolve_source(sample_bundles["onnx_dir"])
-    kw = dict(name="m", version="2.0", sign_key=sample_bundles["key"])
+    kw = dict(name="m", version="2.0", sign_key=sample_bundles["key"], checks=bundle_check_set(src))
     a = build_bundle(src, tmp_path / "a.bundle.zip", **kw)
     build_bundle(src, tmp_path / "b.bundle.zip", **kw)
     assert a["created"] is None and (tmp_path / "a.bundle.zip").read_bytes() == (tmp_path / "b.bundle.zip").read_bytes()

@@ -33,6 +33,7 @@ def pytest_configure(config):
 SLOW_MODULES = {
     "tests/core/test_sweep.py", "tests/core/test_optimize.py", "tests/core/test_fuzz_loaders.py",
     "tests/core/test_samples.py", "tests/gui/test_flow.py", "tests/cli/test_cli_bundle.py", "tests/cli/test_cli_gui.py",
+    "tests/cli/test_cli_monitor.py",
     "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py", "tests/core/test_fidelity.py",
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py", "tests/core/test_torch_inputs.py",
     "tests/core/test_prune_keras.py", "tests/core/test_fp16_detector.py", "tests/core/test_quant_robust.py",

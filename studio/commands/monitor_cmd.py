@@ -7,9 +7,11 @@ import json
 import re
 import sys
 import time
+from dataclasses import fields
 
-KEYS = ("device", "release", "bundle_id", "verdict", "reason", "latency_ms_median", "latency_ms_p90",
-        "peak_memory_mb", "promise_latency_ms", "fidelity", "facts", "checked_at")
+from studio.core.monitor.records import CheckResult
+
+KEYS = tuple(f.name for f in fields(CheckResult))  # the columns of `studio history --csv`
 
 
 def _targets(p) -> None:
@@ -117,8 +119,6 @@ def run_history(args) -> int:
         for row in rows:
             writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()})
     else:
-        from studio.core.monitor.records import CheckResult
-
         for row in rows:
             r = CheckResult.from_json(row)
             print(f"{r.checked_at}  {_line(r)}")

@@ -79,12 +79,13 @@ class MonitorChart(QWidget):
         grey = QColor(VERDICT_COLORS[Verdict.UNREACHABLE])
         self.unreachable = pg.ScatterPlotItem(symbol="x", size=12, brush=grey, pen=pg.mkPen(grey), hoverable=True,
                                               tip=self._tip)  # no latency: drawn on the time axis
-        self.reference = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, **dash), connect="finite")
+        self.promised_cosine = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, **dash), connect="finite")
+        self.reference = pg.PlotCurveItem(pen=pg.mkPen(fg, width=1, style=Qt.DashDotLine), connect="finite")
         self.fidelity_line = pg.PlotCurveItem(pen=pg.mkPen(fg, width=1.2), connect="finite")
         self.fidelity = pg.ScatterPlotItem(size=9, hoverable=True, tip=self._tip, pen=pg.mkPen(fg, width=0.6))
         for item in (self.promise, self.latency_line, self.latency, self.unreachable):
             self.latency_plot.addItem(item)
-        for item in (self.reference, self.fidelity_line, self.fidelity):
+        for item in (self.promised_cosine, self.reference, self.fidelity_line, self.fidelity):
             self.fidelity_plot.addItem(item)
         self.markers: list[tuple[pg.PlotWidget, pg.InfiniteLine]] = []
         self.rows: list[CheckResult] = []
@@ -112,11 +113,13 @@ class MonitorChart(QWidget):
         self.latency.setData(self._spots(t, median, brushes))
         self.unreachable.setData([{"pos": (t[i], 0.0), "data": i} for i, r in enumerate(rows)
                                   if r.verdict is Verdict.UNREACHABLE])
+        promised_cosine = np.array([_nan(r.promise_cosine) for r in rows], dtype=float)
+        self.promised_cosine.setData(*_steps(t, promised_cosine))
         self.reference.setData(*_steps(t, self._first_of_release(rows, cosine)))
         self.fidelity_line.setData(t, cosine)
         self.fidelity.setData(self._spots(t, cosine, brushes))
         self._mark_releases(rows, t)
-        self._fit(t, median, promise, cosine)
+        self._fit(t, median, promise, np.concatenate([cosine, promised_cosine]))
 
     @staticmethod
     def _spots(t: np.ndarray, y: np.ndarray, brushes: list[QColor]) -> list[dict]:
@@ -180,5 +183,5 @@ def legend_html() -> str:
     """The chart's key, as a line of text under it."""
     dots = "  ".join(f"<span style='color:{VERDICT_COLORS[v]}'>●</span> {v.value}"
                      for v in (Verdict.OK, Verdict.SLOWER, Verdict.DRIFT))
-    return (f"{dots}   │   <span style='color:{theme.ACCENT}'>- - -</span> latency the bundle promised;"
-            " fidelity of the release's first check   │   ┆ a release's first check   │   × no answer")
+    return (f"{dots}   │   <span style='color:{theme.ACCENT}'>- - -</span> what the bundle promised"
+            "   │   -·- fidelity of the release's first check   │   ┆ a release's first check   │   × no answer")

@@ -33,7 +33,7 @@ class RayCluster:
         self._nodes: list[subprocess.Popen] = []
         # the nodes' workers import this checkout's studio, as a real cluster's nodes import the installed one
         self._env = dict(os.environ, **FAST_HEALTH, PYTHONPATH=os.pathsep.join([str(ROOT), *sys.path]))
-        self.port, self.address = 0, ""
+        self.port, self.address, self.client_address = 0, "", ""
 
     def tmp(self, node: int) -> Path:
         return self.temp / f"node{node}"
@@ -57,8 +57,10 @@ class RayCluster:
         """A new head (on a new port after a stop(), as a re-created cluster would be)."""
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        client_port = _free_port()
+        self.client_address = f"ray://127.0.0.1:{client_port}"  # the Ray Client server, for drivers off the cluster
         self._start("--head", f"--port={self.port}", "--include-dashboard=false",
-                    f"--ray-client-server-port={_free_port()}", f"--temp-dir={self.temp / 'ray'}")
+                    f"--ray-client-server-port={client_port}", f"--temp-dir={self.temp / 'ray'}")
         self.wait_for_nodes(1)
 
     def add_worker(self) -> subprocess.Popen:

@@ -24,7 +24,7 @@ def result(device: str, n: int, release: str | None = "r1", verdict: Verdict = V
                        promise_latency_ms=1.5, fidelity=(OutputCheck("logits", 0.999, 41.0, 0.01, 100.0),
                                                          OutputCheck("emb", 0.98, None, 0.2, None)),
                        facts=DeviceFacts(uptime_s=12.0, load_1m=0.5, runtime="onnxruntime", python_version="3.11"),
-                       checked_at=f"2026-12-02T08:{n:02d}:00Z")
+                       checked_at=f"2026-12-02T08:{n:02d}:00Z", promise_cosine=0.9995)
 
 
 def test_result_json_round_trip_keeps_every_field():

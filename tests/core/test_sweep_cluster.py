@@ -72,6 +72,13 @@ def test_a_cluster_sweep_equals_the_local_one_and_ships_each_file_once_per_node(
     assert sum(len(list((cluster.tmp(i) / "studio-cluster").glob("*/.complete"))) for i in range(2)) >= 3
 
 
+def test_a_ray_client_address_gives_the_same_results(cluster, local_doc, samples, tmp_path):
+    options = SweepOptions(workers=0, cluster=ClusterOptions(cluster.client_address))
+    doc = run_sweep(samples["torch_model"], GRID, samples["dataset"], tmp_path / "run", options=options)
+    _same_results(doc, local_doc)
+    assert doc["cluster"]["address"] == cluster.client_address
+
+
 def test_a_node_killed_mid_sweep_has_its_task_retried_and_the_sweep_completes(cluster, local_doc, samples,
                                                                              tmp_path):
     worker = cluster.add_worker()  # a third node, killed while it builds a candidate
@@ -160,3 +167,32 @@ def test_the_sweep_and_the_cli_start_without_importing_ray():
             "print([m for m in sys.modules if m == 'ray' or m.startswith('ray.')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+CRASH_TWICE = """
+import json, os, sys, ray
+from studio.core.sweep.cluster import driver
+ray.init(address=sys.argv[1], log_to_driver=False)
+attempts = sys.argv[2]
+
+def build_candidate():  # dies with its worker on every attempt, as on a node that keeps failing
+    with open(attempts, "a") as f:
+        f.write("attempt\\n")
+    os._exit(1)
+
+task = ray.remote(**driver._candidate._default_options)(build_candidate)  # the options of Studio's candidate task
+print(json.dumps(driver.Driver._outcome("c7", task.remote())))
+"""
+
+
+def test_a_task_that_dies_again_after_its_retry_is_a_failed_candidate_with_the_reason(cluster, tmp_path):
+    attempts = tmp_path / "attempts.txt"
+    done = subprocess.run([sys.executable, "-c", CRASH_TWICE, cluster.address, str(attempts)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kind, rid, reason = json.loads(done.stdout.strip().splitlines()[-1])
+    assert attempts.read_text().count("attempt") == 2  # Ray ran it once more, then gave up
+    assert (kind, rid) == ("lost", "c7") and "died on two nodes or workers (retried once)" in reason
+    # the client raises it as a JobCrashed, which the sweep records as a failed candidate with this reason
+    from studio.core.base.errors import JobCrashed
+    assert issubclass(JobCrashed, StudioError) and reason in JobCrashed(reason).one_line()

@@ -90,6 +90,8 @@ def test_two_checks_two_rows_a_slow_and_a_drifted_device_and_an_unreachable_one(
     assert verdicts[good.name].verdict in (Verdict.OK, Verdict.SLOWER)  # a busy 2-core machine may be slower
     assert verdicts[good.name].fidelity[0].cosine == pytest.approx(1.0, abs=1e-6)
     assert verdicts[good.name].facts.runtime == "onnxruntime" and verdicts[good.name].peak_memory_mb > 0
+    promised = json.loads(zipfile.ZipFile(bundles["1.0"]).read("manifest.json"))["promise"]["fidelity"]
+    assert verdicts[good.name].promise_cosine == min(f["cosine"] for f in promised)  # drawn on the Monitor chart
     push(bundles["2.0"], good)
     second = {r.device: r for r in check_devices([good, slow], OPTIONS, history=history)}
     assert second[slow.name].verdict == Verdict.SLOWER  # also behind, and slower names the worse problem first
@@ -106,4 +108,4 @@ def test_an_old_schema_2_bundle_is_checked_with_its_sample(make_device, bundles,
     [result] = check_devices([device], OPTIONS, history=History(tmp_path / "m.db"))
     assert result.verdict in (Verdict.OK, Verdict.SLOWER) and result.verdict != Verdict.DRIFT
     assert len(result.fidelity) == 1 and result.fidelity[0].cosine == pytest.approx(1.0, abs=1e-6)
-    assert result.promise_latency_ms is None  # it promised nothing
+    assert result.promise_latency_ms is None and result.promise_cosine is None  # it promised nothing

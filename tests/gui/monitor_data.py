@@ -33,7 +33,8 @@ def check(device: str, i: int) -> CheckResult:
                        latency_ms_p90=None if unreachable else median * 1.2,
                        peak_memory_mb=None if unreachable else 80.0, promise_latency_ms=promise,
                        fidelity=() if unreachable else outputs, facts=None if unreachable else FACTS,
-                       checked_at=(START + timedelta(minutes=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                       checked_at=(START + timedelta(minutes=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       promise_cosine=0.99996 if release.endswith("1.0.0") else 0.99993)
 
 
 def fleet_history() -> list[CheckResult]:

@@ -75,6 +75,9 @@ def test_monitor_page_renders_three_devices_with_twenty_checks(make_window, flee
     assert len(amber) == sum(r.verdict is Verdict.SLOWER for r in cam2) == 5
     _x, promise = chart.promise.getData()
     assert set(promise) == {r.promise_latency_ms for r in cam2}
+    _x, promised_cosine = chart.promised_cosine.getData()  # the fidelity the bundle promised, on the fidelity plot
+    assert set(promised_cosine) == {r.promise_cosine for r in cam2}
+    assert chart.promised_cosine in chart.fidelity_plot.getPlotItem().items
     assert _has_color(chart, theme.WARN)
     # cam-1 changed release once: a marker at the first check of each release, in both plots
     page.table.selectRow(page.rows["cam-1"])

@@ -123,7 +123,7 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     buf = io.BytesIO()
     np.savez(buf, **sample.arrays())  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
     payload[SAMPLE] = _deterministic_npz(buf.getvalue())
-    checks = checks or bundle_check_set(src)
+    checks = checks or bundle_check_set(src, shapes=_shapes_of(sample, info) or None)
     buf = io.BytesIO()
     np.savez(buf, **checks.arrays())  # type: ignore[arg-type]
     payload[CHECKS] = _deterministic_npz(buf.getvalue())
@@ -158,6 +158,15 @@ def build_bundle(src: ExportSource, out: str | os.PathLike, *, name: str, versio
     members += sorted(payload.items())
     _write_zip(out, members, zip_time)
     return manifest
+
+
+def _shapes_of(sample: BundleSample, info: ModelInfo) -> ShapeRequest:
+    """The shapes the bundle's sample runs at, for the inputs with dims the model leaves open: its check set is made
+    at the same ones (a sample that does not fit is left to verify, which names the misfit)."""
+    from studio.core.tensors.shapes import fits
+
+    return ShapeRequest(tuple((t.name, tuple(a.shape)) for t, a in zip(info.inputs, sample.inputs, strict=False)
+                              if t.dynamic_dims and not fits(t, tuple(a.shape))))
 
 
 def _bundleable(model: Path) -> ModelInfo:

@@ -237,9 +237,14 @@ def export_tflite(module, inputs: Sequence[InputShape], out: str) -> None:
 
 
 def takes_names(module, names: Sequence[str]) -> bool:
-    """Whether forward's signature names exactly these parameters (an ExportedProgram's module takes *args)."""
+    """Whether forward's signature names exactly these parameters. An ExportedProgram's module (a GraphModule)
+    names them too but checks its calls against the positional spec it was exported with: it takes them in order."""
     import inspect
 
+    import torch
+
+    if isinstance(module, torch.fx.GraphModule):
+        return False
     try:
         params = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError):

@@ -133,7 +133,7 @@ def judge(device: str, answer: dict[str, Any], first: CheckResult | None, newest
     return CheckResult(device=device, release=release["id"], bundle_id=result.get("bundle") or release["id"],
                        verdict=verdict, reason=reason, latency_ms_median=median, latency_ms_p90=latency.get("p90"),
                        peak_memory_mb=result.get("peak_memory_mb"), promise_latency_ms=promise, fidelity=fidelity,
-                       facts=DeviceFacts.from_json(facts), checked_at=now())
+                       facts=DeviceFacts.from_json(facts), checked_at=now(), promise_cosine=promised_cosine(answer))
 
 
 def promised_latency(answer: dict[str, Any]) -> float | None:
@@ -144,6 +144,13 @@ def promised_latency(answer: dict[str, Any]) -> float | None:
             if isinstance(doc.get(key), int | float):
                 return float(doc[key])
     return None
+
+
+def promised_cosine(answer: dict[str, Any]) -> float | None:
+    """The lowest output cosine the bundle promised at export (None for bundles older than the check set)."""
+    found = [f.get("cosine") for f in (answer.get("promise") or {}).get("fidelity") or ()]
+    scored = [float(c) for c in found if isinstance(c, int | float)]
+    return min(scored) if scored else None
 
 
 def drift(answer: dict[str, Any], fidelity: tuple[OutputCheck, ...], first: CheckResult | None,

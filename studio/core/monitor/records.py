@@ -67,6 +67,7 @@ class CheckResult:
     fidelity: tuple[OutputCheck, ...]
     facts: DeviceFacts | None
     checked_at: str  # ISO 8601 UTC, e.g. "2026-12-02T08:00:00Z"
+    promise_cosine: float | None = None  # the lowest output cosine the bundle promised (measured at export)
 
     def __post_init__(self):
         object.__setattr__(self, "verdict", Verdict(self.verdict))
@@ -82,7 +83,7 @@ class CheckResult:
                 "peak_memory_mb": self.peak_memory_mb, "promise_latency_ms": self.promise_latency_ms,
                 "fidelity": [asdict(f) for f in self.fidelity],
                 "facts": asdict(self.facts) if self.facts is not None else None,
-                "checked_at": self.checked_at}
+                "checked_at": self.checked_at, "promise_cosine": self.promise_cosine}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> CheckResult:
@@ -95,7 +96,7 @@ class CheckResult:
                    promise_latency_ms=_num(doc.get("promise_latency_ms")),
                    fidelity=tuple(OutputCheck.from_json(f) for f in doc.get("fidelity") or ()),
                    facts=DeviceFacts.from_json(facts) if isinstance(facts, dict) else None,
-                   checked_at=str(doc["checked_at"]))
+                   checked_at=str(doc["checked_at"]), promise_cosine=_num(doc.get("promise_cosine")))
 
 
 def _num(value: Any) -> float | None:

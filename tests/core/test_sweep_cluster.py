@@ -181,7 +181,7 @@ def build_candidate():  # dies with its worker on every attempt, as on a node th
     os._exit(1)
 
 task = ray.remote(**driver._candidate._default_options)(build_candidate)  # the options of Studio's candidate task
-print(json.dumps(driver.Driver._outcome("c7", task.remote())))
+print("OUTCOME", json.dumps(driver.Driver._outcome("c7", task.remote())))
 """
 
 
@@ -190,7 +190,8 @@ def test_a_task_that_dies_again_after_its_retry_is_a_failed_candidate_with_the_r
     done = subprocess.run([sys.executable, "-c", CRASH_TWICE, cluster.address, str(attempts)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    kind, rid, reason = json.loads(done.stdout.strip().splitlines()[-1])
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]  # Ray prints too
+    kind, rid, reason = json.loads(line.split(" ", 1)[1])
     assert attempts.read_text().count("attempt") == 2  # Ray ran it once more, then gave up
     assert (kind, rid) == ("lost", "c7") and "died on two nodes or workers (retried once)" in reason
     # the client raises it as a JobCrashed, which the sweep records as a failed candidate with this reason

@@ -77,6 +77,18 @@ def int8_sweep(samples, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="session")
+def tflite_int8_sweep(samples, tmp_path_factory) -> Path:
+    """A finished sweep run of the PyTorch sample: fp32 and static int8 TFLite candidates (made by
+    ai-edge-quantizer)."""
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import run_sweep
+
+    run = tmp_path_factory.mktemp("tflite-int8-sweep") / "run"
+    run_sweep(samples["torch_model"], Grid(targets=("tflite",), quant=("none", "int8")), samples["dataset"], run)
+    return run
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m studio ARGS` the way a user runs the CLI."""
     full_env = dict(os.environ, **(env or {}))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.inspect.modelinfo import human_bytes
-from studio.core.recipe.recipe import QuantMode, Target
+from studio.core.recipe.recipe import QuantMode
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
 from .charts import LayerErrorChart, SensitivityChart, TradeoffChart, legend_html
@@ -283,7 +283,7 @@ class PreviewPage(QWidget):
         self.chart.select(cid)
         self.use.setEnabled(True)
         c = self.candidates[cid]
-        self.debug_button.setEnabled(c.quant == QuantMode.INT8 and c.target == Target.ONNX)
+        self.debug_button.setEnabled(c.quant == QuantMode.INT8)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
                 self.table.selectRow(row)

@@ -44,3 +44,21 @@ def test_keep_float_adds_the_measured_candidate_to_the_run(int8_sweep, tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert added["id"] in [c["id"] for c in results["candidates"]] and not results["interrupted"]
     assert (run / "candidates" / added["id"] / "model.onnx").is_file()
+
+
+def test_json_of_a_tflite_candidate_and_keep_float(tflite_int8_sweep, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tflite_int8_sweep, run)  # this test adds a candidate: to its own copy of the run
+    done = run_cli("debug-quant", str(run / "tflite-int8-p0.00"), "--json", "--samples", "4", "--keep-float", "1")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["candidate"] == "tflite-int8-p0.00" and doc["samples"] == 4 and doc["metric"] == "sqnr_db"
+    sqnr = [r["sqnr_db"] for r in doc["layers"]]
+    assert sqnr == sorted(sqnr) and {"CONV_2D", "FULLY_CONNECTED"} <= {r["op"] for r in doc["layers"]}
+    assert doc["added"]["id"] == "tflite-int8-p0.00-float1"
+    assert doc["added"]["float_layers"] == [next(r["node"] for r in doc["layers"] if r["node"])]
+    results = json.loads((run / "results.json").read_text())
+    assert doc["added"]["id"] in [c["id"] for c in results["candidates"]]
+    assert (run / "candidates" / doc["added"]["id"] / "model.tflite").is_file()

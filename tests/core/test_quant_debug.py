@@ -1,6 +1,7 @@
 """The quantization debugger on a real sweep run: per-layer errors equal a direct onnxruntime computation, worst
 first, and keeping the worst layers in float makes a measured candidate recorded in the run's results."""
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -97,3 +98,83 @@ def test_a_candidate_that_is_not_int8_is_refused_with_its_reason(int8_sweep):
         debug_candidate(int8_sweep / FP32)
     with pytest.raises(StudioError, match="is not a candidate of a sweep run"):
         debug_candidate(int8_sweep / "onnx-int8-p0.50")
+
+
+TFL_INT8, TFL_FP32 = "tflite-int8-p0.00", "tflite-fp32-p0.00"
+TFL_SAMPLES = 8
+
+
+def _tflite_tensors(path, x, names=None):
+    """Every named tensor of `path` (or those in `names`) on each image of `x`, read from a plain ai-edge-litert
+    interpreter (all tensors kept, no XNNPACK) and dequantized by hand: {name: [N, ...] float64}."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    (inp,) = it.get_input_details()
+    scale, zero = inp["quantization"]
+    got: dict[str, list] = {}
+    for image in x:
+        v = image.reshape(inp["shape"])
+        it.set_tensor(inp["index"], np.clip(np.round(v / scale) + zero, -128, 127).astype(inp["dtype"]) if scale
+                      else v.astype(inp["dtype"]))
+        it.invoke()
+        for d in it.get_tensor_details():
+            if d["name"] and np.dtype(d["dtype"]) in (np.float32, np.int8) and (names is None or d["name"] in names):
+                s, z = d["quantization"]
+                a = it.get_tensor(d["index"]).astype(np.float64)
+                got.setdefault(d["name"], []).append((a - z) * s if s else a)
+    return {k: np.stack(v) for k, v in got.items()}
+
+
+@pytest.fixture(scope="module")
+def tflite_debugged(tflite_int8_sweep):
+    return debug_candidate(tflite_int8_sweep / TFL_INT8, samples=TFL_SAMPLES)
+
+
+def test_tflite_layer_errors_equal_both_interpreters_run_directly_and_the_worst_comes_first(
+        tflite_debugged, tflite_int8_sweep, samples):
+    run = tflite_int8_sweep
+    x = _images(samples, TFL_SAMPLES)
+    ref = _tflite_tensors(run / "candidates" / TFL_FP32 / "model.tflite", x)
+    got = _tflite_tensors(run / "candidates" / TFL_INT8 / "model.tflite", x)
+    layers = tflite_debugged.layers
+    assert tflite_debugged.samples == TFL_SAMPLES and len(layers) >= 8
+    assert {"CONV_2D", "FULLY_CONNECTED", "input"} <= {r.op for r in layers}
+    mine = {}
+    for r in layers:
+        f, q = ref[r.tensor].ravel(), got[r.tensor].ravel()
+        mine[r.tensor] = 10 * np.log10(np.sum(f ** 2) / np.sum((f - q) ** 2))
+        assert r.sqnr_db == pytest.approx(mine[r.tensor], abs=1e-3), r.tensor
+        assert r.cosine == pytest.approx(f @ q / np.linalg.norm(f) / np.linalg.norm(q), abs=1e-9)
+        assert r.relative_error == pytest.approx(np.linalg.norm(f - q) / np.linalg.norm(f), rel=1e-6)
+    assert layers[0].tensor == min(mine, key=mine.get) and layers[0].sqnr_db < 40  # int8 loses somewhere
+    assert [r.sqnr_db for r in layers] == sorted(r.sqnr_db for r in layers)
+
+
+def test_tflite_keep_float_adds_a_measured_candidate_with_those_ops_in_float(tflite_debugged, tflite_int8_sweep,
+                                                                               samples, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    run = tmp_path / "run"
+    shutil.copytree(tflite_int8_sweep, run)  # this test adds a candidate: to its own copy of the run
+    nodes = tuple(r.node for r in tflite_debugged.layers if r.node)[:2]
+    added = keep_in_float(run / TFL_INT8, nodes)
+    rows = {c["id"]: c for c in json.loads((run / "results.json").read_text())["candidates"]}
+    assert added.id == f"{TFL_INT8}-float2" and {TFL_FP32, TFL_INT8, added.id} <= set(rows)
+    row, plain = rows[added.id], rows[TFL_INT8]
+    assert row["status"] == "ok" and row["float_layers"] == list(nodes) and row["latency_ms_median"] > 0
+    assert row["sqnr_db"] >= plain["sqnr_db"] and row["cosine"] >= plain["cosine"]
+    assert row["agreement"] >= plain["agreement"] and row["accuracy"] >= plain["accuracy"] - 0.1
+
+    def dtypes(path):
+        return {d["name"]: np.dtype(d["dtype"]) for d in Interpreter(model_path=str(path)).get_tensor_details()}
+    now, before = dtypes(run / row["path"]), dtypes(run / plain["path"])
+    assert all(now[n] == np.float32 and before[n] == np.int8 for n in nodes)
+    assert sum(t == np.int8 for t in now.values()) > 0  # the rest stays quantized
+    x, y = _images(samples), np.load(samples["dataset"])["y"]
+    output = Interpreter(model_path=str(run / row["path"])).get_output_details()[0]["name"]
+    scores = _tflite_tensors(run / row["path"], x, {output})[output].reshape(len(x), -1)
+    assert row["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y) * 100)
+    assert sorted(p.name for p in (run / "candidates" / added.id).iterdir()) == ["candidate.json", "model.tflite"]

@@ -43,3 +43,23 @@ def test_debug_then_keep_the_worst_layers_in_float(make_window, qtbot, int8_swee
     assert new in [c.id for c in page.chart.candidates]  # a point on the trade-off chart
     rows = {c["id"]: c for c in json.loads((run / "results.json").read_text())["candidates"]}
     assert rows[new]["float_layers"] == list(chosen) and rows[new]["agreement"] >= rows[INT8]["agreement"]
+
+
+def test_a_tflite_int8_candidate_is_debugged_and_kept_in_float_too(make_window, qtbot, tflite_int8_sweep, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tflite_int8_sweep, run)
+    w = make_window()
+    w.project.chosen = ChosenCandidate(run_dir=str(run))
+    w._show_saved_results(str(run))
+    page = w.preview
+    page.select("tflite-int8-p0.00")
+    assert page.debug_button.isEnabled()
+    qtbot.mouseClick(page.debug_button, Qt.LeftButton)
+    wait_idle(qtbot, w)
+    debug = page.debug
+    assert debug is not None and debug.candidate == "tflite-int8-p0.00"
+    assert [r.tensor for r in page.debug_chart.layers] == [r.tensor for r in debug.layers if math.isfinite(r.sqnr_db)]
+    page.keep_count.setValue(1)
+    qtbot.mouseClick(page.keep_button, Qt.LeftButton)
+    wait_idle(qtbot, w)
+    assert page.selected == "tflite-int8-p0.00-float1" and page.selected in [c.id for c in page.chart.candidates]

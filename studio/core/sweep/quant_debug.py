@@ -57,9 +57,9 @@ class DebugJob:
     """A candidate's quantized model and what remaking its float model and reading its samples takes."""
     quantized: str
     recipe: Recipe
-    stage_float: str  # the group's float stage (RUN/work/TARGET-pR/converted.onnx, or the ONNX source itself)
+    stage_float: str  # the group's float stage (RUN/work/TARGET-pR/converted.EXT, or the source itself)
     opset: int | None  # the recipe's opset when the source is ONNX (finish converts it), else None
-    prune: float | None  # unstructured pruning finish applied to the float stage
+    prune: float | None  # unstructured pruning finish applied to the float stage (TFLite: the recipe's pruning)
     data_path: str
     inputs: tuple[InputShape, ...]
     available: int  # evaluation samples in the run
@@ -68,30 +68,33 @@ class DebugJob:
 
 
 def debug_job(job: DebugJob, report: Report = ignore) -> list[LayerError]:
-    """In an onnxruntime worker: the float model again, then every layer's error."""
-    from studio.core.quantize.onnx_debug import float_model, layer_errors
-
+    """In a worker: the float model again, then every layer's error."""
     with tempfile.TemporaryDirectory(prefix="studio-qdebug-") as tmp:
         report(0.1, "making the float model")
-        float_model(job.stage_float, f"{tmp}/float.onnx", opset=job.opset, prune=job.prune)
-        data = eval_data.read(job.data_path, job.inputs)
+        float_path = _float_model(job, tmp)
+        samples = eval_data.read(job.data_path, job.inputs).samples.head(job.samples)
         report(0.3, "running both models on the samples")
-        return layer_errors(f"{tmp}/float.onnx", job.quantized, data.samples.head(job.samples), Path(tmp))
+        if job.recipe.target == Target.TFLITE:
+            from studio.core.quantize import tflite_debug
+
+            return tflite_debug.layer_errors(float_path, job.quantized, samples)
+        from studio.core.quantize import onnx_debug
+
+        return onnx_debug.layer_errors(float_path, job.quantized, samples, Path(tmp))
 
 
 def keep_float_job(job: DebugJob, nodes: tuple[str, ...], out: str, report: Report = ignore) -> CandidateOutcome:
-    """In an onnxruntime worker: quantize the float model again with `nodes` in float; score it as a sweep does."""
+    """In a worker: quantize the float model again with `nodes` in float; score it as a sweep does."""
     from studio.core.measure.runtimes import open_runner, predict
     from studio.core.measure.scores import score_outputs
     from studio.core.quantize.backend import BACKENDS
-    from studio.core.quantize.onnx_debug import float_model
 
     started, q = time.monotonic(), job.recipe.quantization
     data = eval_data.read(job.data_path, job.inputs)
     with tempfile.TemporaryDirectory(prefix="studio-qdebug-") as tmp:
-        float_model(job.stage_float, f"{tmp}/float.onnx", opset=job.opset, prune=job.prune)
+        float_path = _float_model(job, tmp)
         report(0.2, f"quantizing with {len(nodes)} node(s) in float")
-        BACKENDS[job.recipe.target].quantize(f"{tmp}/float.onnx", out, q, data.calib(q.calib_samples), exclude=nodes)
+        BACKENDS[job.recipe.target].quantize(float_path, out, q, data.calib(q.calib_samples), exclude=nodes)
     report(0.7, "evaluating")
     runner = open_runner(out)  # its outputs keep the source's, in order
     scores = score_outputs(predict(runner, data.samples), data.y, data.reference, job.scoring,
@@ -99,6 +102,20 @@ def keep_float_job(job: DebugJob, nodes: tuple[str, ...], out: str, report: Repo
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(out),
                             seconds=round(time.monotonic() - started, 2), float_layers=list(nodes),
                             notes=[f"kept in float by the quantization debugger: {', '.join(nodes)}"])
+
+
+def _float_model(job: DebugJob, folder: str) -> str:
+    """The float model the candidate was quantized from, made again in `folder` as its finish made it."""
+    out = f"{folder}/float.{job.recipe.target.value}"
+    if job.recipe.target == Target.TFLITE:
+        from studio.core.quantize import tflite_debug
+
+        tflite_debug.float_model(job.stage_float, out, job.recipe.pruning if job.prune else None)
+    else:
+        from studio.core.quantize import onnx_debug
+
+        onnx_debug.float_model(job.stage_float, out, opset=job.opset, prune=job.prune)
+    return out
 
 
 def debug_candidate(path: str | os.PathLike, *, samples: int = SAMPLES, report: Report = ignore,
@@ -162,14 +179,13 @@ def _open(path: str | os.PathLike) -> tuple[RunFolder, CandidateResult, DebugJob
         what = "not quantized" if row.quant == QuantMode.NONE else f"quantized '{row.quant}'"
         raise DebugError(f"{cid} is {what}: the debugger compares an int8 (static) candidate with its float model",
                          path)
-    if row.target != Target.ONNX:
-        raise DebugError(f"{cid} is a TFLite candidate: the debugger compares ONNX int8 candidates only", path)
     stage = load_stage(run.stage(row.target.value, row.prune_ratio) / "stage.pkl")
     if stage is None:
         raise DebugError(f"the float stage of {cid} is missing from {run.work}: run the sweep again", path)
     reference = _json(run.work / "reference.json")
     source_is_onnx = doc["model"]["format"] == Framework.ONNX.value
-    job = DebugJob(quantized=str(run.root / (row.path or f"candidates/{cid}/model.onnx")), recipe=row.recipe,
+    quantized = row.path or f"candidates/{cid}/model.{row.target.value}"
+    job = DebugJob(quantized=str(run.root / quantized), recipe=row.recipe,
                    stage_float=stage.float_path, opset=row.recipe.runtime.opset if source_is_onnx else None,
                    prune=row.prune_ratio if stage.prune_in_finish else None, data_path=str(run.work / "data.npz"),
                    inputs=eval_data.inputs_from_json(reference["inputs"]), available=int(reference["samples"]),

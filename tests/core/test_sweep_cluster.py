@@ -105,6 +105,30 @@ def test_a_node_killed_mid_sweep_has_its_task_retried_and_the_sweep_completes(cl
     assert all(row["status"] == "ok" for row in doc["candidates"])
 
 
+def test_cancel_on_a_cluster_keeps_what_finished_and_a_rerun_resumes_it(cluster, local_doc, samples, tmp_path):
+    from studio.core.base.errors import Cancelled
+    from studio.core.base.progress import CancelToken
+    from studio.core.sweep.results import read_journal
+
+    run, token, first = tmp_path / "run", CancelToken(), []
+
+    def cancel_after_first(event):
+        if isinstance(event, CandidateFinished):
+            first.append(event.candidate.id)
+            token.cancel()
+
+    with pytest.raises(Cancelled, match="run it again"):
+        run_sweep(samples["torch_model"], GRID, samples["dataset"], run, options=_on_cluster(cluster), cancel=token,
+                  on_event=cancel_after_first)
+    kept = read_journal(run / "journal.jsonl")
+    assert first and set(first) <= set(kept) and len(kept) < 3  # cancelled tasks were not waited for
+    again: list[str] = []
+    doc = run_sweep(samples["torch_model"], GRID, samples["dataset"], run, options=_on_cluster(cluster),
+                    on_event=lambda e: again.append(e.candidate.id) if isinstance(e, CandidateFinished) else None)
+    assert not set(kept) & set(again)  # nothing finished before is redone
+    _same_results(doc, local_doc)
+
+
 def test_a_lost_cluster_stops_the_sweep_and_a_rerun_resumes(samples, local_doc, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", "3")  # the driver gives up on a dead head soon
     lone = RayCluster(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))

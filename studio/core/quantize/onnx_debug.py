@@ -66,8 +66,8 @@ def layer_errors(float_path: str, quantized: str, samples: Samples, work: Path) 
                if v.get("float")}
     producers = {out: (n.name, n.op_type) for n in onnx.load(reference).graph.node for out in n.output}
     sqnr = compute_activation_error(matched)
-    cosine = compute_activation_error(matched, err_func=_cosine)
-    relative = compute_activation_error(matched, err_func=_relative)
+    cosine = compute_activation_error(matched, err_func=tensor_cosine)
+    relative = compute_activation_error(matched, err_func=relative_error)
     rows = [LayerError(t, *producers.get(t, ("", "input")), cosine=min(1.0, cosine[t]["xmodel_err"]),
                        relative_error=relative[t]["xmodel_err"],  # onnxruntime's SQNR of identical tensors is finite
                        sqnr_db=sqnr[t]["xmodel_err"] if relative[t]["xmodel_err"] else float("inf")) for t in matched]
@@ -78,13 +78,15 @@ def _flat(tensors: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(t, np.float64).ravel() for t in tensors])
 
 
-def _cosine(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+def tensor_cosine(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """The cosine of one tensor's values over all samples, flattened together (not a mean per sample)."""
     x, y = _flat(a), _flat(b)
     denom = np.linalg.norm(x) * np.linalg.norm(y)
     return float(x @ y / denom) if denom > 0 else 1.0
 
 
-def _relative(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+def relative_error(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
+    """||b - a|| / ||a|| over all samples."""
     x, y = _flat(a), _flat(b)
     return float(np.linalg.norm(x - y) / max(float(np.linalg.norm(x)), 1e-30))
 

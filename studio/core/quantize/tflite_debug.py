@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from studio.core.quantize.onnx_debug import LayerError
+from studio.core.quantize.onnx_debug import LayerError, relative_error, tensor_cosine
 from studio.core.tensors.samples import Samples
 
 
@@ -42,18 +42,18 @@ def _producers(path: str) -> dict[str, tuple[str, str]]:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils as fbu
 
-    from studio.core.quantize.tflite_quant import _name
+    from studio.core.quantize.tflite_quant import tensor_name
 
     model = fbu.read_model(path)
     sg, ops = model.subgraphs[0], {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
-    found = {_name(sg.tensors[i].name): ("", "input") for i in sg.inputs}
+    found = {tensor_name(sg.tensors[i].name): ("", "input") for i in sg.inputs}
     for op in sg.operators:
         code = model.operatorCodes[op.opcodeIndex]
         outs = [i for i in op.outputs if i >= 0]
         for i in outs:
-            found[_name(sg.tensors[i].name)] = (_name(sg.tensors[outs[0]].name),
+            found[tensor_name(sg.tensors[i].name)] = (tensor_name(sg.tensors[outs[0]].name),
                                                 ops.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM"))
-    floats = {_name(t.name) for t in sg.tensors if t.type == schema.TensorType.FLOAT32}
+    floats = {tensor_name(t.name) for t in sg.tensors if t.type == schema.TensorType.FLOAT32}
     return {t: p for t, p in found.items() if t in floats}
 
 
@@ -88,10 +88,7 @@ def _activations(path: str, feeds: list[dict[str, np.ndarray]], names: Iterable[
 
 def _error(tensor: str, node: str, op: str, ref: np.ndarray, got: np.ndarray) -> LayerError:
     noise, signal = float(np.sum((ref - got) ** 2)), float(np.sum(ref ** 2))
-    norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
     with np.errstate(divide="ignore"):  # a float tensor of zeros the quantized model misses: -inf
         sqnr = 10 * float(np.log10(signal / noise)) if noise > 0 else float("inf")
-    return LayerError(tensor, node, op,
-                      sqnr_db=sqnr,
-                      cosine=min(1.0, float(ref @ got) / norms) if norms > 0 else 1.0,
-                      relative_error=float(np.sqrt(noise) / max(np.sqrt(signal), 1e-30)))
+    return LayerError(tensor, node, op, sqnr_db=sqnr, cosine=min(1.0, tensor_cosine([ref], [got])),
+                      relative_error=relative_error([ref], [got]))

@@ -50,8 +50,8 @@ def float_weights(path: str, model=None) -> list[FloatWeight]:
             if tensor.type == schema.TensorType.FLOAT32 and data is not None and len(data) and \
                     tensor.buffer not in found:
                 values = np.frombuffer(bytes(data), np.float32).reshape(tuple(tensor.shape))
-                scope = _name(sg.tensors[op.outputs[0]].name) if len(op.outputs) else _name(tensor.name)
-                found[tensor.buffer] = FloatWeight(tensor.buffer, _name(tensor.name), scope, name, values)
+                scope = tensor_name(sg.tensors[op.outputs[0]].name) if len(op.outputs) else tensor_name(tensor.name)
+                found[tensor.buffer] = FloatWeight(tensor.buffer, tensor_name(tensor.name), scope, name, values)
     return list(found.values())
 
 
@@ -71,7 +71,8 @@ def prune_tflite(src: str, out: str, pruning) -> PruneStats:
     return stats
 
 
-def _name(raw) -> str:
+def tensor_name(raw) -> str:
+    """A flatbuffer tensor name as text (the schema gives bytes)."""
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 

@@ -65,28 +65,26 @@ def samples() -> dict:
     return ensure_samples()
 
 
-@pytest.fixture(scope="session")
-def int8_sweep(samples, tmp_path_factory) -> Path:
-    """A finished sweep run of the PyTorch sample: fp32 and static int8 ONNX candidates (the quantization debugger's
-    subject)."""
+def _fp32_and_int8_sweep(samples, tmp_path_factory, target: str) -> Path:
+    """A finished sweep run of the PyTorch sample: its fp32 and static int8 candidates for `target`."""
     from studio.core.recipe.grid import Grid
     from studio.core.sweep.sweep import run_sweep
 
-    run = tmp_path_factory.mktemp("int8-sweep") / "run"
-    run_sweep(samples["torch_model"], Grid(targets=("onnx",), quant=("none", "int8")), samples["dataset"], run)
+    run = tmp_path_factory.mktemp(f"{target}-int8-sweep") / "run"
+    run_sweep(samples["torch_model"], Grid(targets=(target,), quant=("none", "int8")), samples["dataset"], run)
     return run
+
+
+@pytest.fixture(scope="session")
+def int8_sweep(samples, tmp_path_factory) -> Path:
+    """fp32 and static int8 ONNX candidates (the quantization debugger's subject)."""
+    return _fp32_and_int8_sweep(samples, tmp_path_factory, "onnx")
 
 
 @pytest.fixture(scope="session")
 def tflite_int8_sweep(samples, tmp_path_factory) -> Path:
-    """A finished sweep run of the PyTorch sample: fp32 and static int8 TFLite candidates (made by
-    ai-edge-quantizer)."""
-    from studio.core.recipe.grid import Grid
-    from studio.core.sweep.sweep import run_sweep
-
-    run = tmp_path_factory.mktemp("tflite-int8-sweep") / "run"
-    run_sweep(samples["torch_model"], Grid(targets=("tflite",), quant=("none", "int8")), samples["dataset"], run)
-    return run
+    """fp32 and static int8 TFLite candidates (made by ai-edge-quantizer)."""
+    return _fp32_and_int8_sweep(samples, tmp_path_factory, "tflite")
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -82,6 +82,11 @@ class RayCluster:
                 raise RuntimeError(f"the Ray cluster did not reach {count} nodes; logs in {self.temp}")
             time.sleep(0.5)
 
+    def client_server_logs(self, tail: int = 3000) -> str:
+        """The end of each Ray Client server log on the head (why a ray:// connection was refused)."""
+        logs = sorted((self.temp / "ray" / "session_latest" / "logs").glob("ray_client_server*"))
+        return "\n".join(f"{log.name}: {log.read_text(errors='replace')[-tail:]}" for log in logs) or "no client logs"
+
     def kill(self, proc: subprocess.Popen) -> None:
         """End one node at once, as a machine that loses power does (its raylet, store and workers)."""
         with contextlib.suppress(ProcessLookupError):

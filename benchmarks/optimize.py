@@ -12,6 +12,7 @@ from pathlib import Path
 from studio.core.app.samples import ensure_samples
 from studio.core.base.jobs import run_job
 from studio.core.measure.evaluate import evaluate, measure_latency
+from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.optimize import optimize
 from studio.core.recipe.recipe import Pruning, Quantization, Recipe
 
@@ -59,7 +60,7 @@ def main() -> int:
                     print(f"{kind:<8} {name:<16} failed: {exc}")
                     continue
                 path = str(out / doc["output"]["path"])
-                lat = run_job(measure_latency, path, None, args.threads)["median_ms"]
+                lat = run_job(measure_latency, path, None, LatencyOptions(threads=args.threads))["median_ms"]
                 acc = run_job(evaluate, path, s["dataset"])["top1"]
                 size = doc["output"]["size_bytes"]
                 target = recipe.target.value

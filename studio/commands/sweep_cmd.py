@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, help="candidates at once (default 2; with --cluster: the cluster's CPUs)")
     p.add_argument("--limit", type=int, default=1000, help="evaluation samples (default 1000)")
     p.add_argument("--threads", type=int, default=1, help="runtime threads for latency (default 1)")
+    p.add_argument("--latency-rounds", type=int, default=5, metavar="N",
+                   help="time each candidate in N rounds and report the median of their medians (default 5)")
     p.add_argument("--sensitivity", action="store_true", help="also measure per-layer sensitivity")
     p.add_argument("--finetune", metavar="DATA", help="training data for recovery after structured pruning")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2 with --finetune)")
@@ -114,9 +116,9 @@ def run(args) -> int:
         return 1
     options = SweepOptions(workers=args.workers if args.workers is not None else (0 if cluster else 2),
                            cluster=cluster, budget_s=args.budget, max_drop=args.max_drop, limit=args.limit,
-                           threads=args.threads, sensitivity=args.sensitivity, arch=arch_spec(args),
-                           trust_pickle=args.trust_pickle, shapes=shapes_of(args), finetune=args.finetune,
-                           scoring=scoring_of(args), trust_code=args.trust_code,
+                           threads=args.threads, latency_rounds=args.latency_rounds, sensitivity=args.sensitivity,
+                           arch=arch_spec(args), trust_pickle=args.trust_pickle, shapes=shapes_of(args),
+                           finetune=args.finetune, scoring=scoring_of(args), trust_code=args.trust_code,
                            device=args.device)
     device_bench = None
     if args.device or args.device_tag:
@@ -148,6 +150,7 @@ def run(args) -> int:
 
 def print_table(doc: dict, out: str) -> None:
     from studio.core.inspect.modelinfo import human_bytes
+    from studio.core.measure.latency import LatencyOptions
     from studio.core.sweep.records import CandidateResult
     from studio.core.sweep.run_folder import RunFolder
 
@@ -162,16 +165,20 @@ def print_table(doc: dict, out: str) -> None:
             print(f"{c.id:<22} {c.status!s:<8} {c.error}")
             continue
         score = f"{c.score:.4g}" if c.score is not None else "-"
+        p50 = ("~" if c.noisy else "") + f"{c.latency_ms_median:.4f}"
         dev = f" {c.device_latency_ms_median:>9.3f}" if device and c.device_latency_ms_median else \
             (f" {'-':>9}" if device else "")
         mark = ("*" if c.pareto else "") + ("  best" if c.id == doc["best"] else "")
-        print(f"{c.id:<22} {c.status!s:<8} {score:>8} {c.latency_ms_median:>8.4f}"
+        print(f"{c.id:<22} {c.status!s:<8} {score:>8} {p50:>8}"
               f" {c.latency_ms_p90:>8.4f}{dev} {human_bytes(c.size_bytes or 0):>9}  {mark}")
         if not c.ok:
             print(f"{'':<22} {c.error}")
     ref = doc["reference"].get("accuracy")
     print(f"score: {doc['metric']} on {doc['data']['samples']} samples"
           + (f"; original model: {ref:.1f}%" if ref is not None else ""))
+    if any(c.noisy for c in rows):
+        print(f"~ noisy latency: its timing rounds still differed by more than {LatencyOptions.max_spread:.0%}"
+              " when timed again")
     note = (doc.get("recommendation") or {}).get("note")
     if note:
         print(note)

@@ -129,6 +129,8 @@ class TradeoffChart(pg.PlotWidget):
             return ""
         lines = [c.id, f"{self.metric}: {c.score:.2f}", f"latency p50 {c.latency_ms_median:.4f} ms,"
                  f" p90 {c.latency_ms_p90:.4f} ms", f"size {human_bytes(c.size_bytes or 0)}"]
+        if c.noisy_note:
+            lines.append(c.noisy_note)
         if c.device_latency_ms_median is not None:
             lines.append(f"on the device: {c.device_latency_ms_median:.4f} ms")
         if c.float_layers:

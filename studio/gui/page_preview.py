@@ -309,6 +309,9 @@ def _row_items(r: CandidateResult) -> list[QStandardItem]:
         if key == "status" and r.error:
             text = f"{r.status}: {r.error}"
         item = QStandardItem(text)
+        if key == "latency_ms_median" and r.noisy_note:
+            item.setText("~" + text)
+            item.setToolTip(r.noisy_note)
         numeric = key not in ("id", "target", "quant", "status")
         item.setData(v if isinstance(v, (int, float)) else float("inf") if numeric else text, Qt.UserRole)
         item.setData(r.id, Qt.UserRole + 1)

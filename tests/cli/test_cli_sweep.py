@@ -12,6 +12,7 @@ def test_sweep_streams_json_and_resumes(shared_models, samples, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(c["id"] for c in lines) == ["onnx-fp32-p0.00", "onnx-int8-p0.00"]
     assert all(c["status"] == "ok" and c["latency_ms_median"] > 0 for c in lines)
+    assert all(len(c["latency_round_medians_ms"]) == 5 and isinstance(c["noisy"], bool) for c in lines)
     for name in ("results.json", "results.csv", "tradeoff.png", "journal.jsonl", "sweep.json"):
         assert (tmp_path / "run" / name).is_file()
     again = run_cli(*args)

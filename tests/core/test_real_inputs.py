@@ -18,6 +18,7 @@ from studio.core.bundle.bundle import build_bundle, bundle_sample, resolve_sourc
 from studio.core.data.datasets import load_dataset
 from studio.core.data.feeding import fit
 from studio.core.measure.evaluate import measure_latency
+from studio.core.measure.latency import LatencyOptions
 from studio.core.measure.runtimes import open_runner, predict
 from studio.core.optimize.optimize import optimize
 from studio.core.recipe.recipe import Quantization, Recipe
@@ -64,7 +65,7 @@ def test_dynamic_dims_need_a_shape_and_name_the_input_and_dim(detector):
 def test_latency_is_measured_at_the_shape_the_user_gave(detector):
     shapes = resolve(open_runner(detector).declared, ShapeRequest.parse(["1,3,320,320"]))
     samples = synthetic(shapes, 2)
-    studio_ms = measure_latency(detector, samples, runs=40, min_seconds=0.2)
+    studio_ms = measure_latency(detector, samples, LatencyOptions(runs=40, min_seconds=0.2))
     assert studio_ms["input_shapes"] == {"x": [1, 3, 320, 320]}
     direct = direct_median_ms(detector, {"x": np.random.default_rng(0).standard_normal((1, 3, 320, 320),
                                                                                     np.float32)})

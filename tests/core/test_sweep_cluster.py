@@ -178,11 +178,12 @@ def test_a_cluster_with_other_library_versions_is_refused_with_the_differences(c
 def test_cli_latency_on_the_cluster(cluster, samples, tmp_path):
     run = tmp_path / "run"
     got = run_cli("sweep", samples["torch_model"], "--data", samples["dataset"], "--target", "onnx", "--quant",
-                  "none", "--prune", "0", "--cluster", cluster.address, "--latency-on", "cluster", "-o", str(run),
-                  "--json")
+                  "none", "--prune", "0", "--cluster", cluster.address, "--latency-on", "cluster",
+                  "--latency-rounds", "3", "-o", str(run), "--json")
     assert got.returncode == 0, got.stderr
     row = json.loads(got.stdout.strip().splitlines()[-1])
     assert row["status"] == "ok" and row["latency_ms_median"] > 0 and row["built_on"]
+    assert len(row["latency_round_medians_ms"]) == 3  # the node timed it with the sweep's latency options
     assert json.loads((run / "results.json").read_text())["cluster"]["latency_on"] == "cluster"
     refused = run_cli("sweep", samples["torch_model"], "--latency-on", "cluster", "-o", str(tmp_path / "x"))
     assert refused.returncode == 1 and "--latency-on cluster needs --cluster" in refused.stderr

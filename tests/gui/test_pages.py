@@ -122,6 +122,21 @@ def test_preview_page_draws_points_front_table_and_selects(make_window, qtbot):
     assert page.selected == "onnx-c2"
 
 
+def test_preview_table_marks_a_noisy_latency(make_window):
+    from dataclasses import replace
+
+    page = make_window().preview
+    rows = _rows()
+    rows[1] = replace(rows[1], latency_round_medians_ms=(1.0, 3.0, 2.0, 1.0, 3.0), latency_spread=1.0, noisy=True)
+    rows[3] = replace(rows[3], latency_round_medians_ms=(4.0,) * 5, latency_spread=0.0, noisy=False)
+    page.set_results(_results(rows))
+    latency = {page.model.item(r, 0).text(): page.model.item(r, 6) for r in range(5)}
+    assert latency["onnx-c1"].text() == "~2.0000" and "noisy" in latency["onnx-c1"].toolTip()
+    assert latency["onnx-c3"].text() == "4.0000" and not latency["onnx-c3"].toolTip()
+    assert latency["onnx-c1"].data(Qt.UserRole) == 2.0  # still sorts by the number
+    assert "noisy latency" in page.chart._tip(0, 0, "onnx-c1")
+
+
 @pytest.mark.parametrize("spoil", [lambda row: row.pop("status"),  # KeyError
                                    lambda row: row.update(recipe=5),  # TypeError
                                    lambda row: row["recipe"].update(target="coreml")],  # RecipeError

@@ -4,8 +4,6 @@ Both run in a worker process (one model per process, so peak memory belongs to t
 from __future__ import annotations
 
 import resource
-import statistics
-import time
 
 import numpy as np
 
@@ -13,6 +11,7 @@ from studio.core.base.progress import ignore
 from studio.core.base.versions import host
 from studio.core.data.datasets import load_dataset
 from studio.core.data.feeding import fit
+from studio.core.measure.latency import LatencyOptions, timed_rounds
 from studio.core.measure.runtimes import open_runner, predict, runtime_version, timing_feeds
 from studio.core.measure.verify import compare
 from studio.core.recipe.recipe import Preprocess
@@ -60,30 +59,22 @@ def evaluate(path: str, dataset: str, preprocess: Preprocess = Preprocess(), ref
     return result
 
 
-def measure_latency(path: str, samples: Samples | None, threads: int = 1, warmup: int = 10, runs: int = 50,
-                    min_seconds: float = 0.5, report=ignore) -> dict:
+def measure_latency(path: str, samples: Samples | None, options: LatencyOptions = LatencyOptions(),
+                    report=ignore) -> dict:
     """Latency with the model's own runtime at the resolved input shapes (the first of `samples`; without samples,
-    the model's static shapes): warm-up, then repeated timed runs; median and p90 in ms."""
+    the model's static shapes): warm-up, then timed rounds (timed_rounds: median of the round medians, their
+    spread, noisy); in ms."""
     if str(path).lower().endswith(".tflite"):  # the runtime's own import is not the model's memory
         import ai_edge_litert.interpreter  # noqa: F401
     else:
         import onnxruntime  # noqa: F401
     baseline = _reset_peak_rss()
-    runner = open_runner(path, threads=threads)
+    runner = open_runner(path, threads=options.threads)
     feeds = timing_feeds(runner, samples)
-    for _ in range(warmup):
+    for _ in range(options.warmup):
         runner.run(feeds)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < runs or (time.perf_counter() - start < min_seconds and len(times) < 100 * runs):
-        t = time.perf_counter()
-        runner.run(feeds)
-        times.append((time.perf_counter() - t) * 1000)
-        if len(times) % 10 == 0:
-            report(min(0.99, len(times) / runs), "timing")
-    times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-            "mean_ms": statistics.fmean(times), "runs": len(times), "warmup": warmup, "threads": threads,
+    timed = timed_rounds(lambda: runner.run(feeds), options, report)
+    return {**timed, "warmup": options.warmup, "threads": options.threads,
             "batch": samples.inputs[0].batch_size if samples is not None and samples.inputs else 1,
             "input_shapes": {spec.name: list(np.shape(x)) for spec, x in zip(runner.inputs, feeds, strict=True)},
             "runtime": runner.runtime, "runtime_version": runtime_version(runner.runtime),

@@ -19,6 +19,7 @@ from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.inspect.formats import Framework
 from studio.core.measure.fidelity import Floors, Scoring
+from studio.core.measure.latency import LatencyOptions
 from studio.core.quantize.onnx_debug import LayerError
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import QuantMode, Recipe, Target
@@ -150,7 +151,7 @@ def keep_in_float(path: str | os.PathLike, nodes: tuple[str, ...], *, report: Re
         report(0.85, "timing")
         data = eval_data.read(job.data_path, job.inputs)
         writer = _writer(run)
-        latency = run_job(measure_latency, str(cdir / name), data.samples.head(1), writer.context.threads,
+        latency = run_job(measure_latency, str(cdir / name), data.samples.head(1), _timing(writer.context),
                           cancel=cancel, what=f"latency of {candidate.id}")
     except BaseException:
         shutil.rmtree(cdir, ignore_errors=True)
@@ -202,6 +203,12 @@ def _writer(run: RunFolder) -> ResultsWriter:
                              options.get("max_drop"), int(options.get("threads") or 1),
                              time.monotonic() - float(doc.get("elapsed_s") or 0))
     return ResultsWriter(run, context)
+
+
+def _timing(context: ResultsContext) -> LatencyOptions:
+    """The sweep's latency options as sweep.json keeps them (no latency_rounds key: the default)."""
+    rounds = (context.config.get("options") or {}).get("latency_rounds")
+    return LatencyOptions(threads=context.threads, rounds=int(rounds or LatencyOptions.rounds))
 
 
 def _scoring(config: dict[str, Any]) -> Scoring:

@@ -46,6 +46,9 @@ class CandidateResult:
     runtime_version: str | None = None
     threads: int | None = None
     runs: int | None = None
+    latency_round_medians_ms: tuple[float, ...] = ()  # the latency's rounds (an older Studio timed one)
+    latency_spread: float | None = None  # (slowest - fastest round median) / latency_ms_median
+    noisy: bool | None = None  # the rounds still disagreed after timing them again (None: not known)
     device: dict[str, Any] | None = None  # the device's timing, or its error
     metric_value: float | None = None  # the sweep's metric (results.json "metric") on the scoring output
     scoring_output: str | None = None
@@ -79,6 +82,14 @@ class CandidateResult:
             return self.metric_value
         return self.accuracy if self.accuracy is not None else self.agreement
 
+    @property
+    def noisy_note(self) -> str | None:
+        """Why the latency is marked noisy ("~"), or None when it is not."""
+        if not self.noisy:
+            return None
+        return (f"noisy latency: its {len(self.latency_round_medians_ms)} timing rounds differed by"
+                f" {self.latency_spread or 0:.0%} of their median, also when timed again")
+
     def with_pareto(self, on_front: bool) -> CandidateResult:
         return self if self.pareto == on_front else replace(self, pareto=on_front)
 
@@ -98,6 +109,9 @@ class CandidateResult:
             row["bound_met"] = self.bound_met
         if self.latency_ms_median is not None:
             row.update({k: getattr(self, k) for k in _TIMED})
+        if self.latency_spread is not None:
+            row.update(latency_round_medians_ms=list(self.latency_round_medians_ms),
+                       latency_spread=self.latency_spread, noisy=self.noisy)
         if self.device is not None:
             row["device"] = self.device
         if self.metric_value is not None or self.fidelity:
@@ -121,6 +135,8 @@ class CandidateResult:
                    bound_met=row.get("bound_met"), device=row.get("device"),
                    metric_value=row.get("metric_value"), scoring_output=row.get("scoring_output"),
                    fidelity=tuple(row.get("fidelity") or ()), built_on=row.get("built_on"),
+                   latency_round_medians_ms=tuple(row.get("latency_round_medians_ms") or ()),
+                   latency_spread=row.get("latency_spread"), noisy=row.get("noisy"),
                    **{k: row.get(k) for k in _TIMED})
 
 

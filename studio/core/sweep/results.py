@@ -24,7 +24,7 @@ from studio.core.sweep.run_folder import RunFolder
 RESULTS_VERSION = 1
 CSV_FIELDS = ["id", "target", "quant", "prune", "prune_ratio", "status", "accuracy", "top5",
               "agreement", "latency_ms_median", "latency_ms_p90", "device_latency_ms_median", "size_bytes", "pareto",
-              "float_layers", "error", "metric_value"]
+              "float_layers", "error", "metric_value", "latency_spread", "noisy"]
 
 
 def failed_row(c: Candidate, error: str) -> CandidateResult:
@@ -44,7 +44,8 @@ def measured_row(c: Candidate, got: CandidateOutcome, latency: dict[str, Any], *
         float_layers=tuple(got.float_layers), seconds=got.seconds, notes=tuple(got.notes), bound_met=got.bound_met,
         path=path, latency_ms_median=latency["median_ms"], latency_ms_p90=latency["p90_ms"],
         peak_rss_mb=latency["peak_rss_mb"], runtime=latency["runtime"], runtime_version=latency["runtime_version"],
-        threads=latency["threads"], runs=latency["runs"], built_on=built_on)
+        threads=latency["threads"], runs=latency["runs"], latency_round_medians_ms=tuple(latency["round_medians_ms"]),
+        latency_spread=latency["spread"], noisy=latency["noisy"], built_on=built_on)
 
 
 def read_journal(path: Path) -> dict[str, CandidateResult]:
@@ -176,6 +177,7 @@ class ResultsWriter:
                             "latency_ms_median": row.latency_ms_median, "latency_ms_p90": row.latency_ms_p90,
                             "peak_rss_mb": row.peak_rss_mb, "runtime": row.runtime,
                             "runtime_version": row.runtime_version, "threads": row.threads,
+                            "latency_spread": row.latency_spread, "noisy": row.noisy,
                             "size_bytes": row.size_bytes, "host": host(), "measured_by": "studio sweep"}}
 
     def plot(self) -> None:

@@ -29,6 +29,7 @@ from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.measure.evaluate import measure_latency
 from studio.core.measure.fidelity import Scoring
+from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
 from studio.core.optimize.stage import FloatStage, StageRequest
 from studio.core.recipe.grid import Candidate, Grid
@@ -57,6 +58,7 @@ class SweepOptions:
     max_drop: float | None = None  # accuracy points (or agreement points without labels)
     limit: int = 1000  # evaluation samples
     threads: int = 1  # runtime threads for latency
+    latency_rounds: int = LatencyOptions.rounds  # latency is the median of this many rounds' medians
     sensitivity: bool = False
     arch: ArchSpec | None = None
     trust_pickle: bool = False
@@ -66,6 +68,13 @@ class SweepOptions:
     finetune: str | None = None
     device: str | None = None
     cluster: ClusterOptions | None = None  # --cluster: candidates run as Ray tasks there
+
+    def __post_init__(self):
+        self.latency  # noqa: B018 - StudioError now, not after the first candidate, for threads or rounds below 1
+
+    @property
+    def latency(self) -> LatencyOptions:
+        return LatencyOptions(threads=self.threads, rounds=self.latency_rounds)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +140,7 @@ def _executor(options: SweepOptions, run: RunFolder, gate: MeasureGate, report: 
     from studio.core.sweep.cluster.client import ClusterExecutor
 
     report(0.01, f"connecting to the Ray cluster at {options.cluster.address}")
-    return ClusterExecutor(options.cluster, run.work / "cluster.log", threads=options.threads)
+    return ClusterExecutor(options.cluster, run.work / "cluster.log", timing=options.latency)
 
 
 def _inspect(model: str, options: SweepOptions, data: str | None, cancel: CancelToken) -> _Source:
@@ -155,11 +164,14 @@ def _config(source: _Source, grid: Grid, data: str | None, options: SweepOptions
 def _keyed_options(options: SweepOptions) -> dict[str, Any]:
     """The options that change results (workers, budget, device and sensitivity change none), as JSON values."""
     keyed = {k: v for k, v in asdict(options).items()
-             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code", "cluster")}
+             if k not in ("workers", "budget_s", "device", "sensitivity", "shapes", "scoring", "trust_code", "cluster",
+                          "latency_rounds")}
     keyed["arch"] = options.arch.record() if options.arch else None
     keyed["input_shape"] = options.shapes.texts() or None  # the key older run folders have
     if options.scoring != Scoring():  # older run folders have no scoring key: the default keeps them resumable
         keyed["scoring"] = asdict(options.scoring)
+    if options.latency_rounds != LatencyOptions.rounds:  # likewise: older run folders have no latency_rounds key
+        keyed["latency_rounds"] = options.latency_rounds
     return keyed
 
 
@@ -351,7 +363,7 @@ class _Sweep:
     def _measure(self, model: Path, c: Candidate) -> dict[str, Any]:
         """The candidate's latency on this machine, measured alone (the measure gate)."""
         with self.gate.measure():
-            return run_job(measure_latency, str(model), self._timing_samples(), self.options.threads,
+            return run_job(measure_latency, str(model), self._timing_samples(), self.options.latency,
                            cancel=self.cancel, what=f"latency of {c.id}")
 
     def _timing_samples(self) -> Samples:

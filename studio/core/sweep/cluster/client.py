@@ -19,6 +19,7 @@ from studio.core.base.jobs import WORKER_ENV, read_message, write_message
 from studio.core.base.progress import CancelToken
 from studio.core.base.versions import library_versions
 from studio.core.inspect.arch_spec import ArchSpec
+from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.stage import FloatStage, StageRequest
 from studio.core.sweep.cluster.node import CandidateTask, NodeCandidate, StageTask, unpack
 from studio.core.sweep.executor import Built, ClusterOptions, ExecutorLost, LatencyOn
@@ -36,8 +37,8 @@ class _Call:
 class ClusterExecutor:
     """Candidates and float stages as Ray tasks; latency stays on this machine unless options.latency_on says."""
 
-    def __init__(self, options: ClusterOptions, log: Path, *, threads: int = 1):
-        self.options, self._threads, self._log = options, threads, log
+    def __init__(self, options: ClusterOptions, log: Path, *, timing: LatencyOptions = LatencyOptions()):
+        self.options, self._timing, self._log = options, timing, log
         self._versions = library_versions()
         self._lock = threading.Lock()
         self._calls: dict[str, _Call] = {}
@@ -137,7 +138,7 @@ class ClusterExecutor:
         self._ship(str(stage_dir))
         paths = (str(stage_dir), job.data_path, *self._source)
         remaining = None if job.deadline is None else max(0.0, job.deadline - time.monotonic())
-        timed = self._threads if self.options.latency_on == LatencyOn.CLUSTER else None
+        timed = self._timing if self.options.latency_on == LatencyOn.CLUSTER else None
         task = CandidateTask(job, {}, self._versions, remaining, timed, what)
         got: NodeCandidate = self._submit("candidate", task, tuple(dict.fromkeys(paths)), cancel)
         if isinstance(got.outcome, StudioError):

@@ -20,6 +20,7 @@ from studio.core.base.jobs import run_job
 from studio.core.base.versions import library_versions
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.measure.evaluate import measure_latency
+from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
 from studio.core.sweep import eval_data
 from studio.core.sweep.jobs import CandidateJob, candidate_job
@@ -155,7 +156,7 @@ class CandidateTask:
     shipped: Mapping[str, Shipped]  # the model, the data and the group's stage folder
     versions: Mapping[str, str]
     remaining_s: float | None  # the budget left (clocks differ between machines)
-    time_threads: int | None  # time it on this node with these threads (--latency-on cluster), or None
+    timing: LatencyOptions | None  # time it on this node with these options (--latency-on cluster), or None
     what: str
 
 
@@ -180,9 +181,9 @@ def candidate_on_node(task: CandidateTask) -> NodeCandidate:
                       deadline=deadline)
         outcome = run_job(candidate_job, job, what=task.what)
         latency = None
-        if task.time_threads is not None:
+        if task.timing is not None:
             first = eval_data.read(job.data_path, job.inputs).samples.head(1)
-            latency = run_job(measure_latency, out, first, task.time_threads, what=f"latency of {task.what}")
+            latency = run_job(measure_latency, out, first, task.timing, what=f"latency of {task.what}")
         return NodeCandidate(outcome, Path(out).read_bytes(), name, latency)
     except StudioError as exc:
         return NodeCandidate(exc, b"", name, None)

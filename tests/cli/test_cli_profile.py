@@ -2,12 +2,11 @@
 was timed on, the table, and a missing file or a TFLite model in one line."""
 import json
 
-import numpy as np
 import onnx
 import pytest
 
 from tests.conftest import run_cli
-from tests.core.look_models import convstack
+from tests.core.look_models import convstack, write_dynamic_run
 
 KEYS = {"model", "runtime", "providers", "optimized", "inputs", "synthetic", "runs", "warmup", "threads", "op_ms",
         "latency_ms", "latency_median_ms", "node_count", "op_types", "nodes", "fallback", "coverage"}
@@ -15,16 +14,7 @@ KEYS = {"model", "runtime", "providers", "optimized", "inputs", "synthetic", "ru
 
 @pytest.fixture(scope="module")
 def dynamic_run(tmp_path_factory):
-    """A finished sweep (its fp32 candidate only) of a model with dynamic batch and spatial dims, on 24x40 data."""
-    from studio.core.recipe.grid import Grid
-    from studio.core.sweep.sweep import run_sweep
-
-    root = tmp_path_factory.mktemp("profile-run")
-    onnx.save(convstack(dynamic=True), root / "dynamic.onnx")
-    np.savez(root / "data.npz", x=np.random.default_rng(0).standard_normal((8, 3, 24, 40)).astype(np.float32))
-    run_sweep(str(root / "dynamic.onnx"), Grid(targets=("onnx",), quant=("none",)), str(root / "data.npz"),
-              root / "run")
-    return root / "run"
+    return write_dynamic_run(tmp_path_factory.mktemp("profile-run"))
 
 
 def test_json_has_the_report_keys_and_the_top_nodes(tmp_path):

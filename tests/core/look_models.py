@@ -72,3 +72,15 @@ def convstack(dynamic: bool = False, width: int = 32, size: int = 64) -> onnx.Mo
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
     model.ir_version = 8
     return model
+
+
+def write_dynamic_run(root: Path) -> Path:
+    """A finished sweep (its fp32 ONNX candidate only) of convstack(dynamic=True) on 24x40 data; returns RUN."""
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import run_sweep
+
+    onnx.save(convstack(dynamic=True), root / "dynamic.onnx")
+    np.savez(root / "data.npz", x=np.random.default_rng(0).standard_normal((8, 3, 24, 40)).astype(np.float32))
+    run_sweep(str(root / "dynamic.onnx"), Grid(targets=("onnx",), quant=("none",)), str(root / "data.npz"),
+              root / "run")
+    return root / "run"

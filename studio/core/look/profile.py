@@ -101,15 +101,19 @@ def profile_model(path: str | os.PathLike, options: ProfileOptions | None = None
     model = str(src.model)
     candidate = RunFolder.of_candidate(path)
     if model.lower().endswith(".tflite"):
-        raise ProfileError(f"per-operator times for TFLite are not available from ai-edge-litert"
-                           f" {runtime_version('ai-edge-litert')} (its Python interpreter has no op profiler): use"
-                           " TensorFlow Lite's benchmark_model --enable_op_profiling=true, or profile the ONNX"
-                           " candidate", model)
+        raise ProfileError(tflite_unavailable(), model)
     if not model.lower().endswith(".onnx"):
         raise ModelLoadError("is neither .onnx nor .tflite: profile reads ONNX models (TFLite has no op profiler"
                              " here)", model)
     return run_job(profile_job, src, candidate[0] if candidate else None, options or ProfileOptions(),
                    report=report, cancel=cancel, what=f"the profile of {model}")
+
+
+def tflite_unavailable() -> str:
+    """Why a TFLite model has no profile here, and what to use instead."""
+    return (f"per-operator times for TFLite are not available from ai-edge-litert {runtime_version('ai-edge-litert')}"
+            " (its Python interpreter has no op profiler): use TensorFlow Lite's benchmark_model"
+            " --enable_op_profiling=true, or profile the ONNX candidate")
 
 
 def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOptions,

@@ -142,10 +142,9 @@ def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOption
     providers = tuple(runner.session.get_providers())
     op_types, nodes = _aggregate(per_run)
     fallback = tuple(n for n in nodes if len(providers) > 1 and n.provider != providers[0])
+    shapes = tuple((i.name, tuple(np.shape(x))) for i, x in zip(runner.inputs, feeds, strict=True))
     return ProfileReport(str(src.model), f"onnxruntime {runtime_version('onnxruntime')}", providers,
-                         options.optimized, tuple((i.name, tuple(np.shape(x))) for i, x in zip(runner.inputs, feeds,
-                                                                                              strict=True)),
-                         synthetic, options.runs, options.warmup, options.threads,
+                         options.optimized, shapes, synthetic, options.runs, options.warmup, options.threads,
                          sum(n.ms for n in nodes), statistics.fmean(times), statistics.median(times), len(nodes),
                          op_types, nodes[:options.top], fallback)
 

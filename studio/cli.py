@@ -16,14 +16,14 @@ from studio.commands import (
     inspect_cmd,
     monitor_cmd,
     optimize_cmd,
+    profile_cmd,
     samples_cmd,
     sweep_cmd,
 )
 from studio.commands.dispatch import CommandParser, dispatch
 
-COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, diff_cmd, bundle_cmd, devices_cmd, monitor_cmd,
-            samples_cmd,
-            demo_cmd, gui_cmd]
+COMMANDS = [inspect_cmd, optimize_cmd, sweep_cmd, debug_quant_cmd, diff_cmd, profile_cmd, bundle_cmd, devices_cmd,
+            monitor_cmd, samples_cmd, demo_cmd, gui_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
-"""pyqtgraph charts: the live accuracy-vs-latency scatter, the per-layer sensitivity bars and the quantization
-debugger's per-layer error bars. Charts take the core's
-candidate records and update items made once (setData), as Orange3 does."""
+"""pyqtgraph charts: the live accuracy-vs-latency scatter, the per-layer sensitivity bars, the quantization
+debugger's per-layer error bars and the time per operator type. Charts take the core's records and update items
+made once (setData), as Orange3 does."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ from studio.core.sweep.records import CandidateResult, CandidateStatus
 from . import theme
 
 if TYPE_CHECKING:
+    from studio.core.look.profile import OpTypeTime
     from studio.core.quantize.onnx_debug import LayerError
 
 QUANT_COLORS = {"none": "#4a7fd4", "fp16": "#2e9d57", "dynamic": "#d9822b", "int8": "#c44e52"}
@@ -190,6 +191,27 @@ class LayerErrorChart(pg.PlotWidget):
         brushes = [QColor(theme.BAD if r.tensor in chosen else theme.ACCENT) for r in self.layers]
         self.bars.setOpts(x=np.arange(len(values)), height=values, brushes=brushes, width=0.7)
         self.getAxis("bottom").setTicks([[(i, _short(r.tensor)) for i, r in enumerate(self.layers)]])
+        self.setXRange(-0.6, max(0.6, len(values) - 0.4))
+        if values:
+            self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
+
+
+class OperatorTimeChart(pg.PlotWidget):
+    """Time per operator type in one run (ms, from onnxruntime's profiler), slowest first (leftmost)."""
+
+    def __init__(self, dark: bool, parent=None):
+        super().__init__(parent=parent)
+        self.dark = dark
+        _style(self, dark, "operator type", "ms per run")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=theme.ACCENT)
+        self.addItem(self.bars)
+        self.rows: list[OpTypeTime] = []
+
+    def show_op_types(self, rows: list[OpTypeTime]) -> None:
+        self.rows = rows
+        values = [r.ms for r in rows]
+        self.bars.setOpts(x=np.arange(len(values)), height=values, width=0.7)
+        self.getAxis("bottom").setTicks([[(i, _short(r.op)) for i, r in enumerate(rows)]])
         self.setXRange(-0.6, max(0.6, len(values) - 0.4))
         if values:
             self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)

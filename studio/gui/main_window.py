@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.preview.use_requested.connect(lambda cid: self.go(3))
         self.preview.debug_requested.connect(self.debug_candidate)
         self.preview.keep_float_requested.connect(self.keep_in_float)
+        self.preview.profile.profile_requested.connect(self.profile_candidate)
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
         self.export.settings_changed.connect(self._on_export_settings)
@@ -375,6 +376,15 @@ class MainWindow(QMainWindow):
         if run_dir:
             self.start(Task("Quantization debugger", debug_candidate, str(Path(run_dir) / cid)),
                        self.preview.show_debug)
+
+    def profile_candidate(self, cid: str) -> None:
+        """Where one run of a candidate of the current run spends its time, per operator type, shown in Preview."""
+        from studio.core.look.profile import profile_model
+
+        run_dir = self.project.chosen.run_dir
+        if run_dir:
+            self.start(Task("Profiling operators", profile_model, str(Path(run_dir) / cid)),
+                       lambda report: self.preview.profile.show_profile(cid, report))
 
     def keep_in_float(self, cid: str, nodes: tuple[str, ...]) -> None:
         """The candidate made again with `nodes` in float, measured and added to the run and the chart."""

@@ -1,5 +1,5 @@
-"""Preview: the live trade-off chart, the sensitivity bars, the quantization debugger of the chosen candidate and a
-sortable table of every candidate."""
+"""Preview: the live trade-off chart, the sensitivity bars, the time per operator and the quantization debugger of
+the chosen candidate, and a sortable table of every candidate."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from studio.core.recipe.recipe import QuantMode
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
 from .charts import LayerErrorChart, SensitivityChart, TradeoffChart, legend_html
+from .profile_card import OperatorTimeCard
 from .resources import white_icon
 from .widgets import Banner, Card, help_label, page_layout
 
@@ -105,7 +106,11 @@ class PreviewPage(QWidget):
         sens_card.body.addWidget(self.sens_help)
         self.sens = SensitivityChart(dark)
         sens_card.body.addWidget(self.sens)
-        charts.addWidget(sens_card)
+        column = QSplitter(Qt.Vertical)  # the sensitivity and, under it, where the chosen candidate's time goes
+        column.addWidget(sens_card)
+        self.profile = OperatorTimeCard(dark)
+        column.addWidget(self.profile)
+        charts.addWidget(column)
         charts.addWidget(self._debug_card(dark))
         charts.setStretchFactor(0, 3)
         charts.setStretchFactor(1, 2)
@@ -284,6 +289,7 @@ class PreviewPage(QWidget):
         self.use.setEnabled(True)
         c = self.candidates[cid]
         self.debug_button.setEnabled(c.quant == QuantMode.INT8)
+        self.profile.set_candidate(cid, c.target)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
                 self.table.selectRow(row)

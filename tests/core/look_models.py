@@ -49,3 +49,38 @@ def write_models(root: Path) -> np.ndarray:
     quantize_static(str(root / "float.onnx"), str(root / "int8.onnx"), Reader(), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     return x
+
+
+def convstack(dynamic: bool = False, width: int = 32, size: int = 64) -> onnx.ModelProto:
+    """Three Conv-Relu layers at `size`x`size`, then GlobalAveragePool-Flatten-MatMul: heavy enough that operator
+    time dominates a run. `dynamic`: input [N, 3, H, W] instead of [1, 3, size, size]."""
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "x"
+    for i in range(3):
+        inits.append(nh.from_array((rng.standard_normal((width, 3 if i == 0 else width, 3, 3)) * 0.2)
+                                   .astype(np.float32), f"w{i}"))
+        nodes += [oh.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  oh.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        prev = f"r{i}"
+    inits.append(nh.from_array(rng.standard_normal((width, 10)).astype(np.float32), "fc"))
+    nodes += [oh.make_node("GlobalAveragePool", [prev], ["g"], name="pool"),
+              oh.make_node("Flatten", ["g"], ["f"], name="flatten"),
+              oh.make_node("MatMul", ["f", "fc"], ["logits"], name="fc")]
+    dims = ["N", 3, "H", "W"] if dynamic else [1, 3, size, size]
+    graph = oh.make_graph(nodes, "convstack", [oh.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                          [oh.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], 10])], initializer=inits)
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def write_dynamic_run(root: Path) -> Path:
+    """A finished sweep (its fp32 ONNX candidate only) of convstack(dynamic=True) on 24x40 data; returns RUN."""
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import run_sweep
+
+    onnx.save(convstack(dynamic=True), root / "dynamic.onnx")
+    np.savez(root / "data.npz", x=np.random.default_rng(0).standard_normal((8, 3, 24, 40)).astype(np.float32))
+    run_sweep(str(root / "dynamic.onnx"), Grid(targets=("onnx",), quant=("none",)), str(root / "data.npz"),
+              root / "run")
+    return root / "run"

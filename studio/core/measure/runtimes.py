@@ -6,6 +6,7 @@ reads the same sentence whether they inspect the model or try to run it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -69,18 +70,27 @@ class IOSpec:
         return y.astype(np.float32, copy=False)
 
 
+def ort_options(threads: int = 1):
+    """The SessionOptions every timing here uses: `threads` intra-op threads, one inter-op thread, quiet logs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxRunner:
     runtime = "onnxruntime"
 
-    def __init__(self, path: str, threads: int = 1):
+    def __init__(self, path: str, threads: int = 1, options=None, providers: Sequence[str] = ("CPUExecutionProvider",)):
+        """`options`: onnxruntime SessionOptions as ort_options(threads) makes them, with more set (profiling)."""
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts = options or ort_options(threads)
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private types
             raise ModelLoadError(explain_ort_error(exc), path) from None
         self.path = str(path)

@@ -27,7 +27,7 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 test: lint system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The quick tier (under 2 minutes): everything but the tests that train, convert or deploy models.
 test-quick: lint system-deps

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.installer import flasher_build
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODELS = Path(os.environ.get("STUDIO_SHARED_MODELS", ROOT.parent / "shared" / "models"))
 
@@ -49,6 +51,14 @@ def pytest_collection_modifyitems(config, items):
         where = Path(item.fspath).resolve().relative_to(ROOT).as_posix()
         if where in SLOW_MODULES or where.startswith(SLOW_DIRS) or SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session):
+    flasher_build.start_if_needed([item.nodeid for item in session.items])  # what is left after -k and -m
+
+
+def pytest_unconfigure(config):
+    flasher_build.discard()
 
 
 @pytest.fixture(scope="session")

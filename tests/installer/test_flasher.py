@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.installer import flasher_build
+
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKED = ["torch", "torchvision", "tensorflow", "keras", "onnx", "onnxruntime", "numpy", "pyqtgraph", "matplotlib",
            "litert_torch", "ai_edge_litert", "ai_edge_quantizer", "tf2onnx", "onnx2torch"]
@@ -55,19 +57,12 @@ def test_flasher_modules_work_with_torch_and_tensorflow_blocked(sample_bundles, 
 
 
 @pytest.fixture(scope="module")
-def built_flasher(tmp_path_factory) -> Path:
-    """Build dist/studio-flash with PyInstaller, as `make installer` does (into a temporary folder)."""
+def built_flasher() -> Path:
+    """dist/studio-flash built with PyInstaller, as `make installer` does (started in the background after
+    collection: tests/installer/flasher_build.py)."""
     if shutil.which("objdump") is None:
         pytest.skip("PyInstaller needs objdump (Debian: binutils; `make test` installs it)")
-    out = tmp_path_factory.mktemp("flasher")
-    done = subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath",
-                           str(out / "dist"), "--workpath", str(out / "build"), str(ROOT / "installer" /
-                                                                                    "studio-flash.spec")],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    binary = out / "dist" / "studio-flash" / "studio-flash"
-    assert binary.is_file()
-    return binary
+    return flasher_build.started().binary()
 
 
 def test_built_flasher_reports_its_version_and_verifies_bundles(built_flasher, sample_bundles, tmp_path):

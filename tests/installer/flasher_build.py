@@ -1,6 +1,6 @@
-"""The PyInstaller build of studio-flash takes about two minutes of one core. When a session will run the built
-flasher's test, the build starts in the background right after collection and deselection (at low priority), so the tests before it
-run on the other core meanwhile; the fixture then only waits for what is left."""
+"""The PyInstaller build of studio-flash takes about two minutes. When a session will run the built flasher's test,
+the build starts in the background right after collection and deselection (at low priority), so the tests before
+it run meanwhile; the fixture then only waits for what is left."""
 from __future__ import annotations
 
 import os

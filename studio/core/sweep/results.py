@@ -148,7 +148,7 @@ class ResultsWriter:
                          "synthetic": reference.get("synthetic", False)},
                 "metric": ctx.metric,
                 "reference": {k: v for k, v in reference.items()
-                              if k in ("accuracy", "samples", "metric", "metric_value", "scoring_output")},
+                              if k in ("accuracy", "samples", "metric", "metric_value", "scoring_output", "inputs")},
                 "grid": config["grid"], "max_drop": ctx.max_drop, "candidates": [r.to_dict() for r in rows],
                 "pareto": [r.id for r in rows if r.pareto],
                 **self._recommendation(rows),

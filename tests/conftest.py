@@ -38,6 +38,7 @@ SLOW_MODULES = {
     "tests/cli/test_cli_monitor.py",
     "tests/cli/test_cli_optimize.py", "tests/cli/test_cli_sweep.py", "tests/core/test_fidelity.py",
     "tests/core/test_real_inputs.py", "tests/core/test_torch_routes.py", "tests/core/test_torch_inputs.py",
+    "tests/core/test_torch_files_multi.py",
     "tests/core/test_prune_keras.py", "tests/core/test_fp16_detector.py", "tests/core/test_quant_robust.py",
     "tests/core/test_quant_debug.py", "tests/cli/test_cli_debug_quant.py",
     "tests/gui/test_quant_debug_page.py", "tests/core/test_sweep_cluster.py", "tests/core/test_tflite_fp16.py",

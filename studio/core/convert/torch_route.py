@@ -223,17 +223,42 @@ def export_onnx(module, inputs: Sequence[InputShape], out: str, opset: int, *, t
 
 def export_tflite(module, inputs: Sequence[InputShape], out: str) -> None:
     """litert-torch on a module in eval mode (an ExportedProgram's module cannot be switched: it already is), with
-    zeros at every input's shape; inputs go by name where forward takes them so, so the TFLite signature keeps the
-    names."""
+    zeros at every input's shape. Inputs go by name, so the TFLite signature keeps the source's input names: as
+    forward takes them, or through a keyword wrapper for modules that take them in order (a .pt2's, TorchScript)."""
     import litert_torch
 
     warnings.simplefilter("ignore")
     args = examples(inputs)
     names = [i.name for i in inputs]
-    if takes_names(module, names):
-        litert_torch.convert(module, (), sample_kwargs=dict(zip(names, args, strict=True))).export(out)
+    named = module if takes_names(module, names) else _keyword_module(module, names, args)
+    if named is None:
+        litert_torch.convert(module, args).export(out)  # signature inputs args_0, args_1, ...
     else:
-        litert_torch.convert(module, args).export(out)
+        litert_torch.convert(named, (), sample_kwargs=dict(zip(names, args, strict=True))).export(out)
+
+
+def _keyword_module(module, names: Sequence[str], args: tuple):
+    """`module` called with its inputs by name (passed on in order); None where it cannot be wrapped: a
+    TorchScript module that torch cannot turn into an ExportedProgram keeps positional inputs."""
+    import torch
+
+    if isinstance(module, torch.jit.ScriptModule):
+        from torch._export.converter import TS2EPConverter  # torch's own TorchScript -> ExportedProgram route
+
+        try:
+            module = TS2EPConverter(module, args).convert().module()
+        except Exception:  # noqa: BLE001 - any failure of the converter leaves the plain positional export
+            return None
+
+    class ByName(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.names = module, tuple(names)
+
+        def forward(self, **feeds):
+            return self.inner(*(feeds[n] for n in self.names))
+
+    return ByName()
 
 
 def takes_names(module, names: Sequence[str]) -> bool:

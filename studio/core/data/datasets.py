@@ -29,6 +29,11 @@ class Dataset:
         return max((len(a) for a in self.named.values() if a.ndim), default=1)
 
     @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array that can feed a model input, by name: an .npz's `x` counts as one (an input may be called x)."""
+        return {**({} if self.x is None else {"x": self.x}), **self.named}
+
+    @property
     def labelled(self) -> bool:
         return self.y is not None
 

@@ -60,19 +60,19 @@ def _values_by_input(ds: Dataset, inputs: Sequence[TensorInfo]) -> dict[str, np.
             return {names[0]: ds.named[names[0]]}
         if len(ds.named) == 1:
             return {names[0]: next(iter(ds.named.values()))}
-    missing = [n for n in names if n not in ds.named]
+    arrays = ds.arrays
+    missing = [n for n in names if n not in arrays]
     if missing:
-        found = ", ".join(([] if ds.x is None else ["x"]) + list(ds.named)) or "none"
-        raise DataError(f"has no array for input '{missing[0]}' (found: {found}); a model with several inputs needs"
-                        f" one array per input, named {', '.join(names)}", ds.source)
-    return {n: ds.named[n] for n in names}
+        raise DataError(f"has no array for input '{missing[0]}' (found: {', '.join(arrays) or 'none'}); a model with"
+                        f" several inputs needs one array per input, named {', '.join(names)}", ds.source)
+    return {n: arrays[n] for n in names}
 
 
 def shapes_from_data(ds: Dataset, names: Sequence[str]) -> ShapeRequest:
     """Shapes and dtypes for inputs the model records none for (a PyTorch module), from the .npz arrays named after
     them: an array of as many samples as the dataset holds is one value per sample (a run takes one: [1, ...]), any
     other is the input's exact value; integer arrays keep their dtype (uint8 ones are images: float32)."""
-    arrays = {n: ds.named[n] for n in names if n in ds.named}
+    arrays = {n: ds.arrays[n] for n in names if n in ds.arrays}
     count = len(ds)
     entries, dtypes = [], []
     for name, a in arrays.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,21 @@ def test_cli_latency_on_the_cluster(cluster, samples, tmp_path):
     assert json.loads((run / "results.json").read_text())["cluster"]["latency_on"] == "cluster"
     refused = run_cli("sweep", samples["torch_model"], "--latency-on", "cluster", "-o", str(tmp_path / "x"))
     assert refused.returncode == 1 and "--latency-on cluster needs --cluster" in refused.stderr
+
+
+@pytest.mark.parametrize("scheme, flag", [("", "--port"), ("ray://", "--ray-client-server-port")])
+def test_an_address_where_nothing_listens_is_refused_at_once_in_one_line(tmp_path, scheme, flag):
+    from studio.core.sweep.cluster.client import ClusterExecutor
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StudioError) as err:
+        ClusterExecutor(ClusterOptions(f"{scheme}127.0.0.1:{port}"), tmp_path / "cluster.log")
+    line = err.value.one_line()
+    assert f"cannot connect to the Ray cluster at {scheme}127.0.0.1:{port}: nothing answers there" in line
+    assert f"ray start --head {flag}={port}" in line and "\n" not in line
+    assert not (tmp_path / "cluster.log").exists()  # refused before a driver process was started
 
 
 def test_the_sweep_and_the_cli_start_without_importing_ray():

@@ -31,6 +31,12 @@ class ClusterOptions:
             raise StudioError("--cluster needs the address of a Ray cluster's head, e.g. 10.0.0.5:6379")
         object.__setattr__(self, "latency_on", LatencyOn(self.latency_on))
 
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """Where the head (or its Ray Client server) listens; None for an address Ray resolves itself ("auto")."""
+        host, _, port = self.address.strip().removeprefix("ray://").rpartition(":")
+        return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+
 
 class ExecutorLost(StudioError):
     """The executor itself is gone (the cluster connection was lost): the sweep stops; a re-run resumes."""

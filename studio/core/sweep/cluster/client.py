@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,22 @@ from studio.core.sweep.executor import Built, ClusterOptions, ExecutorLost, Late
 from studio.core.sweep.jobs import CandidateJob
 
 _CONNECT_S = 180  # connecting and probing every node's versions
+_PROBE_S = 10  # for the head's port to accept a connection
+
+
+def _check_listening(options: ClusterOptions) -> None:
+    """A quick, clear refusal when nothing listens at the address (Ray itself retries for minutes)."""
+    where = options.host_port
+    if where is None:
+        return
+    try:
+        with socket.create_connection(where, timeout=_PROBE_S):
+            pass
+    except OSError as exc:
+        flag = "ray-client-server-port" if options.address.strip().startswith("ray://") else "port"
+        raise StudioError(f"cannot connect to the Ray cluster at {options.address}: nothing answers there"
+                          f" ({exc.strerror or exc}); start the head with `ray start --head --{flag}={where[1]}`"
+                          " or check the address") from None
 
 
 class _Call:
@@ -46,6 +63,7 @@ class ClusterExecutor:
         self._shipped: set[str] = set()
         self._source: tuple[str, ...] = ()
         self._lost: str | None = None
+        _check_listening(options)
         self._proc, self._in, self._out = self._start()
         self.info = self._open()
         self.slots = max(1, self.info["cpus"])

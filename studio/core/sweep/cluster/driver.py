@@ -27,10 +27,7 @@ _versions = ray.remote(num_cpus=0, max_retries=0)(node.node_versions)
 
 def connect(address: str, expected: dict[str, str]) -> dict[str, Any]:
     """Connect; the cluster's nodes and CPUs, or StudioError naming every library version that differs."""
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise StudioError(f"cannot connect to the Ray cluster at {address}: {short(exc, 200)}") from None
+    _init(address)
     alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     probes = [_versions.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
               for n in alive]
@@ -41,6 +38,20 @@ def connect(address: str, expected: dict[str, str]) -> dict[str, Any]:
         raise StudioError(f"the Ray cluster at {address} has other library versions than this machine (results would"
                           f" not equal a local run's); install the same versions on both: {' | '.join(differ)}")
     return {"address": address, "cpus": int(ray.cluster_resources().get("CPU", 1)), "nodes": nodes}
+
+
+def _init(address: str) -> None:
+    """ray.init, tried twice for a Ray Client address: its server starts a process per client, which can fail to
+    start on a busy head and then starts on the next try."""
+    tries = 2 if address.startswith("ray://") else 1
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+            return
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            ray.shutdown()
+            if attempt == tries:
+                raise StudioError(f"cannot connect to the Ray cluster at {address}: {short(exc, 200)}") from None
 
 
 class Driver:

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from studio.core.base.errors import StudioError
 from studio.core.bundle.bundle import build_bundle, bundle_sample, resolve_source
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.inspector import inspect_model
 from studio.core.optimize.optimize import optimize
 from studio.core.recipe.grid import Grid
-from studio.core.recipe.recipe import Quantization, Recipe, Target
+from studio.core.recipe.recipe import Pruning, Quantization, Recipe, Target
 from studio.core.sweep.sweep import SweepOptions, run_sweep
 from studio.core.tensors.shapes import ShapeError, ShapeRequest
 from tests.core.test_real_inputs import run_bundle
@@ -124,3 +125,38 @@ def test_a_structured_pruning_sweep_keeps_every_input(tracker, tmp_path):
     assert params < sum(p.numel() for p in module.parameters())  # channels were removed
     _, got = _converted_outputs(pruned, arrays)
     assert [g.shape for g in got] == [w.shape for w in _torch_outputs(module, arrays)]
+
+
+def _labelled(root, module, arrays, classes: int | None = None) -> str:
+    """The tracker's data with labels: its own unpruned predictions (a target pruning loses and fine-tuning
+    recovers), or labels of `classes` classes."""
+    y = (np.arange(N) % classes if classes else _torch_outputs(module, arrays)[0].argmax(1)).astype(np.int64)
+    path = root / f"labelled{classes or ''}.npz"
+    np.savez(path, **arrays, y=y)
+    return str(path)
+
+
+def test_fine_tuning_after_pruning_feeds_every_input_and_trains_the_class_output(tracker, tmp_path):
+    weights, arch, module, data, arrays = tracker
+    train = _labelled(tmp_path, module, arrays)
+    recipe = Recipe(target=Target.ONNX, quantization=Quantization("none"),
+                    pruning=Pruning("structured", 0.5, finetune_epochs=8, finetune_lr=0.01))
+    doc = optimize(weights, recipe, tmp_path / "out", calib=str(data), finetune=train, arch=arch,
+                   allow_degraded=True)
+    [step] = [s for s in doc["steps"] if s["name"].startswith("fine-tuning")]
+    assert len(step["losses"]) == 8 and step["losses"][-1] < step["losses"][0]  # it learned
+    names, _ = _converted_outputs(tmp_path / "out" / "model.onnx", arrays)
+    assert sorted(names) == sorted(NAMES)
+
+
+def test_labels_that_fit_no_output_are_refused_in_one_line(tracker, tmp_path):
+    weights, arch, _, data, arrays = tracker
+    train = _labelled(tmp_path, None, arrays, classes=10)  # 10 classes: the outputs hold 3 and 4 values
+    recipe = Recipe(target=Target.ONNX, quantization=Quantization("none"),
+                    pruning=Pruning("structured", 0.5, finetune_epochs=1))
+    with pytest.raises(StudioError) as err:
+        optimize(weights, recipe, tmp_path / "out", calib=str(data), finetune=train, arch=arch)
+    line = err.value.one_line()
+    assert "fine-tuning labels (class ids 0-9) fit none of the model's outputs ([3], [4] per sample)" in line
+    assert "\n" not in line
+    assert not (tmp_path / "out" / "model.onnx").exists()

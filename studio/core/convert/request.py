@@ -4,11 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.recipe import QuantMode, Recipe
-from studio.core.tensors.samples import Samples
+from studio.core.tensors.samples import Samples, TrainingData
 from studio.core.tensors.shapes import InputShape
 
 
@@ -22,6 +20,6 @@ class ConvertRequest:
     arch: ArchSpec | None = None
     trust_pickle: bool = False
     inputs: tuple[InputShape, ...] = ()  # the source's inputs at the shapes they run at
-    train: tuple[np.ndarray, np.ndarray] | None = None  # PyTorch: recovery fine-tuning data after pruning
+    train: TrainingData | None = None  # PyTorch: recovery fine-tuning data after pruning
     calib_x: Samples | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
     quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from studio.core.base.errors import ConversionError, ModelLoadError, short
+from studio.core.base.errors import ConversionError, DataError, ModelLoadError, short
 from studio.core.base.progress import ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
@@ -20,7 +20,7 @@ from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.prune.protect import KeptLayer, protected_layers
 from studio.core.prune.weights import PruneStats, prune_arrays
 from studio.core.recipe.recipe import PruneScope
-from studio.core.tensors.samples import MAX_BATCH, Samples, gather
+from studio.core.tensors.samples import MAX_BATCH, Samples, TrainingData, gather
 from studio.core.tensors.shapes import BatchMode, InputShape
 
 
@@ -159,25 +159,29 @@ def prune_unstructured(module, pruning) -> PruneStats:
     return stats
 
 
-def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, report=ignore,
-             seed: int = 0) -> list[float]:
-    """Recovery training after pruning; returns the mean loss per epoch."""
+def finetune(module, train: TrainingData, *, epochs: int, lr: float, report=ignore, seed: int = 0) -> list[float]:
+    """Recovery training after pruning, on every input of the training samples (a constant input, such as a
+    state given once, goes with every batch); the loss is taken on the output whose shape fits the labels.
+    Returns the mean loss per epoch."""
     import torch
 
     torch.manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    yt = torch.from_numpy(train.y)
     classification = yt.ndim == 1 and not torch.is_floating_point(yt)
     loss_fn = torch.nn.functional.cross_entropy if classification else torch.nn.functional.mse_loss
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    losses = []
+    losses: list[float] = []
+    pick: int | None = None
     for epoch in range(epochs):
         module.train()
         total, batches = 0.0, 0
-        for idx in torch.randperm(len(xt), generator=gen).split(64):
+        for feeds, idx in _batches(train.samples, len(yt), gen):
             opt.zero_grad()
-            out = module(xt[idx])
-            loss = loss_fn(out, yt[idx] if classification else yt[idx].float())
+            outs = module(*feeds)
+            outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+            pick = _labelled_output(outs, yt, classification) if pick is None else pick
+            loss = loss_fn(outs[pick], yt[idx] if classification else yt[idx].float())
             loss.backward()
             opt.step()
             total += float(loss)
@@ -186,6 +190,33 @@ def finetune(module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, re
         report((epoch + 1) / epochs, f"fine-tuning, epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}")
     module.eval()
     return losses
+
+
+def _batches(samples: Samples, n: int, gen) -> Iterator[tuple[list, Any]]:
+    """Shuffled training batches of every input (a constant one goes with each): up to 64 samples stacked where
+    every input takes a batch, else one sample at a time (an input without a batch dim, e.g. a step index [1])."""
+    import torch
+
+    stack = all(i.batch != BatchMode.NONE or c for i, c in zip(samples.inputs, samples.constant, strict=True))
+    for idx in torch.randperm(n, generator=gen).split(64 if stack else 1):
+        picked = idx.numpy()
+        feeds = ([a if c else a[picked] for a, c in zip(samples.arrays, samples.constant, strict=True)] if stack
+                 else samples.sample(int(picked[0])))
+        yield [torch.from_numpy(np.ascontiguousarray(f)) for f in feeds], idx
+
+
+def _labelled_output(outs: list, y, classification: bool) -> int:
+    """The first output all the labels fit: class scores [B, C] with C above every class id, else a regression
+    output whose per-sample shape is the targets'; DataError naming the per-sample shapes when none does."""
+    for i, out in enumerate(outs):
+        if classification and out.ndim == 2 and out.shape[1] > int(y.max()):
+            return i
+        if not classification and tuple(out.shape[1:]) == tuple(y.shape[1:]):
+            return i
+    shapes = ", ".join(str(list(o.shape[1:])) for o in outs)
+    given = f"class ids 0-{int(y.max())}" if classification else f"targets of {list(y.shape[1:])} per sample"
+    raise DataError(f"the fine-tuning labels ({given}) fit none of the model's outputs ({shapes} per sample): give"
+                    " class ids below an output's class count, or targets of an output's shape")
 
 
 def export_onnx(module, inputs: Sequence[InputShape], out: str, opset: int, *, torchscript: bool = False,
@@ -353,7 +384,7 @@ def _prune(module, example, prunable: bool, request: ConvertRequest, steps: list
                       "kept": [{"layer": k.layer, "reason": k.reason} for k in kept]})
         if p.finetune_epochs and train is not None:
             t = time.monotonic()
-            losses = finetune(module, train[0], train[1], epochs=p.finetune_epochs, lr=p.finetune_lr,
+            losses = finetune(module, train, epochs=p.finetune_epochs, lr=p.finetune_lr,
                               report=scaled(report, 0.3, 0.6))
             steps.append({"name": f"fine-tuning {p.finetune_epochs} epochs", "seconds":
                           round(time.monotonic() - t, 2), "losses": [round(v, 5) for v in losses]})

@@ -13,8 +13,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from studio.core.base import atomic
 from studio.core.base.errors import ConversionError, DataError, RecipeError
 from studio.core.base.hashing import source_digest
@@ -30,7 +28,7 @@ from studio.core.measure.fidelity import Scoring
 from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage, reference_outputs
 from studio.core.quantize.backend import BACKENDS, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
-from studio.core.tensors.samples import Samples, synthetic
+from studio.core.tensors.samples import Samples, TrainingData, synthetic
 from studio.core.tensors.shapes import InputShape, ShapeRequest, resolve
 
 VERIFY_SAMPLES = 16
@@ -88,15 +86,14 @@ def source_data(info: ModelInfo, shapes: ShapeRequest, path: str | None, recipe:
     return SourceData(fitted.samples, ds, fitted.notes)
 
 
-def finetune_data(path: str, info: ModelInfo, shapes: ShapeRequest, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Recovery fine-tuning inputs and labels, prepared as the recipe says; DataError when they carry no labels."""
+def finetune_data(path: str, info: ModelInfo, shapes: ShapeRequest, recipe: Recipe) -> TrainingData:
+    """Recovery fine-tuning inputs (all of them, fed as for evaluation) and labels, prepared as the recipe says;
+    DataError when they carry no labels."""
     data = source_data(info, shapes, path, recipe, limit=None)
     ds = data.dataset
     if ds is None or not ds.labelled or ds.y is None:
         raise DataError("fine-tuning needs labelled data ('y' in the .npz, or class folders)", path)
-    if len(data.samples.inputs) != 1:
-        raise DataError("fine-tuning handles models with one input", path)
-    return data.samples.arrays[0], ds.y
+    return TrainingData(data.samples, ds.y)
 
 
 def compressed_size(path: str) -> int:
@@ -108,7 +105,7 @@ class _Inputs:
     verify_x: Samples
     calib_x: Samples
     calib_ds: Dataset | None
-    train: tuple[np.ndarray, np.ndarray] | None
+    train: TrainingData | None
     warnings: list[str]
     notes: tuple[str, ...] = ()
 

@@ -17,7 +17,7 @@ from studio.core.inspect.formats import Framework
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe
-from studio.core.tensors.samples import Samples
+from studio.core.tensors.samples import Samples, TrainingData
 from studio.core.tensors.shapes import InputShape
 
 
@@ -31,7 +31,7 @@ class StageRequest:
     verify_x: Samples
     calib_x: Samples
     work: Path  # where the float model (and TFLiteConverter's quantized models) go
-    train: tuple[np.ndarray, np.ndarray] | None = None
+    train: TrainingData | None = None
     arch: ArchSpec | None = None
     trust_pickle: bool = False
     quant_modes: tuple[QuantMode, ...] = ()  # Keras to TFLite: the modes TFLiteConverter quantizes for

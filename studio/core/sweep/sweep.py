@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from studio.core.base import atomic
 from studio.core.base.errors import Cancelled, RecipeError, StudioError
 from studio.core.base.jobs import run_job
@@ -41,7 +39,7 @@ from studio.core.sweep.records import CandidateResult, SensitivityReady, SweepEv
 from studio.core.sweep.results import RESULTS_VERSION, ResultsContext, ResultsWriter, failed_row, measured_row
 from studio.core.sweep.run_folder import RunFolder
 from studio.core.sweep.scheduler import CandidateTask, GroupTask, MeasureGate, Scheduler, Task, group_tasks
-from studio.core.tensors.samples import Samples
+from studio.core.tensors.samples import Samples, TrainingData
 from studio.core.tensors.shapes import InputShape, ShapeRequest
 
 DeviceBench = Callable[[Path, CandidateResult], dict]
@@ -176,7 +174,7 @@ def _keyed_options(options: SweepOptions) -> dict[str, Any]:
 
 
 def _finetune_train(source: _Source, grid: Grid, candidates: list[Candidate],
-                    options: SweepOptions) -> tuple[np.ndarray, np.ndarray] | None:
+                    options: SweepOptions) -> TrainingData | None:
     """Recovery fine-tuning data (loaded once, as `optimize` loads it) when a candidate prunes structurally with
     fine-tuning epochs; DataError when it carries no labels."""
     due = any(c.recipe.pruning.method == PruneMethod.STRUCTURED and c.recipe.pruning.finetune_epochs
@@ -259,7 +257,7 @@ class _Sweep:
 
     def __init__(self, source: _Source, run: RunFolder, data_path: Path, writer: ResultsWriter, *,
                  options: SweepOptions, cancel: CancelToken, deadline: float | None,
-                 train: tuple[np.ndarray, np.ndarray] | None, device_bench: DeviceBench | None, progress: _Progress,
+                 train: TrainingData | None, device_bench: DeviceBench | None, progress: _Progress,
                  executor: Executor, gate: MeasureGate):
         self.source, self.run, self.data_path, self.writer = source, run, data_path, writer
         self.options, self.cancel, self.deadline, self.train = options, cancel, deadline, train

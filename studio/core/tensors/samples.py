@@ -132,3 +132,11 @@ def synthetic(inputs: Sequence[InputShape], n: int, seed: int = 0) -> Samples:
 def single(x: np.ndarray, spec: InputShape) -> Samples:
     """Samples of a one-input model from one array [N, *sample_shape]."""
     return Samples((spec,), (x,), (False,))
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """Labelled samples for recovery fine-tuning after pruning: every input's values and the labels they train
+    toward (on the output whose shape fits them)."""
+    samples: Samples
+    y: np.ndarray

@@ -1,7 +1,10 @@
-"""`studio profile MODEL|RUN/CANDIDATE [--json] [--top N]`: where one run's time goes, per operator type and node."""
+"""`studio profile MODEL|RUN/CANDIDATE | --device NAME [--json] [--top N]`: where one run's time goes, per operator
+type and node, on this machine or on a device."""
 from __future__ import annotations
 
 import json
+
+from studio.core.base.errors import StudioError
 
 
 def add_parser(sub) -> None:
@@ -12,8 +15,11 @@ def add_parser(sub) -> None:
                                    " the shapes it is timed at (the run's recorded shapes, --input-shape, or the"
                                    " first sample of --data), and lists the time per operator type and the slowest"
                                    " nodes, next to the measured latency of the same runs. With several"
-                                   " --provider values, lists the nodes that fell back to a later provider.")
-    p.add_argument("model", metavar="MODEL", help="an .onnx file, or a sweep candidate RUN/ID")
+                                   " --provider values, lists the nodes that fell back to a later provider. With"
+                                   " --device, profiles the release the device runs, with its onnxruntime, on the"
+                                   " bundle's check set.")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="an .onnx file, or a sweep candidate RUN/ID")
+    p.add_argument("--device", metavar="NAME", help="profile the release this device runs, on the device")
     p.add_argument("--top", type=int, default=20, metavar="N", help="how many nodes to list (default 20)")
     p.add_argument("--runs", type=int, default=20, metavar="N", help="timed runs after 5 warm-up runs (default 20)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (default 1)")
@@ -28,22 +34,50 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from studio.commands.progressbar import ProgressBar
     from studio.core.base.atomic import json_safe
+
+    p = _on_device(args) if args.device else _here(args)
+    if args.json:
+        print(json.dumps(json_safe(p.to_dict()), indent=2))
+        return 0
+    _print(p)
+    return 0
+
+
+def _here(args):
+    from studio.commands.progressbar import ProgressBar
     from studio.core.look.profile import ProfileOptions, profile_model
     from studio.core.tensors.shapes import ShapeRequest
 
+    if args.model is None:
+        raise StudioError("name a MODEL, or a --device to profile the release it runs")
     options = ProfileOptions(runs=args.runs, top=args.top, threads=args.threads, data=args.data,
                              shapes=ShapeRequest.parse(args.input_shape),
                              providers=tuple(args.provider or ("CPUExecutionProvider",)),
                              optimized=not args.no_graph_optimizations)
     with ProgressBar(enabled=not args.json) as bar:
-        p = profile_model(args.model, options, report=bar)
-    if args.json:
-        print(json.dumps(json_safe(p.to_dict()), indent=2))
-        return 0
+        return profile_model(args.model, options, report=bar)
+
+
+def _on_device(args):
+    from studio.core.deploy.inventory import get
+    from studio.core.look.device_profile import profile_on_device
+    from studio.core.look.profile import ProfileOptions
+
+    given = [flag for flag, value in (("MODEL", args.model), ("--data", args.data), ("--input-shape",
+                                      args.input_shape), ("--provider", args.provider)) if value]
+    if given:
+        raise StudioError(f"--device profiles the release the device runs, on its bundle's check set with the device's"
+                          f" CPU provider: {', '.join(given)} cannot be given with it")
+    options = ProfileOptions(runs=args.runs, top=args.top, threads=args.threads,
+                             optimized=not args.no_graph_optimizations)
+    return profile_on_device(get(args.device), options)
+
+
+def _print(p) -> None:
     shapes = ", ".join(f"{name} {list(shape)}" for name, shape in p.inputs)
-    print(f"{p.model}: {p.runtime} on {', '.join(p.providers)}, {shapes}"
+    where = f" on device {p.device}" if p.device else ""
+    print(f"{p.model}: {p.runtime}{where} on {', '.join(p.providers)}, {shapes}"
           f"{' (random inputs)' if p.synthetic else ''}, {p.runs} runs after {p.warmup} warm-up")
     print(f"operators {p.op_ms:.3f} ms per run of {p.latency_ms:.3f} ms measured ({p.coverage:.0%});"
           f" median latency {p.latency_median_ms:.3f} ms")
@@ -56,4 +90,3 @@ def run(args) -> int:
     if len(p.providers) > 1:
         print(f"ran outside {p.providers[0]}: " + (", ".join(f"{n.name} ({n.op}, {n.provider})" for n in p.fallback)
                                                     or "none"))
-    return 0

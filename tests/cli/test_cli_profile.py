@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 from tests.core.look_models import convstack, write_dynamic_run
 
 KEYS = {"model", "runtime", "providers", "optimized", "inputs", "synthetic", "runs", "warmup", "threads", "op_ms",
-        "latency_ms", "latency_median_ms", "node_count", "op_types", "nodes", "fallback", "coverage"}
+        "latency_ms", "latency_median_ms", "node_count", "op_types", "nodes", "fallback", "coverage", "device"}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_json_has_the_report_keys_and_the_top_nodes(tmp_path):
     done = run_cli("profile", str(tmp_path / "m.onnx"), "--json", "--top", "2", "--runs", "5")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert set(doc) == KEYS and len(doc["nodes"]) == 2 and doc["runs"] == 5
+    assert set(doc) == KEYS and len(doc["nodes"]) == 2 and doc["runs"] == 5 and doc["device"] is None
     assert all(set(r) == {"op", "nodes", "ms", "share"} for r in doc["op_types"])
     assert all(set(r) == {"name", "op", "provider", "ms", "share"} for r in doc["nodes"])
     assert doc["inputs"] == [{"name": "x", "shape": [1, 3, 64, 64]}] and 0.7 <= doc["coverage"] <= 1.3

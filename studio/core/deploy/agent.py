@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Studio device agent: the device-side half of a push. Standard library only (Python 3.6+), uploaded by Studio
-to DIR/.studio/agent.py, with bundle_rules.py and the monitor's check runner (runner.py) beside it, and run as
-`python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
+to DIR/.studio/agent.py, with bundle_rules.py, the monitor's check runner (runner.py) and the profiler (profiler.py)
+beside it, and run as `python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
 
 Layout on the device:
     DIR/current -> releases/<bundle id>     switched atomically (new symlink, then rename over the old one)
@@ -312,6 +312,22 @@ class Device:
         return {"ok": True, "release": self.describe(rid), "damaged": self._damage(folder), "facts": facts(self.root),
                 "promise": manifest.get("promise"), "metrics": manifest.get("metrics"), "result": result}
 
+    def cmd_profile(self, runs, warmup, threads, as_written, timeout):
+        """Per-operator times of the release that runs now: Studio's profiler (uploaded beside this agent) runs it
+        with the device's onnxruntime on its check set and returns the trace's events for Studio to aggregate."""
+        rid = self.current()
+        if not rid:
+            fail("no release is installed on this device")
+        folder = os.path.join(self.releases, rid)
+        argv = python() + [os.path.join(HERE, "profiler.py"), "--bundle", folder, "--runs", str(int(runs)),
+                           "--warmup", str(int(warmup)), "--threads", str(int(threads))]
+        proc, result = run_runner(argv + (["--as-written"] if as_written == "1" else []), timeout, folder,
+                                  "the profile")
+        if not result:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["exit code %d" % proc.returncode]
+            result = {"ok": False, "error": "the profiler printed no result (%s)" % err[0]}
+        return {"ok": True, "release": self.describe(rid), "result": result}
+
     def _read_release(self, folder):
         try:
             with open(os.path.join(folder, "manifest.json")) as fh:
@@ -459,10 +475,11 @@ def sha256_of(path):
 
 
 def own_hash():
-    """The sha256 of this agent, its rules and the check runner, as Studio computes it to tell whether they need
-    uploading (a missing runner makes it differ, so Studio uploads all three)."""
+    """The sha256 of this agent, its rules, the check runner and the profiler, as Studio computes it to tell whether
+    they need uploading (a missing or stale one makes it differ, so Studio uploads all four)."""
     h = hashlib.sha256()
-    for name in (os.path.abspath(__file__), bundle_rules.__file__, os.path.join(HERE, "runner.py")):
+    for name in (os.path.abspath(__file__), bundle_rules.__file__, os.path.join(HERE, "runner.py"),
+                 os.path.join(HERE, "profiler.py")):
         try:
             with open(name, "rb") as fh:
                 h.update(hashlib.sha256(fh.read()).digest())

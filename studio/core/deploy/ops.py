@@ -76,6 +76,14 @@ def check(device: Device, runs: int = 30, threads: int = 1, timeout: float = 300
     return drive(_with_device(device, work))
 
 
+def profile(device: Device, runs: int, warmup: int, threads: int, as_written: bool, timeout: float = 300.0) -> dict:
+    """The release the device runs, profiled by Studio's profiler with the device's onnxruntime on its check set:
+    the agent's answer, with the profiler's result (the timed runs' events) under "result"."""
+    async def work(t, agent):
+        return await agent.call("profile", runs, warmup, threads, int(as_written), timeout, timeout=timeout + 30)
+    return drive(_with_device(device, work))
+
+
 def rollback(device: Device) -> dict:
     return drive(_with_device(device, lambda t, a: a.call("rollback"), lock=True))
 

@@ -5,6 +5,7 @@ import bisect
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studio.core.base.errors import StudioError
 
@@ -28,10 +29,15 @@ def read_trace(path: Path, runs: int) -> list[list[KernelRun]]:
         events = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ProfileError(f"onnxruntime's profile cannot be read ({exc.__class__.__name__})", path) from None
+    return per_run_kernels(events, runs, path)
+
+
+def per_run_kernels(events: list[dict[str, Any]], runs: int, where: str | Path) -> list[list[KernelRun]]:
+    """read_trace's answer from the trace's events (a device sends them); `where` names their source in errors."""
     windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
                      if e.get("cat") == "Session" and e.get("name") == "model_run")[-runs:]
     if len(windows) < runs:
-        raise ProfileError(f"onnxruntime's profile holds {len(windows)} runs, {runs} were timed", path)
+        raise ProfileError(f"onnxruntime's profile holds {len(windows)} runs, {runs} were timed", where)
     starts = [start for start, _ in windows]
     per_run: list[list[KernelRun]] = [[] for _ in windows]
     for e in events:

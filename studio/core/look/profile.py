@@ -64,6 +64,18 @@ class NodeTime:
 
 
 @dataclass(frozen=True)
+class Ran:
+    """What one profiled session ran, wherever it ran: the facts a report states beside the operators' times."""
+    model: str
+    runtime: str
+    providers: tuple[str, ...]  # the session's, in priority order
+    inputs: tuple[tuple[str, tuple[int, ...]], ...]
+    synthetic: bool
+    times: tuple[float, ...]  # wall ms of each timed run
+    device: str | None = None
+
+
+@dataclass(frozen=True)
 class ProfileReport:
     model: str
     runtime: str  # "onnxruntime 1.31.1"
@@ -81,6 +93,7 @@ class ProfileReport:
     op_types: tuple[OpTypeTime, ...]  # slowest first
     nodes: tuple[NodeTime, ...]  # the `top` slowest
     fallback: tuple[NodeTime, ...]  # every node that ran on a provider other than the first, slowest first
+    device: str | None = None  # the inventory name of the device it ran on; None: this machine
 
     @property
     def coverage(self) -> float:
@@ -139,14 +152,20 @@ def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOption
             runner.run(feeds)
         times = _timed(runner, feeds, options.runs, report)
         per_run = read_trace(Path(runner.session.end_profiling()), options.runs)
-    providers = tuple(runner.session.get_providers())
-    op_types, nodes = _aggregate(per_run)
-    fallback = tuple(n for n in nodes if len(providers) > 1 and n.provider != providers[0])
     shapes = tuple((i.name, tuple(np.shape(x))) for i, x in zip(runner.inputs, feeds, strict=True))
-    return ProfileReport(str(src.model), f"onnxruntime {runtime_version('onnxruntime')}", providers,
-                         options.optimized, shapes, synthetic, options.runs, options.warmup, options.threads,
-                         sum(n.ms for n in nodes), statistics.fmean(times), statistics.median(times), len(nodes),
-                         op_types, nodes[:options.top], fallback)
+    ran = Ran(str(src.model), f"onnxruntime {runtime_version('onnxruntime')}",
+              tuple(runner.session.get_providers()), shapes, synthetic, tuple(times))
+    return build_report(ran, per_run, options)
+
+
+def build_report(ran: Ran, per_run: list[list[KernelRun]], options: ProfileOptions) -> ProfileReport:
+    """The report of a profiled session from its timed runs' kernel times."""
+    op_types, nodes = _aggregate(per_run)
+    fallback = tuple(n for n in nodes if len(ran.providers) > 1 and n.provider != ran.providers[0])
+    return ProfileReport(ran.model, ran.runtime, ran.providers, options.optimized, ran.inputs, ran.synthetic,
+                         options.runs, options.warmup, options.threads, sum(n.ms for n in nodes),
+                         statistics.fmean(ran.times), statistics.median(ran.times), len(nodes), op_types,
+                         nodes[:options.top], fallback, ran.device)
 
 
 def _feeds(src: ExportSource, run: RunFolder | None, options: ProfileOptions,

@@ -28,10 +28,16 @@ class GraphState(StrEnum):
     FALLBACK = "fallback"  # no built-in view: the line says why, the button opens the system browser
 
 
+def prepare_web_engine() -> None:
+    """Call before QtWebEngine's first use: as root, Chromium's sandbox cannot start and Chromium then ends the whole
+    process, so run it without (the page is Netron from the wheel, on this machine)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+
+
 def web_view(parent: QWidget) -> QWidget:
     """A QWebEngineView; raises where QtWebEngine cannot be imported."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")  # Chromium refuses to start as root with it
+    prepare_web_engine()
     from PySide6.QtWebEngineWidgets import QWebEngineView
 
     return QWebEngineView(parent)

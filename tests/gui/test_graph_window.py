@@ -2,6 +2,7 @@
 line says why and the button opens the same page in the system browser; closing it closes the server's port."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import socket
@@ -13,7 +14,7 @@ import pytest
 from PySide6.QtGui import QDesktopServices
 
 from studio.core.look.graph_server import TORCH_SAVE_NOTE
-from studio.gui.graph_window import GraphState, GraphWindow
+from studio.gui.graph_window import GraphState, GraphWindow, prepare_web_engine
 from tests.core.look_models import convnet
 from tests.gui.conftest import wait_idle
 
@@ -67,10 +68,37 @@ def check_drawn(qtbot, window, expected: Counter) -> None:
     assert {op: drawn[norm(op)] for op in expected} == dict(expected)
 
 
-def test_an_onnx_models_operators_are_drawn(qtbot, onnx_file):
+@pytest.fixture
+def requests():
+    """Every URL the built-in view's pages request (those its content policy lets through)."""
+    if not WEB_ENGINE:
+        yield []
+        return
+    from PySide6.QtWebEngineCore import QWebEngineProfile, QWebEngineUrlRequestInterceptor
+
+    prepare_web_engine()
+
+    class Recorder(QWebEngineUrlRequestInterceptor):
+        def __init__(self):
+            super().__init__()
+            self.urls: list[str] = []
+
+        def interceptRequest(self, info):
+            self.urls.append(info.requestUrl().toString())
+
+    recorder = Recorder()
+    QWebEngineProfile.defaultProfile().setUrlRequestInterceptor(recorder)
+    yield recorder.urls
+    QWebEngineProfile.defaultProfile().setUrlRequestInterceptor(None)
+
+
+def test_an_onnx_models_operators_are_drawn_from_this_server_only(qtbot, onnx_file, requests):
     window = open_window(qtbot, onnx_file)
     check_drawn(qtbot, window, Counter(n.op_type for n in onnx.load(onnx_file).graph.node))
     assert window.line.text() == ""
+    if WEB_ENGINE:
+        assert window.server.data_url in {u.split("?")[0] for u in requests}  # Netron read the model from Studio
+        assert [u for u in requests if not u.startswith(window.server.url)] == []  # and asked nothing else
     port = window.server.port
     window.close()
     assert port_closed(port)
@@ -149,3 +177,25 @@ def test_the_load_page_opens_the_graph_and_the_main_window_closes_it(make_window
     port = window.server.port
     w.close()
     assert port_closed(port)
+
+
+def test_the_preview_header_opens_the_chosen_candidates_graph(make_window, qtbot, onnx_file, tmp_path):
+    from studio.core.sweep.run_folder import RunFolder
+    from tests.gui.test_pages import _results, _rows
+
+    run = RunFolder(tmp_path / "run")
+    run.candidate("onnx-c1").mkdir(parents=True)
+    model = run.candidate("onnx-c1") / "model.onnx"
+    model.write_bytes(onnx_file.read_bytes())
+    doc = _results(_rows())
+    run.results.write_text(json.dumps(doc))
+    w = make_window()
+    w.project.chosen = dataclasses.replace(w.project.chosen, run_dir=str(run.root))
+    w.preview.set_results(doc)
+    assert not w.preview.graph.isEnabled()  # nothing chosen yet
+    w.preview.select("onnx-c1")
+    w.preview.graph.click()
+    [window] = w.graph_windows()
+    assert window.server.model == model.resolve() and window.windowTitle() == "Graph: onnx-c1"
+    qtbot.waitUntil(lambda: window.state != GraphState.LOADING, timeout=90_000)
+    check_drawn(qtbot, window, Counter(n.op_type for n in onnx.load(model).graph.node))

@@ -199,3 +199,11 @@ def test_the_preview_header_opens_the_chosen_candidates_graph(make_window, qtbot
     assert window.server.model == model.resolve() and window.windowTitle() == "Graph: onnx-c1"
     qtbot.waitUntil(lambda: window.state != GraphState.LOADING, timeout=90_000)
     check_drawn(qtbot, window, Counter(n.op_type for n in onnx.load(model).graph.node))
+
+
+def test_a_file_that_cannot_be_served_is_one_line_and_no_browser(qtbot, tmp_path):
+    gone = tmp_path / "gone.onnx"
+    window = open_window(qtbot, gone)
+    assert window.state == GraphState.FAILED and window.server is None and window.view is None
+    assert window.line.text() == f"{gone}: file not found"
+    assert not window.browser.isEnabled()

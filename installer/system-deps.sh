@@ -9,6 +9,11 @@ command -v tc >/dev/null 2>&1 || missing="$missing iproute2"  # ip netns and tc:
 for pkg in libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core binutils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
+# What QtWebEngine (the graph window) links to beyond Qt's own libraries: ldd of libQt6WebEngineCore and
+# QtWebEngineProcess, less what the packages above already bring.
+for pkg in libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: please install:$missing (no apt-get on this machine)" >&2

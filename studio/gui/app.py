@@ -21,11 +21,14 @@ def check_display() -> None:
 
 def application():
     """The one QApplication, themed for the system's light or dark scheme. Returns (app, dark)."""
+    from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtWidgets import QApplication
 
     from . import theme
     from .resources import icon
 
+    if QApplication.instance() is None:
+        QCoreApplication.setAttribute(Qt.AA_ShareOpenGLContexts)  # QtWebEngine (the graph window) starts later
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Studio")
     app.setOrganizationName("Studio")

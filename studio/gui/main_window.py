@@ -137,12 +137,14 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         self.load.load_requested.connect(self.load_model)
         self.load.shapes_changed.connect(self._on_input_shapes)
+        self.load.graph_requested.connect(lambda path: self.show_graph(path, Path(path).name))
         self.optimize.run_requested.connect(self.run_sweep)
         self.optimize.settings_changed.connect(self._on_sweep_settings)
         self.preview.candidate_chosen.connect(self._chosen)
         self.preview.use_requested.connect(lambda cid: self.go(3))
         self.preview.debug_requested.connect(self.debug_candidate)
         self.preview.keep_float_requested.connect(self.keep_in_float)
+        self.preview.graph_requested.connect(self.show_candidate_graph)
         self.preview.profile.profile_requested.connect(self.profile_candidate)
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
@@ -179,6 +181,8 @@ class MainWindow(QMainWindow):
         self.tasks.shutdown(10)
         if self.flash_window is not None:
             self.flash_window.close()
+        for window in self.graph_windows():
+            window.close()
         super().closeEvent(event)
 
     # --- tasks -------------------------------------------------------------------------------------------------
@@ -385,6 +389,23 @@ class MainWindow(QMainWindow):
         if run_dir:
             self.start(Task("Profiling operators", profile_model, str(Path(run_dir) / cid)),
                        lambda report: self.preview.profile.show_profile(cid, report))
+
+    def show_graph(self, path: str, title: str):
+        """A model's graph in Netron, in a window of its own (closed with this one); returns the window."""
+        from .graph_window import GraphWindow
+
+        window = GraphWindow(path, title, parent=self)
+        window.show()
+        return window
+
+    def show_candidate_graph(self, cid: str):
+        run_dir = self.project.chosen.run_dir
+        return self.show_graph(str(Path(run_dir) / cid), cid) if run_dir else None
+
+    def graph_windows(self) -> list:
+        from .graph_window import GraphWindow
+
+        return self.findChildren(GraphWindow)
 
     def keep_in_float(self, cid: str, nodes: tuple[str, ...]) -> None:
         """The candidate made again with `nodes` in float, measured and added to the run and the chart."""

@@ -45,6 +45,7 @@ class LoadPage(QWidget):
     model_loaded = Signal(object)  # ModelInfo
     load_requested = Signal(str)
     shapes_changed = Signal(object)  # tuple[str, ...]: valid --input-shape values
+    graph_requested = Signal(str)  # the loaded model's path
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -117,6 +118,14 @@ class LoadPage(QWidget):
 
     def _build_summary(self) -> Card:
         self.summary = Card("Summary")
+        self.graph = QPushButton("Show graph")
+        self.graph.setToolTip("The model's graph in Netron, in its own window (served on this machine, offline)")
+        self.graph.clicked.connect(lambda: self.info and self.graph_requested.emit(self.info.path))
+        self.summary.body.removeWidget(self.summary.title)  # the title shares its row with the button
+        title = QHBoxLayout()
+        title.addWidget(self.summary.title, 1)
+        title.addWidget(self.graph)
+        self.summary.body.insertLayout(0, title)
         grid = QGridLayout()
         self.metrics = {k: Metric(k) for k in ("Format", "File size", "Parameters", "MACs (batch 1)",
                                                "Weights", "Operators")}

@@ -44,6 +44,7 @@ class PreviewPage(QWidget):
     use_requested = Signal(str)
     debug_requested = Signal(str)  # candidate id
     keep_float_requested = Signal(str, tuple)  # candidate id, the nodes to keep in float
+    graph_requested = Signal(str)  # candidate id
 
     def __init__(self, dark: bool, parent=None):
         super().__init__(parent)
@@ -79,6 +80,11 @@ class PreviewPage(QWidget):
         self.latency_mode.currentIndexChanged.connect(lambda i: self.chart.set_device_latency(i == 1))
         self.latency_mode.setEnabled(False)
         top.addWidget(self.latency_mode)
+        self.graph = QPushButton("Graph")
+        self.graph.setToolTip("The chosen candidate's graph in Netron, in its own window")
+        self.graph.setEnabled(False)
+        self.graph.clicked.connect(lambda: self.selected and self.graph_requested.emit(self.selected))
+        top.addWidget(self.graph)
         self.use = QPushButton(white_icon("export"), "Use this candidate")
         self.use.setObjectName("primary")
         self.use.setEnabled(False)
@@ -287,6 +293,7 @@ class PreviewPage(QWidget):
         self.selected = cid
         self.chart.select(cid)
         self.use.setEnabled(True)
+        self.graph.setEnabled(True)
         c = self.candidates[cid]
         self.debug_button.setEnabled(c.quant == QuantMode.INT8)
         self.profile.set_candidate(cid, c.target)

@@ -1,5 +1,5 @@
 """Preview: the live trade-off chart, the sensitivity bars, the time per operator and the quantization debugger of
-the chosen candidate, and a sortable table of every candidate."""
+the chosen candidate, a sortable table of every candidate and the chosen one's diff with the source."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableView,
+    QTabWidget,
     QWidget,
 )
 
@@ -24,6 +25,7 @@ from studio.core.recipe.recipe import QuantMode
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
 from .charts import LayerErrorChart, SensitivityChart, TradeoffChart, legend_html
+from .diff_view import DiffView
 from .profile_card import OperatorTimeCard
 from .resources import white_icon
 from .widgets import Banner, Card, help_label, page_layout
@@ -54,7 +56,11 @@ class PreviewPage(QWidget):
         box.addLayout(self._top_row())
         split = QSplitter(Qt.Vertical)
         split.addWidget(self._charts(dark))
-        split.addWidget(self._table())
+        self.tabs = QTabWidget()  # every candidate, and the chosen one against its source
+        self.tabs.addTab(self._table(), "Candidates")
+        self.diff = DiffView()
+        self.tabs.addTab(self.diff, "Diff with the source")
+        split.addWidget(self.tabs)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([480, 260])
@@ -290,6 +296,7 @@ class PreviewPage(QWidget):
         c = self.candidates[cid]
         self.debug_button.setEnabled(c.quant == QuantMode.INT8)
         self.profile.set_candidate(cid, c.target)
+        self.diff.set_candidate(cid)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
                 self.table.selectRow(row)

@@ -33,20 +33,16 @@ from .widgets import Card, help_label, thumbnail
 
 IDLE = "Choose a candidate and compare it with the source: operators added, removed and changed, and how far each" \
        " layer's output drifts on the sweep's samples."
-OP_COLUMNS = ("Change", "Operator", "Name", "Source", "Candidate", "Details")
+OP_COLUMNS = ("Change", "Name", "Operator", "Source -> candidate", "Details")
 TENSOR_COLUMNS = ("Layer", "Operator", "SQNR dB", "Cosine")
 THUMB = 56
+ORDER = (Change.CHANGED, Change.REMOVED, Change.ADDED, Change.INSERTED_QDQ)  # what the user looks for first
 
-
-class DiffView(QWidget):
+class DiffView(Card):
     diff_requested = Signal(str)  # candidate id
 
     def __init__(self, parent=None):
-        super().__init__(parent)
-        box = Card()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(box)
+        super().__init__(None, parent)
         top = QHBoxLayout()
         self.button = QPushButton("Compare with the source")
         self.button.setToolTip("Diff the chosen candidate with the source model on the sweep's samples")
@@ -55,7 +51,7 @@ class DiffView(QWidget):
         top.addWidget(self.button)
         self.summary = help_label(IDLE)
         top.addWidget(self.summary, 1)
-        box.body.addLayout(top)
+        self.body.addLayout(top)
         split = QSplitter(Qt.Horizontal)
         self.ops = _table(OP_COLUMNS)
         self.tensors = _table(TENSOR_COLUMNS)
@@ -70,21 +66,28 @@ class DiffView(QWidget):
         for title, widget in (("What changed", self.ops), ("Per layer, worst first", self.tensors),
                               ("Samples", self.samples)):
             split.addWidget(_titled(title, widget, self.samples_note if widget is self.samples else None))
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setStretchFactor(2, 2)
-        box.body.addWidget(split, 1)
+        self.split = split
+        self.body.addWidget(split, 1)
         row = QHBoxLayout()
         row.addWidget(QLabel("Layer:"))
         self.layer = QLineEdit()
         self.layer.setReadOnly(True)
         self.layer.setPlaceholderText("select a row: its name, to search for in a graph view")
         row.addWidget(self.layer, 1)
-        box.body.addLayout(row)
+        self.body.addLayout(row)
         self.ops.itemSelectionChanged.connect(lambda: self._show_layer(self.ops))
         self.tensors.itemSelectionChanged.connect(lambda: self._show_layer(self.tensors))
         self.candidate: str | None = None
         self.result: CandidateDiff | None = None
+
+    def showEvent(self, event):
+        """Half the width for what changed (its shapes are long), the rest for the layers and the samples; a
+        splitter's stretch factors only share out space beyond the panes' size hints."""
+        super().showEvent(event)
+        if not getattr(self, "_sized", False):
+            self._sized = True
+            width = max(self.split.width(), 900)
+            self.split.setSizes([width // 2, width * 3 // 10, width // 5])
 
     def set_candidate(self, cid: str) -> None:
         self.candidate = cid
@@ -103,8 +106,8 @@ class DiffView(QWidget):
         self.summary.setText(f"{result.candidate} against {Path(result.source).name}: {changes}; {len(d.tensors)}"
                              f" tensors compared on {d.sample_count} of {where}"
                              + (f", worst {worst.node} at {_db(worst.sqnr_db)} dB" if worst else ""))
-        _fill(self.ops, [_op_cells(o) for o in d.ops if o.change != Change.SAME], [o.name for o in d.ops
-                                                                                    if o.change != Change.SAME])
+        changed = sorted((o for o in d.ops if o.change != Change.SAME), key=lambda o: ORDER.index(o.change))
+        _fill(self.ops, [_op_cells(o) for o in changed], [o.name for o in changed])  # in run order within a kind
         _fill(self.tensors, [(t.node, t.op, _db(t.sqnr_db), f"{t.cosine:.6f}") for t in d.tensors],
               [t.node for t in d.tensors])
         self._show_samples(result)
@@ -157,6 +160,7 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     t.setSelectionMode(QAbstractItemView.SingleSelection)
     t.setAlternatingRowColors(True)
     t.verticalHeader().hide()
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 8)
     t.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
     t.horizontalHeader().setStretchLastSection(True)
     return t
@@ -173,14 +177,15 @@ def _fill(table: QTableWidget, rows: list[tuple[str, ...]], names: list[str]) ->
         table.item(r, 0).setData(Qt.UserRole, name)
     table.resizeColumnsToContents()
     for c in range(table.columnCount() - 1):
-        table.setColumnWidth(c, min(table.columnWidth(c), 220))
+        table.setColumnWidth(c, min(table.columnWidth(c), 150 if c < 3 else 320))
 
 
 def _op_cells(o: OpDiff) -> tuple[str, ...]:
     details = list(o.details)
     if o.channels:
         details.insert(0, f"channels {o.channels[0]} -> {o.channels[1]}")
-    return (o.change.value.replace("_", " "), o.op, o.name, _outputs(o.a), _outputs(o.b), "; ".join(details))
+    return (o.change.value.replace("_", " "), o.name, o.op, f"{_outputs(o.a) or '-'} -> {_outputs(o.b) or '-'}",
+            "; ".join(details))
 
 
 def _outputs(n: Node | None) -> str:

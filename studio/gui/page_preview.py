@@ -64,6 +64,8 @@ class PreviewPage(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([480, 260])
+        self.tabs.currentChanged.connect(lambda i: split.setSizes([300, 480] if self.tabs.widget(i) is self.diff
+                                                                  else [480, 260]))  # the diff's tables need rows
         box.addWidget(split, 1)
         self.candidates: dict[str, CandidateResult] = {}
         self.order: list[str] = []
@@ -116,6 +118,7 @@ class PreviewPage(QWidget):
         column.addWidget(sens_card)
         self.profile = OperatorTimeCard(dark)
         column.addWidget(self.profile)
+        column.setMinimumWidth(320)  # room for the bars' operator names: the debugger's card would take it all
         charts.addWidget(column)
         charts.addWidget(self._debug_card(dark))
         charts.setStretchFactor(0, 3)
@@ -137,12 +140,15 @@ class PreviewPage(QWidget):
         self.keep_count.setRange(1, 1)
         self.keep_count.valueChanged.connect(self._show_debug_chart)
         row.addWidget(self.keep_count)
+        card.body.addLayout(row)
+        row = QHBoxLayout()  # a second row: side by side, the three are cut off in a narrow card
         self.keep_button = QPushButton("Keep these layers in float")
         self.keep_button.setToolTip("Quantize again with the layers in red kept in float, measure it and add it to"
                                     " the chart")
         self.keep_button.setEnabled(False)
         self.keep_button.clicked.connect(self._keep_float)
         row.addWidget(self.keep_button)
+        row.addStretch()
         card.body.addLayout(row)
         self.debug_summary = help_label("Choose an int8 candidate and debug it: per-layer error between its float"
                                         " and int8 model on the sweep's samples (lower SQNR = more error).")

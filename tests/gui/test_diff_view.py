@@ -42,8 +42,8 @@ def test_the_diff_tab_shows_inserted_qdq_layer_sqnr_and_the_disagreeing_samples(
     nodes = onnx.load(candidate).graph.node
     inserted = sorted(n.name for n in nodes if n.op_type in QDQ)
     rows = list(zip(_column(view.ops, 0), _column(view.ops, 1), _column(view.ops, 2), strict=True))
-    assert sorted(name for change, _, name in rows if change == "inserted qdq") == inserted and inserted
-    assert {op for change, op, _ in rows if change == "inserted qdq"} == set(QDQ)
+    assert sorted(name for change, name, _ in rows if change == "inserted qdq") == inserted and inserted
+    assert {op for change, _, op in rows if change == "inserted qdq"} == set(QDQ)
 
     truth = diff_models(tmp_path / "convnet.onnx", candidate, DiffOptions(data=str(tmp_path / "named.npz"),
                                                                           samples=64))

@@ -27,7 +27,7 @@ from studio.core.look.candidate import CandidateDiff
 from studio.core.look.diff import ModelDiff
 from studio.core.look.graph import Node
 from studio.core.look.match import Change, OpDiff
-from studio.core.look.numeric import SampleDiff
+from studio.core.look.numeric import WORST_SAMPLES, SampleDiff
 
 from .widgets import Card, help_label, thumbnail
 
@@ -61,7 +61,7 @@ class DiffView(Card):
         self.samples.setResizeMode(QListView.Adjust)
         self.samples.setMovement(QListView.Static)
         self.samples.setWordWrap(True)
-        self.samples.setGridSize(QSize(THUMB + 70, THUMB + 48))
+        self.samples.setGridSize(QSize(THUMB + 90, THUMB + 66))  # the thumbnail over three lines of text
         self.samples_note = help_label("")
         for title, widget in (("What changed", self.ops), ("Per layer, worst first", self.tensors),
                               ("Samples", self.samples)):
@@ -128,10 +128,11 @@ class DiffView(Card):
                                                                             if s.label is not None else ""))
             self.samples.addItem(item)
         classes = bool(d.samples) and d.samples[0].class_a is not None
+        more = "at least " if len(disagree) >= WORST_SAMPLES else ""  # the core lists no more than these
         self.samples_note.setText(
-            f"{len(disagree)} of {d.sample_count} samples get another top class (the first {len(shown)} shown)"
-            if disagree else f"Both models give every one of the {d.sample_count} samples the same top class; the"
-            " lowest cosine first" if classes else "The outputs are not class scores: the lowest cosine first")
+            f"{more}{len(disagree)} of {d.sample_count} samples get another top class" if disagree else
+            f"Both models give every one of the {d.sample_count} samples the same top class; the lowest cosine"
+            " first" if classes else "The outputs are not class scores: the lowest cosine first")
 
     def _show_layer(self, table: QTableWidget) -> None:
         rows = table.selectionModel().selectedRows()

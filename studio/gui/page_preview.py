@@ -109,8 +109,9 @@ class PreviewPage(QWidget):
         self.sens_kind = QComboBox()
         self.sens_kind.currentTextChanged.connect(self._show_sensitivity)
         sens_card.body.addWidget(self.sens_kind)
-        self.sens_help = help_label("Quantization: output SQNR with only that layer in int8 (lower = more"
-                                    " sensitive). Pruning: accuracy lost with only that layer pruned.")
+        self.sens_help = help_label("Red: a sensitive layer (hover for how it is measured)")  # one line: the chart
+        self.sens_help.setToolTip("Quantization: output SQNR with only that layer in int8 (lower = more sensitive)."
+                                  " Pruning: accuracy lost with only that layer pruned.")  # needs the height
         sens_card.body.addWidget(self.sens_help)
         self.sens = SensitivityChart(dark)
         sens_card.body.addWidget(self.sens)

@@ -165,8 +165,7 @@ class SensitivityChart(pg.PlotWidget):
             brushes = [QColor(theme.BAD if v > 5 else theme.WARN if v > 1 else theme.OK) for v in values]
         x = np.arange(len(rows))
         self.bars.setOpts(x=x, height=values, brushes=brushes, width=0.7)
-        ticks = [(i, _short(r["layer"])) for i, r in enumerate(rows)]
-        self.getAxis("bottom").setTicks([ticks])
+        self.getAxis("bottom").setTicks(spaced_ticks([_short(r["layer"]) for r in rows]))
         self.setXRange(-0.6, max(0.6, len(rows) - 0.4))
         if values:
             self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
@@ -211,10 +210,20 @@ class OperatorTimeChart(pg.PlotWidget):
         self.rows = rows
         values = [r.ms for r in rows]
         self.bars.setOpts(x=np.arange(len(values)), height=values, width=0.7)
-        self.getAxis("bottom").setTicks([[(i, _short(r.op)) for i, r in enumerate(rows)]])
+        self.getAxis("bottom").setTicks(spaced_ticks([_short(r.op) for r in rows]))
         self.setXRange(-0.6, max(0.6, len(values) - 0.4))
         if values:
             self.setYRange(0, max(values) * 1.1 if max(values) > 0 else 1)
+
+
+def spaced_ticks(labels: list[str]) -> list[list[tuple[int, str]]]:
+    """Bar labels as tick levels: every fourth bar's first, then every other, then the rest; pyqtgraph draws a
+    finer level only where its text fits, so a narrow chart names fewer bars instead of printing them over each
+    other."""
+    levels: list[list[tuple[int, str]]] = [[], [], []]
+    for i, text in enumerate(labels):
+        levels[0 if i % 4 == 0 else 1 if i % 2 == 0 else 2].append((i, text))
+    return levels
 
 
 def _short(name: str) -> str:

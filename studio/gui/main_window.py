@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.preview.keep_float_requested.connect(self.keep_in_float)
         self.preview.graph_requested.connect(self.show_candidate_graph)
         self.preview.profile.profile_requested.connect(self.profile_candidate)
+        self.preview.diff.diff_requested.connect(self.diff_candidate)
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
         self.export.settings_changed.connect(self._on_export_settings)
@@ -406,6 +407,15 @@ class MainWindow(QMainWindow):
         from .graph_window import GraphWindow
 
         return self.findChildren(GraphWindow)
+
+    def diff_candidate(self, cid: str) -> None:
+        """A candidate of the current run against its source: graph changes, per-layer error, disagreeing samples."""
+        from studio.core.look.candidate import diff_candidate
+
+        run_dir = self.project.chosen.run_dir
+        if run_dir:
+            self.start(Task("Comparing with the source", diff_candidate, str(Path(run_dir) / cid),
+                            labels=self.project.export.labels), self.preview.diff.show_diff)
 
     def keep_in_float(self, cid: str, nodes: tuple[str, ...]) -> None:
         """The candidate made again with `nodes` in float, measured and added to the run and the chart."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,7 +28,7 @@ from studio.core.recipe.recipe import CalibMethod, Layout, PruneMethod, PruneSco
 from . import binding as bind
 from .binding import Binding, Field
 from .resources import icon, white_icon
-from .widgets import Banner, Card, help_label, page_layout
+from .widgets import Banner, Card, help_label, page_layout, thumbnail
 
 
 def _row(form: QFormLayout, label: str, widget: QWidget, help_text: str) -> None:
@@ -382,7 +380,7 @@ class OptimizePage(QWidget):
             label.setAlignment(Qt.AlignCenter)
             label.setToolTip(f"label {ds.labels[ds.y[i]] if ds.labels and ds.y is not None else ds.y[i]}"
                              if ds.y is not None else "no label")
-            pix = _thumbnail(x)
+            pix = thumbnail(x)
             if pix is not None:
                 label.setPixmap(pix)
             else:
@@ -393,24 +391,3 @@ class OptimizePage(QWidget):
         arrays = ", ".join(f"{k} {list(a.shape)}" for k, a in ds.named.items())
         what = f"samples of shape {list(first.shape[1:])}, dtype {first.dtype}" if ds.x is not None else arrays
         self.data_note.setText(f"{kind} {ds.kind} {what}{self._fit_note(ds)}")
-
-
-def _thumbnail(x: np.ndarray) -> QPixmap | None:
-    a = np.asarray(x)
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = a.transpose(1, 2, 0)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or min(a.shape[:2]) < 4:
-        return None
-    a = a.astype(np.float32)
-    a = ((a - a.min()) / max(1e-9, float(a.max() - a.min())) * 255).astype(np.uint8)
-    a = np.ascontiguousarray(a)
-    if a.ndim == 2:
-        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format_Grayscale8)
-    else:
-        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format_RGB888)
-    return QPixmap.fromImage(img.copy()).scaled(48, 48, Qt.KeepAspectRatio, Qt.SmoothTransformation)
-
-
-

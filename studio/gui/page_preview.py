@@ -1,5 +1,5 @@
 """Preview: the live trade-off chart, the sensitivity bars, the time per operator and the quantization debugger of
-the chosen candidate, and a sortable table of every candidate."""
+the chosen candidate, a sortable table of every candidate and the chosen one's diff with the source."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableView,
+    QTabWidget,
     QWidget,
 )
 
@@ -24,6 +25,7 @@ from studio.core.recipe.recipe import QuantMode
 from studio.core.sweep.records import CandidateFinished, CandidateResult, CandidateStatus
 
 from .charts import LayerErrorChart, SensitivityChart, TradeoffChart, legend_html
+from .diff_view import DiffView
 from .profile_card import OperatorTimeCard
 from .resources import white_icon
 from .widgets import Banner, Card, help_label, page_layout
@@ -55,10 +57,16 @@ class PreviewPage(QWidget):
         box.addLayout(self._top_row())
         split = QSplitter(Qt.Vertical)
         split.addWidget(self._charts(dark))
-        split.addWidget(self._table())
+        self.tabs = QTabWidget()  # every candidate, and the chosen one against its source
+        self.tabs.addTab(self._table(), "Candidates")
+        self.diff = DiffView()
+        self.tabs.addTab(self.diff, "Diff with the source")
+        split.addWidget(self.tabs)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([480, 260])
+        self.tabs.currentChanged.connect(lambda i: split.setSizes([300, 480] if self.tabs.widget(i) is self.diff
+                                                                  else [480, 260]))  # the diff's tables need rows
         box.addWidget(split, 1)
         self.candidates: dict[str, CandidateResult] = {}
         self.order: list[str] = []
@@ -107,8 +115,9 @@ class PreviewPage(QWidget):
         self.sens_kind = QComboBox()
         self.sens_kind.currentTextChanged.connect(self._show_sensitivity)
         sens_card.body.addWidget(self.sens_kind)
-        self.sens_help = help_label("Quantization: output SQNR with only that layer in int8 (lower = more"
-                                    " sensitive). Pruning: accuracy lost with only that layer pruned.")
+        self.sens_help = help_label("Red: a sensitive layer (hover for how it is measured)")  # one line: the chart
+        self.sens_help.setToolTip("Quantization: output SQNR with only that layer in int8 (lower = more sensitive)."
+                                  " Pruning: accuracy lost with only that layer pruned.")  # needs the height
         sens_card.body.addWidget(self.sens_help)
         self.sens = SensitivityChart(dark)
         sens_card.body.addWidget(self.sens)
@@ -116,6 +125,7 @@ class PreviewPage(QWidget):
         column.addWidget(sens_card)
         self.profile = OperatorTimeCard(dark)
         column.addWidget(self.profile)
+        column.setMinimumWidth(320)  # room for the bars' operator names: the debugger's card would take it all
         charts.addWidget(column)
         charts.addWidget(self._debug_card(dark))
         charts.setStretchFactor(0, 3)
@@ -137,12 +147,15 @@ class PreviewPage(QWidget):
         self.keep_count.setRange(1, 1)
         self.keep_count.valueChanged.connect(self._show_debug_chart)
         row.addWidget(self.keep_count)
+        card.body.addLayout(row)
+        row = QHBoxLayout()  # a second row: side by side, the three are cut off in a narrow card
         self.keep_button = QPushButton("Keep these layers in float")
         self.keep_button.setToolTip("Quantize again with the layers in red kept in float, measure it and add it to"
                                     " the chart")
         self.keep_button.setEnabled(False)
         self.keep_button.clicked.connect(self._keep_float)
         row.addWidget(self.keep_button)
+        row.addStretch()
         card.body.addLayout(row)
         self.debug_summary = help_label("Choose an int8 candidate and debug it: per-layer error between its float"
                                         " and int8 model on the sweep's samples (lower SQNR = more error).")
@@ -297,6 +310,7 @@ class PreviewPage(QWidget):
         c = self.candidates[cid]
         self.debug_button.setEnabled(c.quant == QuantMode.INT8)
         self.profile.set_candidate(cid, c.target)
+        self.diff.set_candidate(cid)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:
                 self.table.selectRow(row)

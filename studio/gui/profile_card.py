@@ -36,8 +36,10 @@ class OperatorTimeCard(Card):
         """The chosen candidate; only ONNX has a profiler here, and a TFLite one says so instead of a number."""
         self.candidate = cid
         self.button.setEnabled(target == Target.ONNX)
-        if target != Target.ONNX:
-            self.summary.setText(f"{cid}: {tflite_unavailable()}")
+        self.summary.setToolTip(tflite_unavailable() if target != Target.ONNX else "")
+        if target != Target.ONNX:  # the reason in full in the tooltip: four lines here would leave no chart
+            self.summary.setText(f"{cid}: {tflite_unavailable().split(' from ')[0]} here (hover for why and what to"
+                                 " use instead)")
         elif self.report is None:
             self.summary.setText(IDLE)
 

@@ -2,9 +2,9 @@
 
     python -m studio.gui.screenshots OUT_DIR [--theme light|dark]
 
-Drives the demo as a user would: demo set-up, sweep, pick the best candidate, export, push to the demo device,
-check it a few times (the last ones with the demo device slowed down by STUDIO_DEMO_DELAY_MS), flash mode. A
-second run reuses the measured sweep (same settings, same run folder)."""
+Drives the demo as a user would: demo set-up, sweep, pick the best candidate, profile and diff an ONNX int8 one,
+export, push to the demo device, check it a few times (the last ones with the demo device slowed down by
+STUDIO_DEMO_DELAY_MS), flash mode. A second run reuses the measured sweep (same settings, same run folder)."""
 from __future__ import annotations
 
 import argparse
@@ -65,9 +65,12 @@ def tour(app, w, shot) -> None:
     shot("3-preview-live")
     wait_for(app, idle, 900, "the sweep")
     best = w.preview.summary.text().split("<b>")[-1].split("</b>")[0]
-    w.preview.select(best if best in w.preview.candidates else next(iter(w.preview.candidates)))
+    best = best if best in w.preview.candidates else next(iter(w.preview.candidates))
+    w.preview.select(best)
     wait_for(app, lambda: True, 1, "")
     shot("3-preview")
+    look_inside(app, w, shot)
+    w.preview.select(best)
     w.go(3)
     w.run_export()
     wait_for(app, idle, 300, "the export")
@@ -86,6 +89,25 @@ def tour(app, w, shot) -> None:
     f.start_flash()
     wait_for(app, lambda: f.tasks.idle, 300, "the flash")
     shot("7-flash", f)
+
+
+def look_inside(app, w, shot) -> None:
+    """The ONNX candidate that agrees least with the source (both profile and diff read ONNX; the demo's is pruned
+    and int8, so the diff has channel changes, Q/DQ and disagreeing samples to show): its time per operator and its
+    Diff tab."""
+    ok = [r for r in w.preview.candidates.values() if r.ok and r.id.startswith("onnx-")]
+    if not ok:
+        raise SystemExit("screenshots: the demo sweep has no ONNX candidate to profile and diff")
+    cid = min(ok, key=lambda r: r.agreement if r.agreement is not None else 100.0).id
+    w.preview.select(cid)
+    for run in (w.profile_candidate, w.diff_candidate):
+        run(cid)
+        wait_for(app, lambda: w.task is None, 300, f"{run.__name__} of {cid}")
+    if w.preview.diff.result is None or w.preview.profile.report is None:
+        raise SystemExit(f"screenshots: profiling or diffing {cid} failed: {w.preview.banner.text()}")
+    w.preview.tabs.setCurrentWidget(w.preview.diff)
+    shot("3-preview-diff")
+    w.preview.tabs.setCurrentIndex(0)
 
 
 def monitor_checks(app, w, delay_ms: str = "5") -> None:

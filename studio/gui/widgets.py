@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from . import theme
@@ -165,3 +166,22 @@ class TaskBar(QWidget):
         self.label.setText(message)
         self.bar.hide()
         self.cancel.hide()
+
+
+def thumbnail(x: np.ndarray, size: int = 48) -> QPixmap | None:
+    """An image sample (HxW, HxWxC or CxHxW with 1 or 3 channels) scaled to fit `size`; None for other arrays."""
+    a = np.asarray(x)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or min(a.shape[:2]) < 4:
+        return None
+    a = a.astype(np.float32)
+    a = ((a - a.min()) / max(1e-9, float(a.max() - a.min())) * 255).astype(np.uint8)
+    a = np.ascontiguousarray(a)
+    if a.ndim == 2:
+        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format_Grayscale8)
+    else:
+        img = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format_RGB888)
+    return QPixmap.fromImage(img.copy()).scaled(size, size, Qt.KeepAspectRatio, Qt.SmoothTransformation)

@@ -1,6 +1,7 @@
 """`studio diff A B` as a user runs it: the JSON a script reads, the table, and a missing file in one line."""
 import json
 
+import numpy as np
 import onnx
 
 from tests.conftest import run_cli
@@ -26,3 +27,15 @@ def test_a_missing_model_is_one_line(tmp_path):
     done = run_cli("diff", str(tmp_path / "nope.onnx"), str(tmp_path / "b.onnx"))
     assert done.returncode == 1
     assert done.stderr.strip() == f"studio diff: error: {tmp_path / 'nope.onnx'}: does not exist"
+
+
+def test_json_names_each_listed_samples_true_class_and_the_class_names(tmp_path):
+    x = write_models(tmp_path)
+    y = np.arange(len(x)) % 10
+    np.savez(tmp_path / "named.npz", x=x, y=y, labels=np.array([f"digit {k}" for k in range(10)]))
+    done = run_cli("diff", str(tmp_path / "float.onnx"), str(tmp_path / "pruned.onnx"), "--data",
+                   str(tmp_path / "named.npz"), "--samples", "8", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["class_names"] == [f"digit {k}" for k in range(10)]
+    assert [s["label"] for s in doc["worst_samples"]] == [int(y[s["index"]]) for s in doc["worst_samples"]]

@@ -84,3 +84,29 @@ def write_dynamic_run(root: Path) -> Path:
     run_sweep(str(root / "dynamic.onnx"), Grid(targets=("onnx",), quant=("none",)), str(root / "data.npz"),
               root / "run")
     return root / "run"
+
+
+def write_int8_run(root: Path, samples: int = 48) -> Path:
+    """A finished sweep of convnet() (fp32 and static int8 ONNX) on labelled, class-named 3x16x16 data; returns RUN.
+    The samples are those of a larger random pool nearest a tie between the float model's top two classes, so that
+    int8 rounding changes the top class of some of them (the quality gate is opened so that the candidate stays
+    choosable)."""
+    import onnxruntime as ort
+
+    from studio.core.measure.fidelity import Floors, Scoring
+    from studio.core.recipe.grid import Grid
+    from studio.core.sweep.sweep import SweepOptions, run_sweep
+
+    onnx.save(convnet(), root / "convnet.onnx")
+    rng = np.random.default_rng(3)
+    offsets = rng.uniform(-2, 2, (40 * samples, 3, 1, 1))  # per-sample channel means: the classes vary
+    pool = (offsets + rng.standard_normal((40 * samples, 3, 16, 16))).astype(np.float32)
+    logits = ort.InferenceSession(str(root / "convnet.onnx"), providers=["CPUExecutionProvider"]).run(None,
+                                                                                                    {"x": pool})[0]
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    x = pool[np.argsort(top2[:, 1] - top2[:, 0])[:samples]]
+    np.savez(root / "named.npz", x=x, y=rng.integers(0, 10, samples),
+             labels=np.array([f"class-{k}" for k in range(10)]))
+    run_sweep(str(root / "convnet.onnx"), Grid(targets=("onnx",), quant=("none", "int8")), str(root / "named.npz"),
+              root / "run", options=SweepOptions(scoring=Scoring(floors=Floors(agreement=0, cosine=0, sqnr_db=-99))))
+    return root / "run"

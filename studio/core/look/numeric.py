@@ -40,9 +40,16 @@ class SampleDiff:
     cosine: float  # of the scoring output, A against B
     class_a: int | None  # argmax where the output holds class scores
     class_b: int | None
+    label: int | None = None  # the sample's true class, where the data has class labels
+
+    @property
+    def disagree(self) -> bool:
+        """The two models' top classes differ (class scores only)."""
+        return self.class_a is not None and self.class_a != self.class_b
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "cosine": self.cosine, "class_a": self.class_a, "class_b": self.class_b}
+        return {"index": self.index, "cosine": self.cosine, "class_a": self.class_a, "class_b": self.class_b,
+                "label": self.label}
 
 
 def activations(path: str, samples: Samples, work: Path) -> Acts:
@@ -116,9 +123,10 @@ def tensor_error(a: Acts, b: Acts, ta: str, tb: str, node: Node) -> TensorError:
                        float(np.sqrt(noise) / max(float(np.linalg.norm(x)), 1e-30)))
 
 
-def worst_samples(path_a: str, path_b: str, samples: Samples, count: int = WORST_SAMPLES) -> tuple[SampleDiff, ...]:
+def worst_samples(path_a: str, path_b: str, samples: Samples, y: np.ndarray | None = None,
+                  count: int = WORST_SAMPLES) -> tuple[SampleDiff, ...]:
     """The samples on which B's first output is farthest from A's: for class scores the ones whose top class
-    differs (in sample order), then the lowest cosine."""
+    differs (in sample order), then the lowest cosine; `y`: the samples' class labels, where known."""
     runner_a = open_runner(path_a)
     ya, yb = predict(runner_a, samples)[0], predict(open_runner(path_b), samples)[0]
     fa, fb = ya.reshape(len(ya), -1).astype(np.float64), yb.reshape(len(yb), -1).astype(np.float64)
@@ -132,4 +140,5 @@ def worst_samples(path_a: str, path_b: str, samples: Samples, count: int = WORST
     first = set(disagree)
     rest = [int(i) for i in np.argsort(cosine, kind="stable") if int(i) not in first]
     return tuple(SampleDiff(i, float(cosine[i]), int(ca[i]) if ca is not None else None,
-                            int(cb[i]) if cb is not None else None) for i in (disagree + rest)[:count])
+                            int(cb[i]) if cb is not None else None, int(y[i]) if y is not None else None)
+                 for i in (disagree + rest)[:count])

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from . import theme
 from .resources import icon
+
+if TYPE_CHECKING:  # the flasher uses these widgets and ships without numpy
+    import numpy as np
 
 
 class Card(QFrame):
@@ -170,6 +172,8 @@ class TaskBar(QWidget):
 
 def thumbnail(x: np.ndarray, size: int = 48) -> QPixmap | None:
     """An image sample (HxW, HxWxC or CxHxW with 1 or 3 channels) scaled to fit `size`; None for other arrays."""
+    import numpy as np
+
     a = np.asarray(x)
     if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
         a = a.transpose(1, 2, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from studio.core.base import paths
@@ -38,10 +39,7 @@ class History:
         paths.ensure(self.path.parent)
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            migrate(self._db)
+            self._db = _open(self.path)
         except (sqlite3.DatabaseError, StudioError) as exc:
             raise StudioError(f"cannot open the monitor history: {short(exc)}", self.path) from None
 
@@ -107,6 +105,30 @@ def schema_version(db: sqlite3.Connection) -> int:
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = db.execute("SELECT version FROM schema_version").fetchone()
     return int(row[0]) if row else 0
+
+
+def _open(path: Path, wait_s: float = 30.0) -> sqlite3.Connection:
+    """Connects, switches to WAL and migrates. Switching the journal mode of a file another process is creating
+    at the same moment can fail with "database is locked" without SQLite's busy handler being asked, so the
+    whole sequence is tried again, with a growing pause, until `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.01
+    while True:
+        db = sqlite3.connect(path, timeout=wait_s, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            migrate(db)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        except BaseException:
+            db.close()
+            raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def migrate(db: sqlite3.Connection, to: int = SCHEMA_VERSION) -> int:

@@ -58,8 +58,24 @@ def pytest_collection_finish(session):
     flasher_build.start_if_needed([item.nodeid for item in session.items])  # what is left after -k and -m
 
 
+_OUTCOME: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _OUTCOME["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     flasher_build.discard()
+    # The test process holds Qt, QtWebEngine, Ray's client, torch, onnxruntime and LiteRT at once (Studio itself
+    # never does: the GUI keeps frameworks in workers). Their C++ teardown at interpreter exit can abort with
+    # "free(): invalid pointer" after every test passed and every report was written, which turned a green run
+    # into exit code 134. Every result is final here, so leave with pytest's own exit status.
+    if "status" in _OUTCOME:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_OUTCOME["status"])
 
 
 @pytest.fixture(scope="session")

@@ -167,3 +167,90 @@ def test_float_check_fails_loudly_above_tolerance():
     assert check_float(ref, [ref[0] + 1e-6], "X -> Y")["passed"]
     with pytest.raises(ConversionError, match="X -> Y changed the model's outputs"):
         check_float(ref, [ref[0] * 1.01], "X -> Y")
+
+
+def _hand_count_mnist_cnn() -> tuple[int, int]:
+    """Parameters and multiply-accumulates of archs.mnist_cnn at [1, 1, 28, 28], counted from its layer sizes."""
+    convs = ((1, 16, 28), (16, 32, 14), (32, 64, 7))  # (in, out, output side): 3x3 kernels, padding 1
+    linears = ((64 * 7 * 7, 64), (64, 10))
+    params = sum(o * i * 9 + o for i, o, _ in convs) + sum(i * o + o for i, o in linears)
+    macs = sum(o * side * side * i * 9 for i, o, side in convs) + sum(i * o for i, o in linears)
+    return params, macs
+
+
+def test_reported_params_and_macs_equal_a_hand_count(samples, tmp_path):
+    params, macs = _hand_count_mnist_cnn()
+    doc = optimize(samples["torch_model"], Recipe(), tmp_path)
+    assert doc["source"]["params"] == doc["params_before"] == doc["params_after"] == params == 224714
+    assert doc["source"]["macs"] == doc["macs_before"] == doc["output"]["macs"] == macs == 2120576
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph  # onnx's own view of the exported weights
+    weights = sum(numpy_helper.to_array(t).size for t in graph.initializer  # not the 1/255 scale or a reshape's shape
+                  if t.data_type == onnx.TensorProto.FLOAT and numpy_helper.to_array(t).size > 1)
+    assert weights == params
+
+
+def _torch_stage_without_counting(request, report=None):
+    """torch_stage with its MAC counter made to fail: it must take the inspector's counts and run the module once."""
+    from studio.core.convert import torch_route
+
+    runs = []
+    real_forward = torch_route.forward
+
+    def counted_forward(*args, **kwargs):
+        runs.append(1)
+        return real_forward(*args, **kwargs)
+
+    def no_count(*args, **kwargs):
+        raise AssertionError("counted MACs again")
+
+    torch_route.count_params_macs, torch_route.forward = no_count, counted_forward
+    result = torch_route.torch_stage(request)
+    return result.params_before, result.macs_after, len(runs), result.ref is result.ref_before
+
+
+def test_the_torch_stage_takes_the_inspectors_counts(samples, tmp_path):
+    from studio.core.convert.request import ConvertRequest
+    from studio.core.tensors.samples import synthetic
+    from studio.core.tensors.shapes import ShapeRequest, resolve
+
+    info = inspect_model(samples["torch_model"])
+    x = synthetic(resolve(info.inputs, ShapeRequest()), 4)
+    request = ConvertRequest(src=samples["torch_model"], fmt=info.format, recipe=Recipe(), verify_x=x,
+                             out=str(tmp_path / "m.onnx"), inputs=x.inputs, params=info.params, macs=info.macs)
+    assert run_job(_torch_stage_without_counting, request) == (*_hand_count_mnist_cnn(), 1, True)
+
+
+def _unknown_op_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
+                              ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_result_that_does_not_run_is_refused_by_the_gate(tmp_path):
+    from studio.core.measure.fidelity import Scoring
+    from studio.core.optimize.optimize import _gate
+    from studio.core.optimize.stage import FloatStage, StageRequest
+    from studio.core.tensors.samples import synthetic
+    from studio.core.tensors.shapes import ShapeRequest, resolve
+
+    bad = _unknown_op_onnx(tmp_path / "bad.onnx")
+    assert not inspect_model(bad).runnable  # the probe finds it out...
+    assert inspect_model(bad, probe=False).runnable  # ...and without the probe only the gate's run does
+    src = conv_flatten_onnx(tmp_path / "src.onnx")
+    info = inspect_model(src)
+    x = synthetic(resolve(info.inputs, ShapeRequest()), 4)
+    request = StageRequest(model=str(src), info=info, recipe=Recipe(), inputs=x.inputs, verify_x=x, calib_x=x,
+                           work=tmp_path)
+    with pytest.raises(ConversionError, match="the result does not run: ") as err:
+        _gate(request, FloatStage("ONNX -> ONNX", str(src), None, False), str(bad), Scoring(), None, False)
+    assert "NoSuchOp" in str(err.value) and "\n" not in str(err.value)

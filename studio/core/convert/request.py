@@ -23,3 +23,6 @@ class ConvertRequest:
     train: TrainingData | None = None  # PyTorch: recovery fine-tuning data after pruning
     calib_x: Samples | None = None  # Keras to TFLite: calibration inputs for TFLiteConverter's int8
     quantized: Mapping[QuantMode, str] = field(default_factory=dict)  # Keras to TFLite: {quant mode: path} to write
+    # the inspector's counts of the source at exactly `inputs` (None: not taken there): the route need not recount
+    params: int | None = None
+    macs: int | None = None

@@ -340,7 +340,7 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     """Prune (and fine-tune) a PyTorch model, export it in float to the recipe's target; reference outputs."""
     import torch
 
-    from studio.core.recipe.recipe import Target
+    from studio.core.recipe.recipe import PruneMethod, Target
 
     torch.manual_seed(0)
     src, fmt, recipe, verify_x, out = request.src, request.fmt, request.recipe, request.verify_x, request.out
@@ -349,11 +349,21 @@ def torch_stage(request: ConvertRequest, report=ignore) -> ConvertResult:
     inputs = request.inputs or verify_x.inputs
     example = examples(inputs)
     steps: list[dict[str, Any]] = []
-    params_before, macs_before = count_params_macs(module, example)
+    params_before: int
+    macs_before: int | None
+    if request.params is not None and request.macs is not None:
+        params_before, macs_before = request.params, request.macs
+    else:
+        params_before, macs_before = count_params_macs(module, example)
     ref_before = forward(module, verify_x, loaded.batch)
     prune_later = _prune(module, example, loaded.prunable, request, steps, report)
-    params_after, macs_after = count_params_macs(module, example)
-    ref = forward(module, verify_x, loaded.batch)
+    method = recipe.pruning.method
+    if method == PruneMethod.STRUCTURED:  # channels removed: the counts change
+        params_after, macs_after = count_params_macs(module, example)
+    else:  # zeroed weights keep their places: the same counts
+        params_after, macs_after = params_before, macs_before
+    # the module runs again only if pruning changed its weights here (not when they are pruned after export)
+    ref = forward(module, verify_x, loaded.batch) if method != PruneMethod.NONE and not prune_later else ref_before
     report(0.7, f"exporting to {recipe.target.value}")
     t = time.monotonic()
     if recipe.target == Target.ONNX:

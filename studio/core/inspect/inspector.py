@@ -23,13 +23,14 @@ def _probe(path: str, fmt: Format, report: Report = ignore) -> list[Problem]:
 
 def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trust_pickle: bool = False,
                   input_shape: tuple[int, ...] | None = None, shapes: ShapeRequest | None = None,
-                  isolate: bool = True, timeout: float = 600,
+                  isolate: bool = True, timeout: float = 600, probe: bool = True,
                   report: Report = ignore, cancel: CancelToken | None = None) -> ModelInfo:
     """Everything `studio inspect` shows about a model, or a ModelLoadError naming the file and the problem.
 
     With isolate=True (the default) the parsing and the runtime check each run in a worker process, so a file
     that crashes a framework's C++ code is reported as a problem instead of killing the caller. `shapes` (or the
-    one `input_shape`) gives a PyTorch module the shapes and dtypes of its inputs."""
+    one `input_shape`) gives a PyTorch module the shapes and dtypes of its inputs. probe=False skips the runtime
+    check: for a file the caller runs anyway (optimize runs its result to score it)."""
     path = os.fspath(path)
     fmt = detect(path)
     inspector, options = INSPECTORS[fmt], InspectOptions(arch, trust_pickle,
@@ -44,17 +45,18 @@ def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trus
             raise ModelLoadError(exc.message, path) from None
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        probe = pool.submit(call, _probe, path, fmt, what=f"{inspector.runtime} (checking whether the model runs)") \
-            if inspector.runtime else None
+        probing = pool.submit(call, _probe, path, fmt,
+                              what=f"{inspector.runtime} (checking whether the model runs)") \
+            if inspector.runtime and probe else None
         try:
             info = call(_structure, path, fmt, options, what=f"the {fmt.framework} parser", rep=report)
         except BaseException:
-            if probe is not None:
-                probe.cancel()
+            if probing is not None:
+                probing.cancel()
             raise
-        if probe is not None:
+        if probing is not None:
             try:
-                info.problems.extend(probe.result())
+                info.problems.extend(probing.result())
             except ModelLoadError as exc:  # the runtime crashed or hung on this file
                 info.problems.append(Problem("error", "runtime-crashed", exc.message))
     inspector.settle(info)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.base import atomic
-from studio.core.base.errors import ConversionError, DataError, RecipeError
+from studio.core.base.errors import Cancelled, ConversionError, DataError, RecipeError, StudioError
 from studio.core.base.hashing import source_digest
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore, scaled
@@ -137,7 +137,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
         stage = float_stage(request, report=scaled(report, 0.05, 0.56), cancel=cancel)
         second = finish(stage, request, str(work / final_name), report=scaled(report, 0.56, 0.9), cancel=cancel)
         report(0.92, "inspecting the result")
-        out_info = inspect_model(work / final_name, cancel=cancel)
+        out_info = inspect_model(work / final_name, probe=False, cancel=cancel)  # _gate runs it: that is the probe
         out_info.require_runnable(ConversionError, "the result does not run")
         doc = _report(request, stage, second, out_info, inputs, calib=calib, final_name=final_name, started=started)
         doc["fidelity"] = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded)
@@ -179,12 +179,18 @@ def _inputs(recipe: Recipe, info: ModelInfo, shapes: ShapeRequest, calib: str | 
 def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scoring, cancel: CancelToken | None,
           allow_degraded: bool) -> dict:
     """The result's fidelity to the source per output on the verification samples; ConversionError when the
-    scoring output is below the quality gate (unless the user allows a degraded result)."""
+    scoring output is below the quality gate (unless the user allows a degraded result), and when the result
+    does not run at all (the only run check the result gets)."""
     from studio.core.measure.scores import score_outputs
 
     source = stage.convert.ref_before or run_job(reference_outputs, request.model, request.verify_x, cancel=cancel,
                                                  what="the source model")
-    got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result")
+    try:
+        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result")
+    except Cancelled:
+        raise
+    except StudioError as exc:  # refused by its runtime, or crashed it: the worker's one line says which
+        raise ConversionError(f"the result does not run: {exc.message}", request.model) from None
     gate = Scoring(output=scoring.output, floors=scoring.floors)  # fidelity only: no user code runs here
     scores = score_outputs(got, None, source, gate, [t.name for t in request.info.outputs])
     if scores.degraded and not allow_degraded:

@@ -82,9 +82,11 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
     backend = BACKENDS[target]
     floated = str(r.work / f"converted.{backend.suffix}")
     what = f"{fw.display_name} -> {Framework(backend.suffix).display_name}"
+    counted = _counted_at(r.info, r.inputs)
     convert = ConvertRequest(src=r.model, fmt=r.info.format, recipe=r.recipe, verify_x=r.verify_x, out=floated,
                              arch=r.arch, trust_pickle=r.trust_pickle, inputs=r.inputs, train=r.train,
-                             calib_x=r.calib_x)
+                             calib_x=r.calib_x, params=r.info.params if counted else None,
+                             macs=r.info.macs if counted else None)
 
     def job(fn, *args, name, rep=ignore):
         return run_job(fn, *args, report=rep, cancel=cancel, what=name)
@@ -110,6 +112,15 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
     if stage.convert.ref_before is None:  # a route that does not prune: the outputs before are the stage's own
         stage = replace(stage, convert=replace(stage.convert, ref_before=stage.ref))
     return replace(stage, modes=tuple(r.quant_modes))
+
+
+def _counted_at(info: ModelInfo, inputs: tuple[InputShape, ...]) -> bool:
+    """Whether the inspector's MACs were counted at exactly these run shapes (it counts a dynamic dim as 1, as
+    the resolved inputs have it at batch 1), so the converter can take them instead of counting again."""
+    if info.macs is None or len(info.inputs) != len(inputs):
+        return False
+    at = {t.name: [d if isinstance(d, int) else 1 for d in t.shape] for t in info.inputs}
+    return all(at.get(i.name) == list(i.shape) for i in inputs)
 
 
 def finish(stage: FloatStage, request: StageRequest, out: str, *, report: Report = ignore,

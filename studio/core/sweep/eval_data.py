@@ -58,8 +58,9 @@ def load_arrays(path: str | Path, map_bytes: int = MAP_BYTES) -> dict[str, np.nd
     with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
         for info in zf.infolist():
             name = info.filename.removesuffix(".npy")
-            mapped = _map_member(path, fh, info) if info.compress_type == zipfile.ZIP_STORED else None
-            if mapped is not None and mapped.nbytes >= map_bytes:
+            large = info.compress_type == zipfile.ZIP_STORED and info.file_size >= map_bytes
+            mapped = _map_member(path, fh, info) if large else None
+            if mapped is not None:
                 arrays[name] = mapped
             else:
                 with zf.open(info) as member:

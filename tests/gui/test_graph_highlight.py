@@ -10,6 +10,10 @@ import pytest
 from onnx import TensorProto
 from onnx import helper as oh
 
+from studio.core.look.candidate import CandidateDiff
+from studio.core.look.diff import ModelDiff
+from studio.core.look.numeric import TensorError
+from studio.gui.diff_view import DiffView
 from studio.gui.graph_window import GraphState, GraphWindow
 from tests.gui.test_graph_window import WEB_ENGINE, open_window
 
@@ -111,3 +115,53 @@ def test_a_window_without_the_built_in_view_answers_not_found(qtbot, models):
     window = open_window(qtbot, models[0], make_view=no_web_engine)
     assert window.state == GraphState.FALLBACK
     assert highlight(qtbot, window, "head") is False
+
+
+def a_diff(source, candidate) -> CandidateDiff:
+    rows = [TensorError(n, n, n, op, 30.0 - i, 0.99, 0.01) for i, (n, op) in
+            enumerate((("conv1/Relu", "Relu"), ("only_b", "Abs"), ("head", "Tanh")))]
+    d = ModelDiff(str(source), str(candidate), (), tuple(rows), (), 8, True)
+    return CandidateDiff("onnx-int8", str(source), str(candidate), d, ())
+
+
+def test_selecting_a_diff_row_highlights_it_in_both_graphs_or_says_where_it_is_not(qtbot, models):
+    source, candidate = models
+    view = DiffView()
+    qtbot.addWidget(view)
+    windows: list[GraphWindow] = []
+    view.graph_windows = lambda: windows
+    view.show_diff(a_diff(source, candidate))
+    view.tensors.selectRow(0)
+    assert view.layer.text() == "conv1/Relu" and view.layer.isReadOnly()  # the name alone, to copy
+    assert view.where.text() == ('no graph of the source or onnx-int8 is open: "Graph" above opens the'
+                                 ' candidate\'s, "Show graph" on the Load page the source\'s')
+
+    windows += [open_window(qtbot, source), open_window(qtbot, candidate)]
+    other = source.parent / "other.onnx"
+    onnx.save(chain(extra=True), other)
+    windows.append(open_window(qtbot, other))  # another model's window: left alone
+    view.tensors.selectRow(2)
+    assert view.where.text() == "looking in the source's graph…; looking in onnx-int8's graph…"
+    qtbot.waitUntil(lambda: "…" not in view.where.text(), timeout=30_000)
+    assert view.where.text() == "highlighted in the source's graph; highlighted in onnx-int8's graph"
+    assert [selection(qtbot, w)["selected"] for w in windows] == [["head"], ["head"], []]
+
+    view.tensors.selectRow(1)
+    qtbot.waitUntil(lambda: "…" not in view.where.text(), timeout=30_000)
+    assert view.where.text() == ("not found in the source's graph - search for it there;"
+                                 " highlighted in onnx-int8's graph")
+    assert [selection(qtbot, w)["selected"] for w in windows] == [["head"], ["only_b"], []]
+
+
+def test_a_graph_still_loading_is_named_in_the_line(qtbot, models):
+    source, candidate = models
+    view = DiffView()
+    qtbot.addWidget(view)
+    loading = GraphWindow(str(candidate), "onnx-int8")
+    qtbot.addWidget(loading)
+    view.graph_windows = lambda: [loading]
+    view.show_diff(a_diff(source, candidate))
+    assert loading.state == GraphState.LOADING  # not shown: Netron has not drawn it yet
+    view.tensors.selectRow(0)
+    qtbot.waitUntil(lambda: "…" not in view.where.text(), timeout=10_000)
+    assert view.where.text() == "onnx-int8's graph is still being drawn - search for it there"

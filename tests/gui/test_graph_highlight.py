@@ -97,6 +97,18 @@ def selection_visible(qtbot, window: GraphWindow, op: str) -> bool:
     return visible
 
 
+def test_a_tflite_layer_is_found_by_the_name_the_diff_gives_it(qtbot, shared_models):
+    from studio.core.look.graph import read_graph
+
+    path = shared_models / "tflite" / "hello_world_int8.tflite"
+    nodes = read_graph(path).nodes  # TFLite has no node names: the diff names a node by its first output tensor
+    window = open_window(qtbot, path)
+    for node in (nodes[0], nodes[-1]):
+        assert highlight(qtbot, window, node.name) is True, node.name
+        [box] = selection(qtbot, window)["boxes"]
+        assert box[0].replace("_", "").lower() == node.op.replace("_", "").lower()
+
+
 def test_an_absent_name_is_not_found_and_changes_nothing(qtbot, models):
     window = open_window(qtbot, models[0])
     assert highlight(qtbot, window, "head") is True

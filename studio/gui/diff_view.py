@@ -177,6 +177,16 @@ class DiffView(Card):
             asked.window.highlighted.connect(self._on_highlighted, Qt.UniqueConnection)
             asked.window.highlight(name)
 
+    def follow(self, window: GraphWindow) -> None:
+        """A graph window just opened: once Netron has drawn it (or given up), the selected layer is shown in it too,
+        without the user choosing the row again."""
+        window.state_changed.connect(self._on_window_state)
+
+    @Slot(str)
+    def _on_window_state(self, state: str) -> None:
+        if self.layer.text() and state != GraphState.LOADING:
+            self._highlight(self.layer.text())
+
     def _graphs(self) -> list[tuple[GraphWindow, str]]:
         """The open graph windows of this diff's two models, each with how the line names it."""
         if self.result is None:

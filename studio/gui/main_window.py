@@ -396,6 +396,7 @@ class MainWindow(QMainWindow):
     def show_graph(self, path: str, title: str):
         """A model's graph in Netron, in a window of its own (closed with this one); returns the window."""
         window = GraphWindow(path, title, parent=self)
+        self.preview.diff.follow(window)
         window.show()
         return window
 

@@ -177,3 +177,21 @@ def test_a_graph_still_loading_is_named_in_the_line(qtbot, models):
     view.tensors.selectRow(0)
     qtbot.waitUntil(lambda: "…" not in view.where.text(), timeout=10_000)
     assert view.where.text() == "onnx-int8's graph is still being drawn - search for it there"
+
+
+def test_a_graph_opened_after_the_row_was_chosen_shows_that_layer_once_drawn(qtbot, models):
+    source, candidate = models
+    view = DiffView()
+    qtbot.addWidget(view)
+    windows: list[GraphWindow] = []
+    view.graph_windows = lambda: windows
+    view.show_diff(a_diff(source, candidate))
+    view.tensors.selectRow(2)
+    assert view.layer.text() == "head" and view.where.text().startswith("no graph of the source")
+    window = GraphWindow(str(candidate), "onnx-int8")
+    qtbot.addWidget(window)
+    windows.append(window)
+    view.follow(window)
+    window.show()
+    qtbot.waitUntil(lambda: view.where.text() == "highlighted in onnx-int8's graph", timeout=120_000)
+    assert selection(qtbot, window)["selected"] == ["head"]

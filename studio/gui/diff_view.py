@@ -3,9 +3,11 @@ graph, each matched tensor's SQNR and cosine worst first, and the samples on whi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,6 +31,7 @@ from studio.core.look.graph import Node
 from studio.core.look.match import Change, OpDiff
 from studio.core.look.numeric import WORST_SAMPLES, SampleDiff
 
+from .graph_window import GraphState, GraphWindow
 from .widgets import Card, help_label, thumbnail
 
 IDLE = "Choose a candidate and compare it with the source: operators added, removed and changed, and how far each" \
@@ -37,6 +40,18 @@ OP_COLUMNS = ("Change", "Name", "Operator", "Source -> candidate", "Details")
 TENSOR_COLUMNS = ("Layer", "Operator", "SQNR dB", "Cosine")
 THUMB = 56
 ORDER = (Change.CHANGED, Change.REMOVED, Change.ADDED, Change.INSERTED_QDQ)  # what the user looks for first
+# Why a graph window that is not drawn could not highlight the layer.
+NOT_DRAWN = {GraphState.LOADING: "is still being drawn", GraphState.FAILED: "could not be drawn",
+             GraphState.FALLBACK: "is in the browser"}
+
+
+@dataclass
+class _Asked:
+    """A graph window of the source or the candidate asked to highlight the selected layer, and its answer."""
+    window: GraphWindow
+    label: str  # "the source's graph", "onnx-int8's graph"
+    found: bool | None = None  # None until the page answers
+
 
 class DiffView(Card):
     diff_requested = Signal(str)  # candidate id
@@ -72,9 +87,15 @@ class DiffView(Card):
         row.addWidget(QLabel("Layer:"))
         self.layer = QLineEdit()
         self.layer.setReadOnly(True)
-        self.layer.setPlaceholderText("select a row: its name, to search for in a graph view")
+        self.layer.setPlaceholderText("select a row: its name, highlighted in the open graph windows")
         row.addWidget(self.layer, 1)
+        self.where = QLabel("")  # which graph windows show the layer, and which could not
+        self.where.setWordWrap(True)
+        self.where.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        row.addWidget(self.where, 1)
         self.body.addLayout(row)
+        self.graph_windows: Callable[[], list[GraphWindow]] = list  # the open ones; the main window sets it
+        self._asked: list[_Asked] = []
         self.ops.itemSelectionChanged.connect(lambda: self._show_layer(self.ops))
         self.tensors.itemSelectionChanged.connect(lambda: self._show_layer(self.tensors))
         self.candidate: str | None = None
@@ -97,6 +118,9 @@ class DiffView(Card):
 
     def show_diff(self, result: CandidateDiff) -> None:
         self.result = result
+        self.layer.clear()
+        self.where.clear()
+        self._asked = []
         d = result.diff
         counts = d.counts()
         changes = ", ".join(f"{n} {c.value.replace('_', ' ')}" for c in Change if c != Change.SAME
@@ -138,6 +162,64 @@ class DiffView(Card):
         rows = table.selectionModel().selectedRows()
         if rows:
             self.layer.setText(table.item(rows[0].row(), 0).data(Qt.UserRole) or "")
+            self._highlight(self.layer.text())
+
+    def _highlight(self, name: str) -> None:
+        """Select the layer in every open graph window of the source and of the candidate; the answers come later."""
+        self._asked = [_Asked(w, label) for w, label in self._graphs()]
+        if not self._asked:
+            cid = self.result.candidate if self.result else "the candidate"
+            self.where.setText(f'no graph of the source or {cid} is open: "Graph" above opens the candidate\'s,'
+                               ' "Show graph" on the Load page the source\'s')
+            return
+        self._say()
+        for asked in self._asked:
+            asked.window.highlighted.connect(self._on_highlighted, Qt.UniqueConnection)
+            asked.window.highlight(name)
+
+    def follow(self, window: GraphWindow) -> None:
+        """A graph window just opened: once Netron has drawn it (or given up), the selected layer is shown in it too,
+        without the user choosing the row again."""
+        window.state_changed.connect(self._on_window_state)
+
+    @Slot(str)
+    def _on_window_state(self, state: str) -> None:
+        if self.layer.text() and state != GraphState.LOADING:
+            self._highlight(self.layer.text())
+
+    def _graphs(self) -> list[tuple[GraphWindow, str]]:
+        """The open graph windows of this diff's two models, each with how the line names it."""
+        if self.result is None:
+            return []
+        source, model = Path(self.result.source).resolve(), Path(self.result.model).resolve()
+        labels = {source: "the source's graph", model: f"{self.result.candidate}'s graph"}
+        return [(w, labels[w.model]) for w in self.graph_windows() if w.model in labels]
+
+    @Slot(str, bool)
+    def _on_highlighted(self, name: str, found: bool) -> None:
+        if name != self.layer.text():
+            return  # the answer to an earlier row
+        for asked in self._asked:
+            if asked.window is self.sender():
+                asked.found = found
+        self._say()
+
+    def _say(self) -> None:
+        labels = dict.fromkeys(a.label for a in self._asked)  # in the windows' order, each once
+        self.where.setText("; ".join(_answer(label, [a for a in self._asked if a.label == label])
+                                     for label in labels))
+
+
+def _answer(label: str, asked: list[_Asked]) -> str:
+    """What the windows of one model did with the layer: any that highlighted it is enough."""
+    if any(a.found for a in asked):
+        return f"highlighted in {label}"
+    if any(a.found is None for a in asked):
+        return f"looking in {label}…"
+    drawn = [a for a in asked if a.window.state == GraphState.SHOWN]
+    if drawn:
+        return f"not found in {label} - search for it there"
+    return f"{label} {NOT_DRAWN.get(asked[0].window.state, 'cannot show it')} - search for it there"
 
 
 def _titled(title: str, widget: QWidget, under: QLabel | None = None) -> QWidget:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -19,6 +20,23 @@ POLL_LIMIT = 480  # two minutes: a model Netron is still reading after that gets
 # The page's state: the classes Netron puts on <body> ("default" = graph drawn, "alert" = an error message).
 STATE_JS = ("JSON.stringify([document.body.className,"
             " (document.getElementById('message-text') || {}).innerText || ''])")
+# Select and scroll to the node called NAME as Netron's Find sidebar does (its view on window.__view__, the drawn
+# graph's model on activeTarget): by node name, else by the name of a value the node outputs (TFLite's values are
+# "tensor\nindex"). Leaves the selection alone and answers false where no node matches or Netron refuses.
+HIGHLIGHT_JS = """(function (name) {
+  try {
+    const view = window.__view__, target = view && view.target, graph = view && view.activeTarget;
+    if (!target || !graph || !graph.nodes) { return false; }
+    const nodes = Array.from(graph.nodes);
+    const outputs = (n) => (n.outputs || []).flatMap((a) => Array.isArray(a.value) ? a.value : []);
+    const named = (v) => v && typeof v.name === 'string' && v.name.split('\\n').shift() === name;
+    const node = nodes.find((n) => n.name === name) || nodes.find((n) => outputs(n).some(named));
+    const elements = node ? target.select([node], 'sidebar') : [];
+    if (!elements || elements.length === 0) { return false; }
+    target.scrollTo(elements);
+    return true;
+  } catch (e) { return false; }
+})(%s)"""
 
 
 class GraphState(StrEnum):
@@ -47,6 +65,7 @@ class GraphWindow(QWidget):
     """The graph of one model file; closing the window stops its server."""
 
     state_changed = Signal(str)  # GraphState
+    highlighted = Signal(str, bool)  # the name given to highlight(), whether Netron selected a node of that name
 
     def __init__(self, path: str, title: str, make_view: Callable[[QWidget], QWidget] = web_view,
                  parent: QWidget | None = None):
@@ -97,6 +116,24 @@ class GraphWindow(QWidget):
         page.loadFinished.connect(self._on_load_finished)
         page.renderProcessTerminated.connect(self._on_render_terminated)
         view.load(QUrl(self.server.url))
+
+    @property
+    def model(self) -> Path | None:
+        """The file Netron reads, resolved; None where it could not be served."""
+        return self.server.model if self.server is not None else None
+
+    def highlight(self, name: str) -> None:
+        """Select the node `name` (else the node whose output is the tensor `name`) in Netron and scroll to it;
+        `highlighted` says whether it did, later (the page answers asynchronously), and in every state."""
+        if self._closed or self.state != GraphState.SHOWN or self.view is None:
+            QTimer.singleShot(0, self, lambda: self.highlighted.emit(name, False))
+            return
+        self.view.page().runJavaScript(HIGHLIGHT_JS % json.dumps(name), 0,
+                                       lambda found: self._on_highlighted(name, found))
+
+    def _on_highlighted(self, name: str, found: object) -> None:
+        if not self._closed:
+            self.highlighted.emit(name, found is True)
 
     def open_in_browser(self) -> None:
         if self.server is not None:

@@ -35,6 +35,7 @@ from studio.core.base.paths import config_dir, data_dir
 from studio.core.sweep.records import CandidateFinished, SensitivityReady, SweepEvent, SweepFinished
 from studio.core.sweep.run_folder import RunFolder
 
+from .graph_window import GraphWindow
 from .page_deploy import DeployPage
 from .page_export import ExportPage
 from .page_load import LoadPage
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         self.preview.graph_requested.connect(self.show_candidate_graph)
         self.preview.profile.profile_requested.connect(self.profile_candidate)
         self.preview.diff.diff_requested.connect(self.diff_candidate)
+        self.preview.diff.graph_windows = self.graph_windows  # a selected layer is highlighted in them
         self.export.export_requested.connect(self.run_export)
         self.export.new_key_requested.connect(self.new_key)
         self.export.settings_changed.connect(self._on_export_settings)
@@ -393,9 +395,8 @@ class MainWindow(QMainWindow):
 
     def show_graph(self, path: str, title: str):
         """A model's graph in Netron, in a window of its own (closed with this one); returns the window."""
-        from .graph_window import GraphWindow
-
         window = GraphWindow(path, title, parent=self)
+        self.preview.diff.follow(window)
         window.show()
         return window
 
@@ -403,9 +404,7 @@ class MainWindow(QMainWindow):
         run_dir = self.project.chosen.run_dir
         return self.show_graph(str(Path(run_dir) / cid), cid) if run_dir else None
 
-    def graph_windows(self) -> list:
-        from .graph_window import GraphWindow
-
+    def graph_windows(self) -> list[GraphWindow]:
         return self.findChildren(GraphWindow)
 
     def diff_candidate(self, cid: str) -> None:

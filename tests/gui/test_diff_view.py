@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from studio.core.app.project import ChosenCandidate
 from studio.core.look.diff import DiffOptions, diff_models
 from studio.gui.diff_view import DiffView
+from studio.gui.graph_window import GraphState
 from tests.core.look_models import write_int8_run
 from tests.gui.conftest import wait_idle
 
@@ -66,6 +67,14 @@ def test_the_diff_tab_shows_inserted_qdq_layer_sqnr_and_the_disagreeing_samples(
 
     view.tensors.selectRow(len(truth.tensors) - 1)
     assert view.layer.text() == truth.tensors[-1].node and view.layer.isReadOnly()
+    assert view.where.text().startswith(f"no graph of the source or {INT8} is open")
+    graph = w.show_candidate_graph(INT8)  # the layer is then highlighted in the candidate's graph window
+    qtbot.waitUntil(lambda: graph.state != GraphState.LOADING, timeout=90_000)
+    view.tensors.selectRow(0)
+    qtbot.waitUntil(lambda: "…" not in view.where.text(), timeout=30_000)
+    assert view.where.text() == (f"highlighted in {INT8}'s graph" if graph.state == GraphState.SHOWN else
+                                 f"{INT8}'s graph is in the browser - search for it there")
+    graph.close()
 
     candidate.write_bytes(b"gone")  # a model that no longer loads
     _compare(w, qtbot, view)

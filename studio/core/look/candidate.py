@@ -27,6 +27,7 @@ class CandidateDiffError(StudioError):
 class CandidateDiff:
     candidate: str
     source: str  # the model the candidate is compared with
+    model: str  # the candidate's own model file (RUN/candidates/ID/model.onnx or .tflite)
     diff: ModelDiff
     inputs: tuple[np.ndarray, ...]  # the first input of each of diff.samples, in that order
 
@@ -52,7 +53,7 @@ def diff_candidate(path: str | os.PathLike, *, labels: str | None = None, sample
     d = diff_models(source, model, DiffOptions(samples=samples), data=prepared, report=report, cancel=cancel)
     first = x.arrays[0]
     inputs = tuple(first if x.constant[0] else first[s.index] for s in d.samples)
-    return CandidateDiff(cid, source, d, inputs)
+    return CandidateDiff(cid, source, str(model), d, inputs)
 
 
 def reference_model(run: RunFolder, suffix: str) -> str:

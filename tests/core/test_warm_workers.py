@@ -78,7 +78,7 @@ def _fresh_pool(monkeypatch):
 def test_jobs_of_one_kind_share_a_worker_and_errors_pass_through():
     first = run_job(_pid, kind=KIND)
     assert first != os.getpid()
-    with pytest.raises(ConversionError, match="model.onnx: the converter refused"):
+    with pytest.raises(ConversionError, match=r"model\.onnx: the converter refused"):
         run_job(_raise, kind=KIND)
     assert run_job(_pid, kind=KIND) == first
     assert run_job(_pid, kind=WorkerKind.TORCH) != first  # another kind, another worker
@@ -187,3 +187,37 @@ def test_a_worker_exits_when_its_parent_is_killed_mid_job():
         parent.kill()
         parent.wait()
     assert _gone(worker, 10)
+
+
+def _user_value(folder, report):
+    sys.path.insert(0, folder)
+    import user_code_for_warm_test as user
+
+    return os.getpid(), user.VALUE
+
+
+def _path_has(folder, report):
+    return folder in sys.path
+
+
+def test_the_users_code_is_imported_afresh_by_the_next_job(tmp_path):
+    # an --arch file, a pickled class or a scoring function edited between two loads must not run as it was
+    (tmp_path / "user_code_for_warm_test.py").write_text("VALUE = 1\n")
+    pid, first = run_job(_user_value, str(tmp_path), kind=KIND)
+    assert not run_job(_path_has, str(tmp_path), kind=KIND)  # the folder it added is gone again
+    (tmp_path / "user_code_for_warm_test.py").write_text("VALUE = 2\n")
+    assert first == 1 and run_job(_user_value, str(tmp_path), kind=KIND) == (pid, 2)
+
+
+def test_a_framework_imported_by_one_job_stays_for_the_next():
+    pid = run_job(_pid, kind=KIND)
+    run_job(_import, "onnx", kind=KIND)
+    assert run_job(_imported, "onnx", kind=KIND) == (pid, True)
+
+
+def _import(name, report):
+    __import__(name)
+
+
+def _imported(name, report):
+    return os.getpid(), name in sys.modules

@@ -196,10 +196,8 @@ def release(worker: Worker) -> None:
 
 
 def _finish_fresh(worker: Worker) -> None:
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         worker.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
     stop(worker)
 
 

@@ -7,6 +7,7 @@ STUDIO_WARM_WORKERS=0 gives every job a fresh process, as kind=None does."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -68,33 +69,39 @@ class WorkerPool:
             timeout: float | None = None, what: str = "worker"):
         """Run one pickled job on kind's warm worker and return its result (jobs.run_job's contract)."""
         kind = WorkerKind(kind)
-        for attempt in (1, 2):
-            worker = self._acquire(kind)
-            progressed = [False]
+        outcome, worker = self._attempt(kind, payload, report, cancel, timeout, what, last=False)
+        if outcome is None:  # the warm worker had just left: the job never ran, so it runs once on a fresh one
+            outcome, worker = self._attempt(kind, payload, report, cancel, timeout, what, last=True)
+        assert outcome is not None  # the last attempt returns an outcome or raises
+        self._put_back(kind, worker)
+        return unwrap(outcome, worker, what)
 
-            def forward(fraction: float, message: str) -> None:
-                progressed[0] = True
-                report(fraction, message)
+    def _attempt(self, kind: WorkerKind, payload: bytes, report: Report, cancel: CancelToken | None,
+                 timeout: float | None, what: str, *, last: bool) -> tuple[tuple | None, Worker]:
+        """The job's outcome on a worker of kind; None (unless `last`) when that worker had already exited by
+        itself before the job started."""
+        worker, progressed = self._acquire(kind), threading.Event()
 
-            send(worker, payload)
-            try:
-                outcome = await_outcome(worker, report=forward, cancel=cancel, timeout=timeout, what=what)
-            except JobCrashed:
-                self._drop(worker)
-                # exit code 0 before any progress: it left for idleness just as the job came; the job never ran
-                retry = attempt == 1 and worker.proc.returncode == 0 and not progressed[0]
-                worker.keep_log = worker.keep_log and not retry
-                stop(worker)
-                if retry:
-                    continue
-                raise
-            except BaseException:
-                self._drop(worker)
-                stop(worker)
-                raise
-            self._put_back(kind, worker)
-            return unwrap(outcome, worker, what)
-        raise AssertionError("unreachable")  # the second attempt returns or raises
+        def forward(fraction: float, message: str) -> None:
+            progressed.set()
+            report(fraction, message)
+
+        send(worker, payload)
+        try:
+            return await_outcome(worker, report=forward, cancel=cancel, timeout=timeout, what=what), worker
+        except JobCrashed:
+            self._drop(worker)
+            # exit code 0 before any progress: it left for idleness just as the job came; the job never ran
+            retry = not last and worker.proc.returncode == 0 and not progressed.is_set()
+            worker.keep_log = worker.keep_log and not retry
+            stop(worker)
+            if retry:
+                return None, worker
+            raise
+        except BaseException:
+            self._drop(worker)
+            stop(worker)
+            raise
 
     def warm(self, kinds: Iterable[WorkerKind]) -> None:
         """Start kinds' workers and import their frameworks (blocking: run it on a background thread)."""
@@ -105,10 +112,8 @@ class WorkerPool:
         kinds = tuple(kinds)
 
         def go() -> None:
-            try:
+            with contextlib.suppress(Exception):  # warming is a head start only; the real job reports any failure
                 self.warm(kinds)
-            except Exception:  # noqa: BLE001 - warming is a head start only; the real job reports any failure
-                pass
 
         thread = threading.Thread(target=go, name="warm-workers", daemon=True)
         thread.start()

@@ -58,6 +58,29 @@ def _read_job(idle: float | None) -> bytes | None:
     return _read_exact(0, int.from_bytes(header, "big"))
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """Where the interpreter's own and installed libraries live, and Studio itself: modules from there stay."""
+    import sysconfig
+
+    import studio
+
+    dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.update(studio.__path__)
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+def _forget_user_code(modules_before: set[str], path_before: list[str]) -> None:
+    """A job may import the user's code (an --arch file, the classes a pickle names, a scoring function): drop what
+    it imported from outside the libraries, and the folders it added to sys.path, so that the next job imports
+    the user's files as they are then, not as they were."""
+    libraries = _library_dirs()
+    for name in set(sys.modules) - modules_before:
+        where = getattr(sys.modules.get(name), "__file__", None)
+        if where and not os.path.realpath(where).startswith(libraries):
+            del sys.modules[name]
+    sys.path[:] = path_before
+
+
 def _forget_sessions() -> None:
     """What one job leaves in a warm worker: Keras's global graph and names, and cyclic garbage."""
     keras = sys.modules.get("tensorflow")
@@ -93,9 +116,11 @@ def main() -> None:
         job = _read_job(idle)
         if job is None:
             return
+        modules, path = set(sys.modules), list(sys.path)
         run_one(fd, job)
         if serve is None:
             return
+        _forget_user_code(modules, path)
         _forget_sessions()
 
 

@@ -26,7 +26,7 @@ from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo, TensorKind
 from studio.core.measure.fidelity import Scoring
 from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage, reference_outputs
-from studio.core.quantize.backend import BACKENDS, FinishResult
+from studio.core.quantize.backend import BACKENDS, FinishResult, backend_for_file
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.tensors.samples import Samples, TrainingData, synthetic
 from studio.core.tensors.shapes import InputShape, ShapeRequest, resolve
@@ -184,9 +184,10 @@ def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scorin
     from studio.core.measure.scores import score_outputs
 
     source = stage.convert.ref_before or run_job(reference_outputs, request.model, request.verify_x, cancel=cancel,
-                                                 what="the source model")
+                                                 what="the source model", kind=backend_for_file(request.model).kind)
     try:
-        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result")
+        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result",
+                      kind=backend_for_file(result).kind)
     except Cancelled:
         raise
     except StudioError as exc:  # refused by its runtime, or crashed it: the worker's one line says which

@@ -20,6 +20,7 @@ from typing import Any
 from studio.core.base import atomic
 from studio.core.base.errors import Cancelled, RecipeError, StudioError
 from studio.core.base.jobs import run_job
+from studio.core.base.pool import WorkerKind
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
@@ -30,6 +31,7 @@ from studio.core.measure.fidelity import Scoring
 from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
 from studio.core.optimize.stage import FloatStage, StageRequest
+from studio.core.quantize.backend import backend_for_file
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.sweep import eval_data
@@ -214,7 +216,7 @@ def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Re
     ref = run_job(reference_job, source.model, source.info.framework, source.info.format, str(data_path),
                   samples.inputs, scoring=options.scoring, names=_output_names(source.info),
                   arch=options.arch, trust_pickle=options.trust_pickle, trust_code=options.trust_code, cancel=cancel,
-                  what="the reference evaluation")
+                  what="the reference evaluation", kind=source.info.framework.worker_kind)
     eval_data.write(data_path, samples, y, ref["outputs"])
     reference = {k: v for k, v in ref.items() if k != "outputs"}
     reference.update(labelled=y is not None, samples=len(samples), synthetic=not data,
@@ -390,13 +392,13 @@ class _Sweep:
         elif stage is not None:
             out["quantization"] = run_job(quant_sensitivity, stage.float_path, grid.base.quantization,
                                           data.calib(grid.base.quantization.calib_samples), data.samples, y,
-                                          cancel=self.cancel,
-                                          what="quantization sensitivity")
+                                          cancel=self.cancel, what="quantization sensitivity",
+                                          kind=backend_for_file(stage.float_path).kind)
         info, opts = self.source.info, self.options
         if self.writer.context.labelled and info.framework == Framework.PYTORCH and grid.uses_structured_pruning:
             out["pruning"] = run_job(prune_sensitivity, self.source.model, info.format, max(grid.prune),
                                      data.samples, y, arch=opts.arch, trust_pickle=opts.trust_pickle,
-                                     cancel=self.cancel, what="pruning sensitivity")
+                                     cancel=self.cancel, what="pruning sensitivity", kind=WorkerKind.TORCH)
         atomic.write_json(self.run.sensitivity, out)
         return out
 

@@ -221,3 +221,16 @@ def _import(name, report):
 
 def _imported(name, report):
     return os.getpid(), name in sys.modules
+
+
+def test_the_workers_an_optimize_uses_follow_its_routes():
+    from studio.core.inspect.formats import Framework
+    from studio.core.optimize.stage import workers_for
+    from studio.core.recipe.recipe import Target
+
+    K = WorkerKind
+    assert workers_for(Framework.ONNX, [Target.ONNX]) == (K.ONNXRUNTIME,)
+    assert workers_for(Framework.ONNX, [Target.TFLITE]) == (K.ONNXRUNTIME, K.TORCH, K.LITERT)  # onnx2torch route
+    assert workers_for(Framework.PYTORCH, [Target.ONNX, Target.TFLITE]) == (K.TORCH, K.ONNXRUNTIME, K.LITERT)
+    assert workers_for(Framework.KERAS, [Target.TFLITE]) == (K.TENSORFLOW, K.LITERT)
+    assert workers_for(Framework.TFLITE, [Target.ONNX]) == (K.LITERT, K.TENSORFLOW, K.ONNXRUNTIME)  # tf2onnx

@@ -120,8 +120,10 @@ class WorkerPool:
         return thread
 
     def pids(self, kind: WorkerKind) -> list[int]:
+        """The idle workers of kind that a job from this caller would run on."""
+        identity = _identity()
         with self._lock:
-            return [w.pid for w in self._idle.get(WorkerKind(kind), [])]
+            return [w.pid for w in self._idle.get(WorkerKind(kind), []) if w.identity == identity and w.alive()]
 
     def close(self) -> None:
         """Stop every worker (at interpreter exit, or when a caller is done)."""

@@ -66,10 +66,8 @@ def job(work: Path, out: str, candidates: tuple[PlainCandidate, ...]) -> PlainJo
 
 
 def optimize_args(work: Path, target: str, quant: str, out: Path) -> list[str]:
-    # TFLite int8 with float inputs and outputs, as the plain script's ai-edge-quantizer model has them
-    io = ["--io", "float"] if (target, quant) == ("tflite", "int8") else []
     return ["optimize", str(work / "model.pt"), "--arch", ARCH, "--target", target, "--quant", quant,
-            "--calib", str(work / "data.npz"), "-o", str(out), *io]
+            "--calib", str(work / "data.npz"), "-o", str(out)]
 
 
 def alternate(rounds: int, ours, theirs) -> tuple[float, float]:

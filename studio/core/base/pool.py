@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from studio.core.base.errors import JobCrashed
-from studio.core.base.jobs import Worker, await_outcome, job_payload, send, spawn, stop, unwrap
+from studio.core.base.jobs import Worker, await_outcome, job_payload, send, spawn, stop, unwrap, warm_enabled
 from studio.core.base.progress import CancelToken, Report, ignore
 
 DEFAULT_IDLE_S = 600.0
@@ -104,7 +104,10 @@ class WorkerPool:
             raise
 
     def warm(self, kinds: Iterable[WorkerKind]) -> None:
-        """Start kinds' workers and import their frameworks (blocking: run it on a background thread)."""
+        """Start kinds' workers and import their frameworks (blocking: run it on a background thread); nothing when
+        warm workers are off."""
+        if not warm_enabled():
+            return
         for kind in kinds:
             self.run(kind, job_payload(preload, (str(kind),), {}), what=f"the {kind} worker")
 

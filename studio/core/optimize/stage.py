@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.base.errors import StudioError
 from studio.core.base.jobs import run_job
-from studio.core.base.pool import WorkerKind
+from studio.core.base.pool import POOL, WorkerKind
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
-from studio.core.inspect.formats import Framework
+from studio.core.inspect.formats import Framework, detect
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, Target
@@ -78,6 +79,16 @@ def workers_for(framework: Framework, targets: Iterable[Target]) -> tuple[Worker
             kinds.append(TENSORFLOW)  # tf2onnx
         kinds.append(BACKENDS[target].kind)
     return tuple(dict.fromkeys(kinds))
+
+
+def warm_ahead(path: str, targets: Iterable[Target]) -> None:
+    """Start, in the background, the workers an optimize of this file needs after its own framework's (which its
+    inspection starts): their imports then overlap the source's conversion instead of following it."""
+    try:
+        framework = detect(path).framework
+    except StudioError:
+        return  # the inspection says what is wrong with the file
+    POOL.warm_in_background(k for k in workers_for(framework, targets) if k != framework.worker_kind)
 
 
 def reference_outputs(path: str, x: Samples, report=ignore) -> list[np.ndarray]:

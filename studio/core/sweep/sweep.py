@@ -30,7 +30,7 @@ from studio.core.measure.evaluate import measure_latency
 from studio.core.measure.fidelity import Scoring
 from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
-from studio.core.optimize.stage import FloatStage, StageRequest
+from studio.core.optimize.stage import FloatStage, StageRequest, warm_ahead
 from studio.core.quantize.backend import backend_for_file
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
@@ -91,6 +91,8 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     started = time.monotonic()
     run, cancel = RunFolder(out_dir), cancel or CancelToken()
     emit = on_event or (lambda event: None)
+    if options.cluster is None:  # the candidates are built here
+        warm_ahead(os.fspath(model), grid.targets)
     report(0.0, "inspecting the model")
     source = _inspect(os.fspath(model), options, data, cancel)
     config = _config(source, grid, data, options)

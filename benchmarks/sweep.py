@@ -1,6 +1,6 @@
-"""Wall time of `run_sweep` divided by a plain sequential script that converts, quantizes, evaluates and times the
-same candidates with the same libraries (studio.core.optimize.optimize per candidate), measured in one run.
-Goal: below 1.0 (shared conversions and two workers should beat the naive loop).
+"""Wall time of `run_sweep` on the PyTorch sample (its state_dict) divided by the plain single-process script a user
+would write with the same libraries (benchmarks/plain.py: convert each float model once, quantize, evaluate every
+candidate on the same samples, time it), measured in one run. Goal: below 1.0.
 
 With --cluster: the same sweep on this machine and on a loopback Ray cluster (one node, as many CPUs as the local
 workers), and the Ray path's scheduling overhead per candidate against a candidate's median time (goal < 10%).
@@ -14,28 +14,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from plain import SWEEP, PlainCandidate, PlainJob, run_plain
+
 from studio.core.app.samples import ensure_samples
-from studio.core.base.jobs import run_job
-from studio.core.measure.evaluate import evaluate, measure_latency
-from studio.core.optimize.optimize import optimize
+from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.recipe.grid import Grid
 from studio.core.sweep.sweep import SweepOptions, run_sweep
 
 
-def naive(model: str, grid: Grid, data: str, out: Path) -> list[tuple[str, float, float]]:
-    rows = []
-    for c in grid.candidates():
-        try:
-            doc = optimize(model, c.recipe, out / c.id, calib=data)
-        except Exception as exc:  # noqa: BLE001 - count the time spent like the sweep does
-            rows.append((c.id, float("nan"), float("nan")))
-            print(f"  naive {c.id}: failed ({exc})", flush=True)
-            continue
-        path = str(out / c.id / doc["output"]["path"])
-        acc = run_job(evaluate, path, data)["top1"]
-        lat = run_job(measure_latency, path, None)["median_ms"]
-        rows.append((c.id, acc, lat))
-    return rows
+def plain_sweep(s: dict, grid: Grid, out: Path) -> dict[str, dict]:
+    """The plain script's accuracy and latency per candidate id."""
+    out.mkdir(parents=True)
+    candidates = tuple(PlainCandidate(c.id, c.recipe.target.value, c.recipe.quantization.mode.value,
+                                      c.recipe.pruning.ratio) for c in grid.candidates())
+    job = PlainJob("studio.core.inspect.archs.mnist_cnn", s["torch_state_dict"], s["dataset"], (1, 28, 28),
+                   str(out), candidates)
+    return run_plain(SWEEP, job)
 
 
 def cluster_overhead(model: str, grid: Grid, data: str) -> None:
@@ -82,25 +76,26 @@ def main() -> int:
         cluster_overhead(s["torch_model"], grid, s["dataset"])
         return 0
     n = len(grid.candidates())
+    options = SweepOptions(workers=2, arch=ArchSpec.of(s["torch_arch"]))
     with tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()
-        doc = run_sweep(s["torch_model"], grid, s["dataset"], Path(tmp) / "sweep", options=SweepOptions(workers=2))
+        doc = run_sweep(s["torch_state_dict"], grid, s["dataset"], Path(tmp) / "sweep", options=options)
         sweep_s = time.monotonic() - t
         print(f"sweep : {n} candidates in {sweep_s:6.1f} s (2 workers, one float conversion per target and ratio)",
               flush=True)
         t = time.monotonic()
-        rows = naive(s["torch_model"], grid, s["dataset"], Path(tmp) / "naive")
-        naive_s = time.monotonic() - t
-        print(f"naive : {n} candidates in {naive_s:6.1f} s (sequential optimize + evaluate + time per candidate)")
+        rows = plain_sweep(s, grid, Path(tmp) / "plain")
+        plain_s = time.monotonic() - t
+        print(f"plain : {n} candidates in {plain_s:6.1f} s (one process: each float model once, then quantize,"
+              f" evaluate and time each candidate)")
     ours = {c["id"]: c for c in doc["candidates"]}
-    same = sum(1 for cid, acc, _ in rows if ours.get(cid, {}).get("accuracy") is not None
-               and abs(ours[cid]["accuracy"] - acc) < 1e-6)
-    print(f"accuracy identical for {same} of {n} candidates")
-    for cid, acc, _ in rows:
-        mine = ours.get(cid, {}).get("accuracy")
-        if mine is None or abs(mine - acc) >= 1e-6:
-            print(f"  {cid}: sweep {mine}, naive {acc}")
-    print(f"ratio sweep / naive = {sweep_s / naive_s:.2f} (goal < 1.0)")
+    same = [cid for cid, row in rows.items() if ours.get(cid, {}).get("accuracy") is not None
+            and abs(ours[cid]["accuracy"] - row["accuracy"]) < 0.15]
+    print(f"accuracy within 0.1 points for {len(same)} of {n} candidates")
+    for cid, row in rows.items():
+        if cid not in same:
+            print(f"  {cid}: sweep {ours.get(cid, {}).get('accuracy')}, plain {row['accuracy']:.2f}")
+    print(f"ratio sweep / plain script = {sweep_s / plain_s:.2f} (goal < 1.0)")
     return 0
 
 

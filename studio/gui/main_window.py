@@ -311,6 +311,7 @@ class MainWindow(QMainWindow):
                 self.preview.clear()
                 self.preview.summary.setText("No sweep yet: run one from Optimize (Ctrl+R).")
             self.load.show_info(info)
+            self._warm_workers(info)
             self.load.show_shapes(choice.input_shapes)
             self.optimize.set_model(info.inputs, choice.input_shapes)
             self.setWindowTitle(f"Studio — {Path(path).name}")
@@ -318,6 +319,14 @@ class MainWindow(QMainWindow):
             self.schedule_save()
 
         self.start(task, ok, self.load.show_error)
+
+    def _warm_workers(self, info) -> None:
+        """Start the framework workers an optimize of this model will use, in the background, so that the first
+        sweep does not wait for torch or TensorFlow to import."""
+        from studio.core.base.pool import POOL
+        from studio.core.optimize.stage import workers_for
+
+        POOL.warm_in_background(workers_for(info.framework, self.project.sweep.grid.targets))
 
     def _on_input_shapes(self, texts: tuple[str, ...]) -> None:
         self.project.model = dataclasses.replace(self.project.model, input_shapes=texts)

@@ -301,3 +301,26 @@ def test_load_page_opens_a_state_dict_of_the_users_own_class_with_consent(make_w
     wait_idle(qtbot, w)
     assert page.info is not None and page.info.params == 4 * 5 + 5, page.banner.text()
     assert w.project.model.arch == f"{tmp_path / 'net.py'}:Tiny" and w.project.model.trust_code
+
+
+def test_loading_a_model_warms_the_workers_its_sweep_will_use(make_window, qtbot, onnx_model):
+    import dataclasses
+
+    from studio.core.base.jobs import run_job
+    from studio.core.base.pool import POOL, WorkerKind
+    from studio.core.recipe.recipe import Target
+    from tests.core.test_warm_workers import _imported  # a module without Qt, for the worker to import
+
+    w = make_window()
+    sweep = w.project.sweep
+    w.project.sweep = dataclasses.replace(sweep, grid=dataclasses.replace(sweep.grid, targets=(Target.TFLITE,)))
+    w.load_model(onnx_model)
+    wait_idle(qtbot, w)
+    # ONNX to TFLite: onnxruntime (the source), torch (onnx2torch, litert-torch), LiteRT (the candidates)
+    kinds = {WorkerKind.ONNXRUNTIME: "onnxruntime", WorkerKind.TORCH: "torch",
+             WorkerKind.LITERT: "ai_edge_litert.interpreter"}
+    qtbot.waitUntil(lambda: all(POOL.pids(k) for k in kinds), timeout=180_000)
+    for kind, module in kinds.items():
+        warm = POOL.pids(kind)
+        pid, imported = run_job(_imported, module, kind=kind)
+        assert pid in warm and imported  # the job ran on the warm worker, its framework already there

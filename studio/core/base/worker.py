@@ -1,14 +1,20 @@
-"""Entry point of a job worker process: `python -m studio.core.base.worker FD` (see studio.core.base.jobs)."""
+"""Entry point of a job worker process (see studio.core.base.jobs): `python -m studio.core.base.worker FD` runs the
+one job framed on stdin; `... FD --serve IDLE_S` runs jobs until stdin ends or none came for IDLE_S seconds."""
 from __future__ import annotations
 
-import pickle
+import gc
+import os
+import select
 import sys
+import threading
 import time
 import traceback
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
+def run_one(fd: int, job: bytes) -> None:
+    """Run one pickled (fn, args, kwargs) and write its progress and outcome to fd."""
+    import pickle
+
     from studio.core.base.errors import StudioError, short
     from studio.core.base.jobs import write_message
 
@@ -21,15 +27,101 @@ def main() -> None:
             write_message(fd, ("progress", float(fraction), str(message)))
 
     try:
-        fn, args, kwargs = pickle.loads(sys.stdin.buffer.read())
+        fn, args, kwargs = pickle.loads(job)
         result = fn(*args, report=report, **kwargs)
-        write_message(fd, ("ok", result))
+        outcome: tuple = ("ok", result)
     except StudioError as exc:
-        write_message(fd, ("error", exc))
+        outcome = ("error", exc)
     except BaseException as exc:  # noqa: BLE001 - everything else: its reason in words, its traceback in the log
         traceback.print_exc()
-        sys.stdout.flush()
-        write_message(fd, ("failed", short(exc, 300)))
+        outcome = ("failed", short(exc, 300))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        write_message(fd, outcome)
+    except Exception as exc:  # noqa: BLE001 - a result that cannot be pickled is a failure of the job, not a crash
+        traceback.print_exc()
+        write_message(fd, ("failed", f"its result could not be sent back: {short(exc, 200)}"))
+
+
+def _read_job(idle: float | None) -> bytes | None:
+    """The next job on stdin; None at its end (the caller is gone or done), or after `idle` seconds without one."""
+    from studio.core.base.jobs import _read_exact
+
+    if idle is not None:
+        ready, _, _ = select.select([0], [], [], idle)
+        if not ready:
+            return None
+    header = _read_exact(0, 4)
+    if header is None:
+        return None
+    return _read_exact(0, int.from_bytes(header, "big"))
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """Where the interpreter's own and installed libraries live, and Studio itself: modules from there stay."""
+    import sysconfig
+
+    import studio
+
+    dirs = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.update(studio.__path__)
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+def _forget_user_code(modules_before: set[str], path_before: list[str]) -> None:
+    """A job may import the user's code (an --arch file, the classes a pickle names, a scoring function): drop what
+    it imported from outside the libraries, and the folders it added to sys.path, so that the next job imports
+    the user's files as they are then, not as they were."""
+    libraries = _library_dirs()
+    for name in set(sys.modules) - modules_before:
+        where = getattr(sys.modules.get(name), "__file__", None)
+        if where and not os.path.realpath(where).startswith(libraries):
+            del sys.modules[name]
+    sys.path[:] = path_before
+
+
+def _forget_sessions() -> None:
+    """What one job leaves in a warm worker: Keras's global graph and names, and cyclic garbage."""
+    keras = sys.modules.get("tensorflow")
+    try:
+        if keras is not None:
+            keras.keras.backend.clear_session()
+        elif "keras" in sys.modules:
+            sys.modules["keras"].backend.clear_session()
+    except Exception:  # noqa: BLE001 - a framework that cannot clear its session still serves the next job
+        traceback.print_exc()
+    gc.collect()
+
+
+def _exit_with_parent() -> None:
+    """Never outlive the caller: if it dies mid-job (stdin's end only shows between jobs), leave at once."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    serve = sys.argv.index("--serve") if "--serve" in sys.argv else None
+    idle = float(sys.argv[serve + 1]) if serve is not None else None
+    _exit_with_parent()
+    while True:
+        job = _read_job(idle)
+        if job is None:
+            return
+        modules, path = set(sys.modules), list(sys.path)
+        run_one(fd, job)
+        if serve is None:
+            return
+        _forget_user_code(modules, path)
+        _forget_sessions()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from studio.core.base.errors import ModelLoadError
+from studio.core.base.pool import WorkerKind
 from studio.core.base.progress import Report, ignore
 from studio.core.tensors.shapes import ShapeRequest
 
@@ -29,7 +30,15 @@ class Framework(StrEnum):
     def display_name(self) -> str:
         return _DISPLAY_NAMES[self]
 
+    @property
+    def worker_kind(self) -> WorkerKind:
+        """The warm worker that loads and runs models of this family."""
+        return _WORKER_KINDS[self]
 
+
+_WORKER_KINDS = {Framework.ONNX: WorkerKind.ONNXRUNTIME, Framework.TFLITE: WorkerKind.LITERT,
+                 Framework.PYTORCH: WorkerKind.TORCH, Framework.KERAS: WorkerKind.TENSORFLOW,
+                 Framework.TENSORFLOW: WorkerKind.TENSORFLOW}
 _DISPLAY_NAMES = {Framework.ONNX: "ONNX", Framework.TFLITE: "TFLite", Framework.PYTORCH: "PyTorch",
                   Framework.KERAS: "Keras", Framework.TENSORFLOW: "SavedModel"}
 

@@ -40,7 +40,8 @@ def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trus
         if not isolate:
             return fn(*args, report=rep)
         try:
-            return run_job(fn, *args, report=rep, cancel=cancel, timeout=timeout, what=what)
+            return run_job(fn, *args, report=rep, cancel=cancel, timeout=timeout, what=what,
+                           kind=fmt.framework.worker_kind)
         except JobCrashed as exc:
             raise ModelLoadError(exc.message, path) from None
 

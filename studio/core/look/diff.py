@@ -17,6 +17,7 @@ from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.look.graph import read_graph
 from studio.core.look.match import Change, OpDiff, compare, match
 from studio.core.look.numeric import SampleDiff, TensorError
+from studio.core.quantize.backend import backend_for_file
 from studio.core.tensors.samples import Samples
 from studio.core.tensors.shapes import ShapeRequest
 
@@ -88,7 +89,7 @@ def diff_models(a: str | os.PathLike, b: str | os.PathLike, options: DiffOptions
     """`data`: samples already prepared (a sweep's evaluation data); else options.data or random inputs."""
     pa, pb = model_file(a), model_file(b)
     return run_job(diff_job, pa, pb, options or DiffOptions(), data=data, report=report, cancel=cancel,
-                   what=f"the diff of {pa} and {pb}")
+                   what=f"the diff of {pa} and {pb}", kind=backend_for_file(pa).kind)
 
 
 def diff_job(a: str, b: str, options: DiffOptions, report: Report = ignore,

@@ -12,7 +12,7 @@ from studio.core.base.versions import host
 from studio.core.data.datasets import load_dataset
 from studio.core.data.feeding import fit
 from studio.core.measure.latency import LatencyOptions, timed_rounds
-from studio.core.measure.runtimes import open_runner, predict, runtime_version, timing_feeds
+from studio.core.measure.runtimes import eval_threads, open_runner, predict, runtime_version, timing_feeds
 from studio.core.measure.verify import compare
 from studio.core.recipe.recipe import Preprocess
 from studio.core.tensors.samples import Samples
@@ -32,7 +32,7 @@ def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
 def model_inputs(path: str, dataset: str, preprocess: Preprocess, limit: int | None = None,
                  shapes: ShapeRequest = ShapeRequest()):
     """(runner, samples, dataset) for evaluating `path` on `dataset` with the recipe's preprocessing."""
-    runner = open_runner(path)
+    runner = open_runner(path, eval_threads())
     ds = load_dataset(dataset, limit=limit, resize=preprocess.resize)
     return runner, fit(ds, runner.declared, shapes, preprocess, limit).samples, ds
 

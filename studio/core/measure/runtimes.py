@@ -5,6 +5,7 @@ reads the same sentence whether they inspect the model or try to run it.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -231,6 +232,16 @@ def timing_feeds(runner, samples: Samples | None) -> list[np.ndarray]:
         return [np.zeros(i.shape, i.dtype) for i in runner.inputs]
     first = samples.first()
     return [spec.encode(first[k]) for spec, k in zip(runner.inputs, feed_order(runner, samples), strict=True)]
+
+
+def eval_threads(sharing: int = 1) -> int:
+    """Runtime threads for evaluating many samples (never for timing): this machine's cores, shared among the
+    `sharing` jobs that evaluate at once."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, sharing))
 
 
 def open_runner(path: str, threads: int = 1):

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,15 @@ from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.inspector import inspect_model
 from studio.core.inspect.modelinfo import ModelInfo, TensorKind
 from studio.core.measure.fidelity import Scoring
-from studio.core.optimize.stage import FloatStage, StageRequest, finish, float_stage, reference_outputs
-from studio.core.quantize.backend import BACKENDS, FinishResult
+from studio.core.optimize.stage import (
+    FloatStage,
+    StageRequest,
+    finish,
+    float_stage,
+    reference_outputs,
+    warm_ahead,
+)
+from studio.core.quantize.backend import BACKENDS, FinishResult, backend_for_file
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.tensors.samples import Samples, TrainingData, synthetic
 from studio.core.tensors.shapes import InputShape, ShapeRequest, resolve
@@ -118,6 +126,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     started = time.monotonic()
     model = os.fspath(model)
     out_dir = Path(out_dir)
+    warm_ahead(model, (recipe.target,))
     report(0.0, "inspecting the source model")
     info = inspect_source(model, arch=arch, trust_pickle=trust_pickle, shapes=shapes, data=calib, cancel=cancel)
     info.require_runnable(ConversionError, "cannot optimize a model its runtime refuses", model, runtimes_only=True)
@@ -133,14 +142,19 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
     request = StageRequest(model=model, info=info, recipe=recipe, inputs=inputs.calib_x.inputs,
                            verify_x=inputs.verify_x, calib_x=inputs.calib_x, work=work, train=inputs.train, arch=arch,
                            trust_pickle=trust_pickle, quant_modes=(recipe.quantization.mode,))
+    sizes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compressed-size")  # zlib lets the workers run
+    source_compressed = sizes.submit(_dir_or_file_compressed, info)
     try:
         stage = float_stage(request, report=scaled(report, 0.05, 0.56), cancel=cancel)
         second = finish(stage, request, str(work / final_name), report=scaled(report, 0.56, 0.9), cancel=cancel)
         report(0.92, "inspecting the result")
+        result_compressed = sizes.submit(compressed_size, str(work / final_name))
         out_info = inspect_model(work / final_name, probe=False, cancel=cancel)  # _gate runs it: that is the probe
         out_info.require_runnable(ConversionError, "the result does not run")
-        doc = _report(request, stage, second, out_info, inputs, calib=calib, final_name=final_name, started=started)
-        doc["fidelity"] = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded)
+        fidelity = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded)
+        doc = _report(request, stage, second, out_info, inputs, calib=calib, final_name=final_name, started=started,
+                      compressed=(source_compressed.result(), result_compressed.result()))
+        doc["fidelity"] = fidelity
         os.replace(work / final_name, out_dir / final_name)
         atomic.write_json(out_dir / "report.json", doc)
     except BaseException:
@@ -149,6 +163,7 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
             out_dir.rmdir()  # nothing of a failed run stays behind
         raise
     finally:
+        sizes.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
     report(1.0, f"wrote {out_dir / final_name}")
     return doc
@@ -184,9 +199,10 @@ def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scorin
     from studio.core.measure.scores import score_outputs
 
     source = stage.convert.ref_before or run_job(reference_outputs, request.model, request.verify_x, cancel=cancel,
-                                                 what="the source model")
+                                                 what="the source model", kind=backend_for_file(request.model).kind)
     try:
-        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result")
+        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result",
+                      kind=backend_for_file(result).kind)
     except Cancelled:
         raise
     except StudioError as exc:  # refused by its runtime, or crashed it: the worker's one line says which
@@ -204,7 +220,7 @@ def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scorin
 
 
 def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_info: ModelInfo, inputs: _Inputs, *,
-            calib: str | None, final_name: str, started: float) -> dict:
+            calib: str | None, final_name: str, started: float, compressed: tuple[int | None, int]) -> dict:
     from studio.core.measure.verify import compare
 
     model, info, recipe = request.model, request.info, request.recipe
@@ -223,11 +239,11 @@ def _report(request: StageRequest, stage: FloatStage, second: FinishResult, out_
         "schema_version": REPORT_VERSION,
         "source": {"path": str(model), "format": info.format, "sha256": source_digest(info.files),
                    "size_bytes": info.size_bytes, "params": info.params,
-                   "macs": info.macs, "compressed_size_bytes": _dir_or_file_compressed(info),
+                   "macs": info.macs, "compressed_size_bytes": compressed[0],
                    **({"arch": request.arch.record()} if request.arch else {})},
         "output": {"path": final_name, "format": out_info.format, "size_bytes": out_size, "params": out_info.params,
                    "macs": _or(first.macs_after, out_info.macs),
-                   "compressed_size_bytes": compressed_size(str(request.work / final_name)),
+                   "compressed_size_bytes": compressed[1],
                    "inputs": [t.__dict__ | {"quantization": t.quantization.__dict__ if t.quantization else None}
                               for t in out_info.inputs],
                    "weight_dtypes": out_info.weight_dtypes},

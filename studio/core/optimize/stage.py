@@ -2,23 +2,28 @@
 every quantization mode of one target and pruning) and the finish (check, prune weights, quantize)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from studio.core.base.errors import StudioError
 from studio.core.base.jobs import run_job
+from studio.core.base.pool import POOL, WorkerKind
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.request import ConvertRequest
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
-from studio.core.inspect.formats import Framework
+from studio.core.inspect.formats import Framework, detect
 from studio.core.inspect.modelinfo import ModelInfo
 from studio.core.quantize.backend import BACKENDS, FinishRequest, FinishResult
-from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe
+from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, Target
 from studio.core.tensors.samples import Samples, TrainingData
 from studio.core.tensors.shapes import InputShape
+
+TORCH, TENSORFLOW = WorkerKind.TORCH, WorkerKind.TENSORFLOW
+ONNXRUNTIME, LITERT = WorkerKind.ONNXRUNTIME, WorkerKind.LITERT
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +68,29 @@ class FloatStage:
                              quantized_path=self.quantized.get(recipe.quantization.mode))
 
 
+def workers_for(framework: Framework, targets: Iterable[Target]) -> tuple[WorkerKind, ...]:
+    """The warm workers optimizing a model of this framework to these targets uses: its own framework's (load,
+    convert, reference), each target's runtime (check, quantize, evaluate), and the converters between them."""
+    kinds = [framework.worker_kind]
+    for target in targets:
+        if framework == Framework.ONNX and target == Target.TFLITE:
+            kinds.append(TORCH)  # onnx2torch and litert-torch
+        elif framework == Framework.TFLITE and target == Target.ONNX:
+            kinds.append(TENSORFLOW)  # tf2onnx
+        kinds.append(BACKENDS[target].kind)
+    return tuple(dict.fromkeys(kinds))
+
+
+def warm_ahead(path: str, targets: Iterable[Target]) -> None:
+    """Start, in the background, the workers an optimize of this file needs after its own framework's (which its
+    inspection starts): their imports then overlap the source's conversion instead of following it."""
+    try:
+        framework = detect(path).framework
+    except StudioError:
+        return  # the inspection says what is wrong with the file
+    POOL.warm_in_background(k for k in workers_for(framework, targets) if k != framework.worker_kind)
+
+
 def reference_outputs(path: str, x: Samples, report=ignore) -> list[np.ndarray]:
     """Outputs of an ONNX or TFLite source on its samples (run in a runtime worker)."""
     from studio.core.measure.runtimes import open_runner, predict
@@ -88,26 +116,29 @@ def float_stage(request: StageRequest, *, report: Report = ignore, cancel: Cance
                              calib_x=r.calib_x, params=r.info.params if counted else None,
                              macs=r.info.macs if counted else None)
 
-    def job(fn, *args, name, rep=ignore):
-        return run_job(fn, *args, report=rep, cancel=cancel, what=name)
+    def job(fn, *args, name, kind, rep=ignore):
+        return run_job(fn, *args, report=rep, cancel=cancel, what=name, kind=kind)
 
     if fw == Framework.PYTORCH:
-        first = job(torch_stage, convert, rep=report, name="the PyTorch converter")
+        first = job(torch_stage, convert, rep=report, name="the PyTorch converter", kind=TORCH)
         stage = FloatStage(what, floated, first.ref, first.prune_later, convert=first)
     elif fw in (Framework.KERAS, Framework.TENSORFLOW):
         modes = [m for m in r.quant_modes if m != QuantMode.NONE] if backend.suffix == "tflite" else []
         quantized: dict[QuantMode, str] = {m: str(r.work / f"quantized-{m}.tflite") for m in modes}
-        first = job(keras_stage, replace(convert, quantized=quantized), rep=report, name="the TensorFlow converter")
+        first = job(keras_stage, replace(convert, quantized=quantized), rep=report, name="the TensorFlow converter",
+                    kind=TENSORFLOW)
         stage = FloatStage(what, floated, first.ref, False, quantized=first.quantized, convert=first)
     elif fw == target:  # ONNX -> ONNX or TFLite -> TFLite: the finishing step works on the source itself
         stage = FloatStage(what, r.model, None, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED)
     elif fw == Framework.ONNX:  # -> TFLite
-        ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime")
-        first = job(onnx_to_tflite, r.model, r.inputs, floated, rep=report, name="the ONNX -> TFLite converter")
+        ref = job(reference_outputs, r.model, r.verify_x, name="onnxruntime", kind=ONNXRUNTIME)
+        first = job(onnx_to_tflite, r.model, r.inputs, floated, rep=report, name="the ONNX -> TFLite converter",
+                    kind=TORCH)
         stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
     else:  # TFLite -> ONNX
-        ref = job(reference_outputs, r.model, r.verify_x, name="ai-edge-litert")
-        first = job(tflite_to_onnx, r.model, r.recipe.runtime.opset, floated, rep=report, name="tf2onnx")
+        ref = job(reference_outputs, r.model, r.verify_x, name="ai-edge-litert", kind=LITERT)
+        first = job(tflite_to_onnx, r.model, r.recipe.runtime.opset, floated, rep=report, name="tf2onnx",
+                    kind=TENSORFLOW)
         stage = FloatStage(what, floated, ref, r.recipe.pruning.method == PruneMethod.UNSTRUCTURED, convert=first)
     if stage.convert.ref_before is None:  # a route that does not prune: the outputs before are the stage's own
         stage = replace(stage, convert=replace(stage.convert, ref_before=stage.ref))
@@ -129,4 +160,4 @@ def finish(stage: FloatStage, request: StageRequest, out: str, *, report: Report
     backend = BACKENDS[request.recipe.target]
     job = stage.finish_request(request.recipe, request.verify_x, request.calib_x, out,
                                source_framework=request.info.framework)
-    return run_job(backend.finish, job, report=report, cancel=cancel, what=backend.runtime)
+    return run_job(backend.finish, job, report=report, cancel=cancel, what=backend.runtime, kind=backend.kind)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from studio.core.base.pool import WorkerKind
 from studio.core.base.progress import Report, ignore
 from studio.core.recipe.recipe import Quantization, Recipe, Target
 from studio.core.tensors.samples import Samples
@@ -42,6 +43,7 @@ class FinishResult:
 class TargetBackend(Protocol):
     suffix: str  # the model file's suffix, and the name of the format
     runtime: str  # the worker that runs it, as errors name it
+    kind: WorkerKind  # the warm worker its jobs run on
 
     def finish(self, request: FinishRequest, report: Report = ignore) -> FinishResult: ...
 
@@ -52,7 +54,7 @@ class TargetBackend(Protocol):
 
 
 class OnnxBackend:
-    suffix, runtime = "onnx", "onnxruntime"
+    suffix, runtime, kind = "onnx", "onnxruntime", WorkerKind.ONNXRUNTIME
 
     def finish(self, request: FinishRequest, report: Report = ignore) -> FinishResult:
         from studio.core.quantize.onnx_quant import finish_onnx
@@ -72,7 +74,7 @@ class OnnxBackend:
 
 
 class TfliteBackend:
-    suffix, runtime = "tflite", "ai-edge-litert"
+    suffix, runtime, kind = "tflite", "ai-edge-litert", WorkerKind.LITERT
 
     def finish(self, request: FinishRequest, report: Report = ignore) -> FinishResult:
         from studio.core.quantize.tflite_quant import finish_tflite

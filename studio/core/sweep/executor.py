@@ -11,6 +11,7 @@ from studio.core.base.errors import StudioError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken
 from studio.core.optimize.stage import FloatStage, StageRequest, float_stage
+from studio.core.quantize.backend import BACKENDS
 from studio.core.sweep.jobs import CandidateJob, CandidateOutcome, candidate_job
 from studio.core.sweep.scheduler import MeasureGate
 
@@ -85,7 +86,7 @@ class LocalExecutor:
 
     def candidate(self, job: CandidateJob, stage_dir: Path, cancel: CancelToken, what: str) -> Built:
         with self._gate.work():
-            return Built(run_job(candidate_job, job, cancel=cancel, what=what))
+            return Built(run_job(candidate_job, job, cancel=cancel, what=what, kind=BACKENDS[job.recipe.target].kind))
 
     def record(self) -> dict[str, Any] | None:
         return None

@@ -36,9 +36,9 @@ def reference_job(model: str, framework: Framework, fmt: str, data_path: str, in
         m, fn = _load(model, fmt)
         outputs = _call(m, fn, x)
     else:
-        from studio.core.measure.runtimes import open_runner, predict
+        from studio.core.measure.runtimes import eval_threads, open_runner, predict
 
-        outputs = predict(open_runner(model), x)
+        outputs = predict(open_runner(model, eval_threads()), x)
     scores = score_outputs(outputs, data.y, None, scoring, names, trust_code)
     return {"outputs": outputs, "accuracy": scores.accuracy, "metric": scores.metric.value,
             "metric_name": scores.metric_name, "metric_value": scores.value, "scoring_output": scores.scoring_output}
@@ -59,6 +59,7 @@ class CandidateJob:
     ref_score: float | None = None
     max_drop: float | None = None  # accuracy-aware mode: keep sensitive layers in float beyond this drop
     deadline: float | None = None
+    sharing: int = 1  # candidate jobs evaluating at once on one machine: they share its cores
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +75,7 @@ class CandidateOutcome:
 def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
     """Finish one candidate from its group's float model (check, prune weights, quantize), then measure its
     accuracy and agreement on the evaluation data; in accuracy-aware mode keep sensitive layers in float."""
-    from studio.core.measure.runtimes import open_runner, predict
+    from studio.core.measure.runtimes import eval_threads, open_runner, predict
 
     started = time.monotonic()
     data = eval_data.read(job.data_path, job.inputs)
@@ -87,7 +88,8 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
     def score(outputs) -> Scores:
         return score_outputs(outputs, y, reference, job.scoring, job.output_names, job.trust_code)
 
-    scores, q = score(predict(open_runner(job.out), x)), job.recipe.quantization
+    threads = eval_threads(job.sharing)
+    scores, q = score(predict(open_runner(job.out, threads), x)), job.recipe.quantization
     kept: dict[str, Any] = {}
     if job.max_drop is not None and job.ref_score is not None and q.mode == QuantMode.INT8 and \
             scores.value is not None and job.ref_score - scores.value > job.max_drop and \
@@ -96,7 +98,7 @@ def candidate_job(job: CandidateJob, report=ignore) -> CandidateOutcome:
         kept = keep_sensitive_float(done.float_path, job.out, q, calib_x, x, y, score=lambda o: score(o).value,
                                     ref_score=job.ref_score, max_drop=job.max_drop,
                                     report=scaled(report, 0.7, 0.95), deadline=job.deadline)
-        scores = score(predict(open_runner(job.out), x))
+        scores = score(predict(open_runner(job.out, threads), x))
     report(1.0, "candidate done")
     return CandidateOutcome(scores=scores, size_bytes=os.path.getsize(job.out),
                             seconds=round(time.monotonic() - started, 2), notes=done.notes,

@@ -20,6 +20,7 @@ from studio.core.base.progress import CancelToken, Report, ignore, scaled
 from studio.core.inspect.formats import Framework
 from studio.core.measure.fidelity import Floors, Scoring
 from studio.core.measure.latency import LatencyOptions
+from studio.core.quantize.backend import backend_for_file
 from studio.core.quantize.onnx_debug import LayerError
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import QuantMode, Recipe, Target
@@ -124,7 +125,8 @@ def debug_candidate(path: str | os.PathLike, *, samples: int = SAMPLES, report: 
     """Per-layer error of candidate RUN/ID against its float model, worst first."""
     _, row, job = _open(path)
     job = replace(job, samples=samples)
-    layers = run_job(debug_job, job, report=report, cancel=cancel, what=f"the quantization debugger of {row.id}")
+    layers = run_job(debug_job, job, report=report, cancel=cancel, what=f"the quantization debugger of {row.id}",
+                     kind=backend_for_file(job.quantized).kind)
     return QuantDebug(row.id, min(samples, job.available), tuple(layers))
 
 
@@ -144,7 +146,7 @@ def keep_in_float(path: str | os.PathLike, nodes: tuple[str, ...], *, report: Re
     cdir.mkdir(parents=True)
     try:
         got = run_job(keep_float_job, job, kept, str(cdir / name), report=scaled(report, 0.0, 0.8), cancel=cancel,
-                      what=f"candidate {candidate.id}")
+                      what=f"candidate {candidate.id}", kind=backend_for_file(job.quantized).kind)
         for stray in cdir.iterdir():  # the quantizer's scratch files
             if stray.name != name:
                 stray.unlink()

@@ -20,6 +20,7 @@ from typing import Any
 from studio.core.base import atomic
 from studio.core.base.errors import Cancelled, RecipeError, StudioError
 from studio.core.base.jobs import run_job
+from studio.core.base.pool import WorkerKind
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.convert.result import ConvertResult
 from studio.core.inspect.arch_spec import ArchSpec
@@ -29,7 +30,8 @@ from studio.core.measure.evaluate import measure_latency
 from studio.core.measure.fidelity import Scoring
 from studio.core.measure.latency import LatencyOptions
 from studio.core.optimize.optimize import finetune_data, has_module, inspect_source, is_quantized, source_data
-from studio.core.optimize.stage import FloatStage, StageRequest
+from studio.core.optimize.stage import FloatStage, StageRequest, warm_ahead
+from studio.core.quantize.backend import backend_for_file
 from studio.core.recipe.grid import Candidate, Grid
 from studio.core.recipe.recipe import PruneMethod, QuantMode, Recipe, check_source
 from studio.core.sweep import eval_data
@@ -89,6 +91,8 @@ def run_sweep(model: str | os.PathLike, grid: Grid, data: str | None, out_dir: s
     started = time.monotonic()
     run, cancel = RunFolder(out_dir), cancel or CancelToken()
     emit = on_event or (lambda event: None)
+    if options.cluster is None:  # the candidates are built here
+        warm_ahead(os.fspath(model), grid.targets)
     report(0.0, "inspecting the model")
     source = _inspect(os.fspath(model), options, data, cancel)
     config = _config(source, grid, data, options)
@@ -214,7 +218,7 @@ def _prepare_data(run: RunFolder, source: _Source, data: str | None, *, base: Re
     ref = run_job(reference_job, source.model, source.info.framework, source.info.format, str(data_path),
                   samples.inputs, scoring=options.scoring, names=_output_names(source.info),
                   arch=options.arch, trust_pickle=options.trust_pickle, trust_code=options.trust_code, cancel=cancel,
-                  what="the reference evaluation")
+                  what="the reference evaluation", kind=source.info.framework.worker_kind)
     eval_data.write(data_path, samples, y, ref["outputs"])
     reference = {k: v for k, v in ref.items() if k != "outputs"}
     reference.update(labelled=y is not None, samples=len(samples), synthetic=not data,
@@ -338,7 +342,7 @@ class _Sweep:
                            str(cdir / name), scoring=self.options.scoring,
                            output_names=_output_names(self.source.info), trust_code=self.options.trust_code,
                            ref_score=self.writer.context.reference_score, max_drop=self.options.max_drop,
-                           deadline=self.deadline)
+                           deadline=self.deadline, sharing=self.options.workers or 2)
         try:
             built = self.executor.candidate(job, self.run.stage(*c.group), self.cancel, f"candidate {c.id}")
             for stray in cdir.iterdir():  # keep the model and its record, drop the finishing scratch files
@@ -390,13 +394,13 @@ class _Sweep:
         elif stage is not None:
             out["quantization"] = run_job(quant_sensitivity, stage.float_path, grid.base.quantization,
                                           data.calib(grid.base.quantization.calib_samples), data.samples, y,
-                                          cancel=self.cancel,
-                                          what="quantization sensitivity")
+                                          cancel=self.cancel, what="quantization sensitivity",
+                                          kind=backend_for_file(stage.float_path).kind)
         info, opts = self.source.info, self.options
         if self.writer.context.labelled and info.framework == Framework.PYTORCH and grid.uses_structured_pruning:
             out["pruning"] = run_job(prune_sensitivity, self.source.model, info.format, max(grid.prune),
                                      data.samples, y, arch=opts.arch, trust_pickle=opts.trust_pickle,
-                                     cancel=self.cancel, what="pruning sensitivity")
+                                     cancel=self.cancel, what="pruning sensitivity", kind=WorkerKind.TORCH)
         atomic.write_json(self.run.sensitivity, out)
         return out
 

@@ -101,10 +101,14 @@ def runner(path):
     it = Interpreter(model_path=path, num_threads=1)
     it.allocate_tensors()
     i, o = it.get_input_details()[0], it.get_output_details()[0]
+    (si, zi), (so, zo) = i["quantization"], o["quantization"]
 
     def run(sample):
+        if i["dtype"] == np.int8:  # full-integer model: int8 in and out
+            sample = np.clip(np.round(sample / si + zi), -128, 127).astype(np.int8)
         it.set_tensor(i["index"], sample); it.invoke()
-        return it.get_tensor(o["index"])
+        y = it.get_tensor(o["index"])
+        return (y.astype(np.float32) - zo) * so if o["dtype"] == np.int8 else y
     return (lambda: run(x[:1]), lambda xs: np.concatenate([run(xs[k:k + 1]) for k in range(len(xs))]))
 
 def build(net, target, quant, path):

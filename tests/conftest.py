@@ -29,6 +29,10 @@ def pytest_configure(config):
     screen.write_text(json.dumps({"screens": [{"name": "test", "x": 0, "y": 0, "width": 1920, "height": 1200,
                                                "logicalDpiX": 96, "logicalDpiY": 96, "dpr": 1}]}))
     os.environ.setdefault("QT_QPA_PLATFORM", f"offscreen:configfile={screen}")
+    # Many tests change the environment (their own config dir), and a warm worker serves one environment only:
+    # the workers of earlier tests leave after two idle minutes, so the run never holds a framework process per
+    # kind and environment for the default ten.
+    os.environ.setdefault("STUDIO_WORKER_IDLE", "120")
 
 
 # The slow tier: whatever trains, converts or deploys models. `pytest -m "not slow"` (make test-quick) is the rest.

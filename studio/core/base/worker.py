@@ -83,12 +83,10 @@ def _forget_user_code(modules_before: set[str], path_before: list[str]) -> None:
 
 def _forget_sessions() -> None:
     """What one job leaves in a warm worker: Keras's global graph and names, and cyclic garbage."""
-    keras = sys.modules.get("tensorflow")
+    keras = sys.modules.get("keras")  # tf.keras is this package too; only a job that used Keras imported it
     try:
         if keras is not None:
-            keras.keras.backend.clear_session()
-        elif "keras" in sys.modules:
-            sys.modules["keras"].backend.clear_session()
+            keras.backend.clear_session()
     except Exception:  # noqa: BLE001 - a framework that cannot clear its session still serves the next job
         traceback.print_exc()
     gc.collect()

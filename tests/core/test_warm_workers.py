@@ -234,3 +234,27 @@ def test_the_workers_an_optimize_uses_follow_its_routes():
     assert workers_for(Framework.PYTORCH, [Target.ONNX, Target.TFLITE]) == (K.TORCH, K.ONNXRUNTIME, K.LITERT)
     assert workers_for(Framework.KERAS, [Target.TFLITE]) == (K.TENSORFLOW, K.LITERT)
     assert workers_for(Framework.TFLITE, [Target.ONNX]) == (K.LITERT, K.TENSORFLOW, K.ONNXRUNTIME)  # tf2onnx
+
+
+def _started_at(report):
+    return time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on this machine
+
+
+def test_a_timing_waits_for_a_warm_up_under_way_and_holds_back_new_ones():
+    # a warm-up imports a framework on one of the cores: a latency measured meanwhile would be slower than it is
+    thread = POOL.warm_in_background([KIND])
+    deadline = time.monotonic() + 30
+    while not POOL._warming and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the warm-up has begun
+    assert POOL._warming == 1
+    timed_at = run_job(_started_at)  # kind=None: a fresh process, as timings use
+    worker = POOL._idle[KIND][0]
+    assert timed_at > worker.idle_since  # the timing began after the warm-up had finished
+
+    POOL.close()
+    with POOL.quiet():
+        thread = POOL.warm_in_background([KIND])
+        run_job(_started_at)
+        assert POOL._warming == 0 and not POOL.pids(KIND)  # held back while timing
+    thread.join(60)
+    assert POOL.pids(KIND)

@@ -210,14 +210,17 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
     """Call fn(*args, report=..., **kwargs) in a worker process and return its result: kind's warm worker, or a
     fresh process when kind is None (timings, profiles) or STUDIO_WARM_WORKERS=0."""
     payload = job_payload(fn, args, kwargs)
-    if kind is not None and warm_enabled():
-        from studio.core.base.pool import POOL  # the pool is built on this module's parts
+    from studio.core.base.pool import POOL  # the pool is built on this module's parts
 
+    if kind is not None and warm_enabled():
         return POOL.run(kind, payload, report=report, cancel=cancel, timeout=timeout, what=what)
-    worker = spawn()
-    try:
-        send(worker, payload, last=True)
-        outcome = await_outcome(worker, report=report, cancel=cancel, timeout=timeout, what=what)
-    finally:
-        _finish_fresh(worker)
+    from studio.core.base.pool import POOL
+
+    with POOL.quiet():  # a fresh process is for timings and profiles: no warm-up disturbs them
+        worker = spawn()
+        try:
+            send(worker, payload, last=True)
+            outcome = await_outcome(worker, report=report, cancel=cancel, timeout=timeout, what=what)
+        finally:
+            _finish_fresh(worker)
     return unwrap(outcome, worker, what)

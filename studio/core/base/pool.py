@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
 from studio.core.base.errors import JobCrashed
@@ -64,6 +64,9 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._idle: dict[WorkerKind, list[Worker]] = {}
         self._all: set[Worker] = set()
+        self._calm = threading.Condition()  # warm-ups under way, and timings that want none
+        self._warming = 0
+        self._timing = 0
 
     def run(self, kind: WorkerKind, payload: bytes, *, report: Report = ignore, cancel: CancelToken | None = None,
             timeout: float | None = None, what: str = "worker"):
@@ -109,7 +112,29 @@ class WorkerPool:
         if not warm_enabled():
             return
         for kind in kinds:
-            self.run(kind, job_payload(preload, (str(kind),), {}), what=f"the {kind} worker")
+            with self._calm:
+                self._calm.wait_for(lambda: not self._timing)
+                self._warming += 1
+            try:
+                self.run(kind, job_payload(preload, (str(kind),), {}), what=f"the {kind} worker")
+            finally:
+                with self._calm:
+                    self._warming -= 1
+                    self._calm.notify_all()
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """While timing: wait for the warm-ups under way (a framework's import takes a core for seconds) and start
+        no other until the timing is done."""
+        with self._calm:
+            self._timing += 1
+            self._calm.wait_for(lambda: not self._warming)
+        try:
+            yield
+        finally:
+            with self._calm:
+                self._timing -= 1
+                self._calm.notify_all()
 
     def warm_in_background(self, kinds: Iterable[WorkerKind]) -> threading.Thread:
         kinds = tuple(kinds)

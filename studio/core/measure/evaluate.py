@@ -7,6 +7,7 @@ import resource
 
 import numpy as np
 
+from studio.core.base.pool import POOL
 from studio.core.base.progress import ignore
 from studio.core.base.versions import host
 from studio.core.data.datasets import load_dataset
@@ -71,9 +72,10 @@ def measure_latency(path: str, samples: Samples | None, options: LatencyOptions 
     baseline = _reset_peak_rss()
     runner = open_runner(path, threads=options.threads)
     feeds = timing_feeds(runner, samples)
-    for _ in range(options.warmup):
-        runner.run(feeds)
-    timed = timed_rounds(lambda: runner.run(feeds), options, report)
+    with POOL.quiet():  # timed here, in a process that warms workers: none starts meanwhile
+        for _ in range(options.warmup):
+            runner.run(feeds)
+        timed = timed_rounds(lambda: runner.run(feeds), options, report)
     return {**timed, "warmup": options.warmup, "threads": options.threads,
             "batch": samples.inputs[0].batch_size if samples is not None and samples.inputs else 1,
             "input_shapes": {spec.name: list(np.shape(x)) for spec, x in zip(runner.inputs, feeds, strict=True)},

@@ -90,15 +90,25 @@ def quantize_tflite(src, path, quant):
                                                                                                   overwrite=True)
 
 def runner(path):
-    """One batch-1 run of the model, and a prediction over many samples (ONNX: batches of 64)."""
+    """One batch-1 run of the model on one thread (as Studio times it), and a prediction over many samples with the
+    runtime's default threads (ONNX: batches of 64)."""
     if path.endswith(".onnx"):
         import onnxruntime as ort
         opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.inter_op_num_threads = 1
         s = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        e = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         return (lambda: s.run(None, {"x": x[:1]}),
-                lambda xs: np.concatenate([s.run(None, {"x": xs[k:k + 64]})[0] for k in range(0, len(xs), 64)]))
+                lambda xs: np.concatenate([e.run(None, {"x": xs[k:k + 64]})[0] for k in range(0, len(xs), 64)]))
+    one = tflite_runner(path, 1)
+    return (lambda: one(x[:1])), predict_tflite(tflite_runner(path, None))
+
+def predict_tflite(run):
+    return lambda xs: np.concatenate([run(xs[k:k + 1]) for k in range(len(xs))])
+
+def tflite_runner(path, threads):
+    """One run of a TFLite model on one sample (threads None: the interpreter's default)."""
     from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_path=path, num_threads=1)
+    it = Interpreter(model_path=path, num_threads=threads)
     it.allocate_tensors()
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     (si, zi), (so, zo) = i["quantization"], o["quantization"]
@@ -109,7 +119,7 @@ def runner(path):
         it.set_tensor(i["index"], sample); it.invoke()
         y = it.get_tensor(o["index"])
         return (y.astype(np.float32) - zo) * so if o["dtype"] == np.int8 else y
-    return (lambda: run(x[:1]), lambda xs: np.concatenate([run(xs[k:k + 1]) for k in range(len(xs))]))
+    return run
 
 def build(net, target, quant, path):
     """The candidate's model file: converted from net, quantized unless quant is none."""

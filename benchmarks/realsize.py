@@ -199,6 +199,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each comparison (median)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep and its best speed-ups")
     args = parser.parse_args()
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     print(f"{os.cpu_count()} CPUs, avx512_vnni: {'avx512_vnni' in cpu}; {ARCH} 224x224, {args.samples} samples,"
@@ -206,6 +207,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="realsize-") as tmp:
         work = Path(tmp)
         prepare(work, args.samples)
+        if args.sweep_only:
+            sweep(work, args.rounds, args.samples)
+            return 0
         optimizes = single_optimizes(work, args.rounds)
         sweep_figures, best = sweep(work, args.rounds, args.samples)
         evals = evaluation(work, args.samples)

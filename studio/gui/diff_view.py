@@ -216,8 +216,7 @@ def _answer(label: str, asked: list[_Asked]) -> str:
         return f"highlighted in {label}"
     if any(a.found is None for a in asked):
         return f"looking in {label}…"
-    drawn = [a for a in asked if a.window.state == GraphState.SHOWN]
-    if drawn:
+    if any(a.window.state == GraphState.SHOWN for a in asked):
         return f"not found in {label} - search for it there"
     return f"{label} {NOT_DRAWN.get(asked[0].window.state, 'cannot show it')} - search for it there"
 

@@ -136,13 +136,19 @@ def a_diff(source, candidate) -> CandidateDiff:
     return CandidateDiff("onnx-int8", str(source), str(candidate), d, ())
 
 
-def test_selecting_a_diff_row_highlights_it_in_both_graphs_or_says_where_it_is_not(qtbot, models):
-    source, candidate = models
+def diff_view(qtbot, source, candidate) -> tuple[DiffView, list[GraphWindow]]:
+    """A Diff tab showing a_diff, and the list of graph windows it sees as open (none yet)."""
     view = DiffView()
     qtbot.addWidget(view)
     windows: list[GraphWindow] = []
     view.graph_windows = lambda: windows
     view.show_diff(a_diff(source, candidate))
+    return view, windows
+
+
+def test_selecting_a_diff_row_highlights_it_in_both_graphs_or_says_where_it_is_not(qtbot, models):
+    source, candidate = models
+    view, windows = diff_view(qtbot, source, candidate)
     view.tensors.selectRow(0)
     assert view.layer.text() == "conv1/Relu" and view.layer.isReadOnly()  # the name alone, to copy
     assert view.where.text() == ('no graph of the source or onnx-int8 is open: "Graph" above opens the'
@@ -181,11 +187,7 @@ def test_a_graph_still_loading_is_named_in_the_line(qtbot, models):
 
 def test_a_graph_opened_after_the_row_was_chosen_shows_that_layer_once_drawn(qtbot, models):
     source, candidate = models
-    view = DiffView()
-    qtbot.addWidget(view)
-    windows: list[GraphWindow] = []
-    view.graph_windows = lambda: windows
-    view.show_diff(a_diff(source, candidate))
+    view, windows = diff_view(qtbot, source, candidate)
     view.tensors.selectRow(2)
     assert view.layer.text() == "head" and view.where.text().startswith("no graph of the source")
     window = GraphWindow(str(candidate), "onnx-int8")

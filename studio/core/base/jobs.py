@@ -34,11 +34,14 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_V
 
 
 def read_message(fd: int):
-    header = _read_exact(fd, 4)
-    if header is None:
-        return None
-    body = _read_exact(fd, struct.unpack("!I", header)[0])
+    body = read_frame(fd)
     return None if body is None else pickle.loads(body)
+
+
+def read_frame(fd: int) -> bytes | None:
+    """One length-prefixed frame (write_frame's), or None when the pipe ends first."""
+    header = _read_exact(fd, 4)
+    return None if header is None else _read_exact(fd, struct.unpack("!I", header)[0])
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -209,13 +212,11 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
             what: str = "worker", kind: WorkerKind | None = None, **kwargs):
     """Call fn(*args, report=..., **kwargs) in a worker process and return its result: kind's warm worker, or a
     fresh process when kind is None (timings, profiles) or STUDIO_WARM_WORKERS=0."""
-    payload = job_payload(fn, args, kwargs)
     from studio.core.base.pool import POOL  # the pool is built on this module's parts
 
+    payload = job_payload(fn, args, kwargs)
     if kind is not None and warm_enabled():
         return POOL.run(kind, payload, report=report, cancel=cancel, timeout=timeout, what=what)
-    from studio.core.base.pool import POOL
-
     with POOL.quiet():  # a fresh process is for timings and profiles: no warm-up disturbs them
         worker = spawn()
         try:

@@ -46,16 +46,13 @@ def run_one(fd: int, job: bytes) -> None:
 
 def _read_job(idle: float | None) -> bytes | None:
     """The next job on stdin; None at its end (the caller is gone or done), or after `idle` seconds without one."""
-    from studio.core.base.jobs import _read_exact
+    from studio.core.base.jobs import read_frame
 
     if idle is not None:
         ready, _, _ = select.select([0], [], [], idle)
         if not ready:
             return None
-    header = _read_exact(0, 4)
-    if header is None:
-        return None
-    return _read_exact(0, int.from_bytes(header, "big"))
+    return read_frame(0)
 
 
 def _library_dirs() -> tuple[str, ...]:

@@ -342,7 +342,7 @@ class _Sweep:
                            str(cdir / name), scoring=self.options.scoring,
                            output_names=_output_names(self.source.info), trust_code=self.options.trust_code,
                            ref_score=self.writer.context.reference_score, max_drop=self.options.max_drop,
-                           deadline=self.deadline, sharing=self.options.workers or 2)
+                           deadline=self.deadline, sharing=self.options.workers or self.executor.slots)
         try:
             built = self.executor.candidate(job, self.run.stage(*c.group), self.cancel, f"candidate {c.id}")
             for stray in cdir.iterdir():  # keep the model and its record, drop the finishing scratch files

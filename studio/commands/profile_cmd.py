@@ -10,15 +10,16 @@ from studio.core.base.errors import StudioError
 def add_parser(sub) -> None:
     from studio.commands.inspect_cmd import add_shape_argument
 
-    p = sub.add_parser("profile", help="time per operator type and per node, from onnxruntime's profiler",
-                       description="Runs an ONNX model (or a candidate folder RUN/ID) with onnxruntime's profiler at"
-                                   " the shapes it is timed at (the run's recorded shapes, --input-shape, or the"
-                                   " first sample of --data), and lists the time per operator type and the slowest"
-                                   " nodes, next to the measured latency of the same runs. With several"
-                                   " --provider values, lists the nodes that fell back to a later provider. With"
-                                   " --device, profiles the release the device runs, with its onnxruntime, on the"
-                                   " bundle's check set.")
-    p.add_argument("model", metavar="MODEL", nargs="?", help="an .onnx file, or a sweep candidate RUN/ID")
+    p = sub.add_parser("profile", help="time per operator type and per node, from the runtime's own profiler",
+                       description="Runs an ONNX model (or a candidate folder RUN/ID) with onnxruntime's profiler, or"
+                                   " a TFLite model with LiteRT's (on its CPU accelerator, XNNPACK), at the shapes it"
+                                   " is timed at (the run's recorded shapes, --input-shape, or the first sample of"
+                                   " --data), and lists the time per operator type and the slowest nodes, next to"
+                                   " the measured latency of the same runs. With several --provider values (ONNX),"
+                                   " lists the nodes that fell back to a later provider; for TFLite, the operators"
+                                   " XNNPACK left to LiteRT's own kernels. With --device, profiles the release the"
+                                   " device runs, with its runtime, on the bundle's check set.")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="an .onnx or .tflite file, or a sweep candidate RUN/ID")
     p.add_argument("--device", metavar="NAME", help="profile the release this device runs, on the device")
     p.add_argument("--top", type=int, default=20, metavar="N", help="how many nodes to list (default 20)")
     p.add_argument("--runs", type=int, default=20, metavar="N", help="timed runs after 5 warm-up runs (default 20)")
@@ -82,11 +83,13 @@ def _print(p) -> None:
     print(f"operators {p.op_ms:.3f} ms per run of {p.latency_ms:.3f} ms measured ({p.coverage:.0%});"
           f" median latency {p.latency_median_ms:.3f} ms")
     print("by operator type:")
+    width = max((len(o.op) for o in p.op_types), default=0)
     for o in p.op_types:
-        print(f"  {o.op:<24} {o.nodes:>4} node{'s' if o.nodes != 1 else ' '} {o.ms:9.3f} ms {o.share:6.1%}")
+        print(f"  {o.op:<{width}} {o.nodes:>4} node{'s' if o.nodes != 1 else ' '} {o.ms:9.3f} ms {o.share:6.1%}")
     print(f"slowest nodes ({len(p.nodes)} of {p.node_count}):")
+    width = max((len(n.op) for n in p.nodes), default=0)
     for n in p.nodes:
-        print(f"  {n.name[:40]:<40} {n.op:<18} {n.ms:9.3f} ms {n.share:6.1%}")
+        print(f"  {n.name[:40]:<40} {n.op:<{width}} {n.ms:9.3f} ms {n.share:6.1%}")
     if len(p.providers) > 1:
         print(f"ran outside {p.providers[0]}: " + (", ".join(f"{n.name} ({n.op}, {n.provider})" for n in p.fallback)
                                                     or "none"))

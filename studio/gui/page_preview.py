@@ -309,7 +309,7 @@ class PreviewPage(QWidget):
         self.graph.setEnabled(True)
         c = self.candidates[cid]
         self.debug_button.setEnabled(c.quant == QuantMode.INT8)
-        self.profile.set_candidate(cid, c.target)
+        self.profile.set_candidate(cid)
         self.diff.set_candidate(cid)
         for row in range(self.proxy.rowCount()):
             if self.proxy.index(row, 0).data(Qt.UserRole + 1) == cid:

@@ -1,17 +1,17 @@
-"""Preview's per-operator time: profile the chosen candidate with onnxruntime's profiler and draw the time per operator
-type, with the measured latency, the slowest node and any provider fallback in the line above the bars."""
+"""Preview's per-operator time: profile the chosen candidate with its runtime's profiler (onnxruntime's, or LiteRT's for
+TFLite) and draw the time per operator type, with the measured latency, the slowest node and any provider or delegate
+fallback in the line above the bars."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QPushButton
 
-from studio.core.look.profile import ProfileReport, tflite_unavailable
-from studio.core.recipe.recipe import Target
+from studio.core.look.profile import ProfileReport
 
 from .charts import OperatorTimeChart
 from .widgets import Card, help_label
 
-IDLE = "Choose an ONNX candidate and profile it: the time per operator type in one run on this machine."
+IDLE = "Choose a candidate and profile it: the time per operator type in one run on this machine."
 
 
 class OperatorTimeCard(Card):
@@ -20,8 +20,8 @@ class OperatorTimeCard(Card):
     def __init__(self, dark: bool, parent=None):
         super().__init__("Time per operator", parent)
         self.button = QPushButton("Profile this candidate")
-        self.button.setToolTip("Run the chosen candidate with onnxruntime's profiler on the sample its latency was"
-                               " timed on")
+        self.button.setToolTip("Run the chosen candidate with its runtime's profiler (onnxruntime's, or LiteRT's for"
+                               " TFLite) on the sample its latency was timed on")
         self.button.setEnabled(False)
         self.button.clicked.connect(lambda: self.candidate and self.profile_requested.emit(self.candidate))
         self.body.addWidget(self.button)
@@ -32,15 +32,11 @@ class OperatorTimeCard(Card):
         self.candidate: str | None = None
         self.report: ProfileReport | None = None
 
-    def set_candidate(self, cid: str, target: Target) -> None:
-        """The chosen candidate; only ONNX has a profiler here, and a TFLite one says so instead of a number."""
+    def set_candidate(self, cid: str) -> None:
+        """The chosen candidate (ONNX or TFLite: both have a profiler)."""
         self.candidate = cid
-        self.button.setEnabled(target == Target.ONNX)
-        self.summary.setToolTip(tflite_unavailable() if target != Target.ONNX else "")
-        if target != Target.ONNX:  # the reason in full in the tooltip: four lines here would leave no chart
-            self.summary.setText(f"{cid}: {tflite_unavailable().split(' from ')[0]} here (hover for why and what to"
-                                 " use instead)")
-        elif self.report is None:
+        self.button.setEnabled(True)
+        if self.report is None:
             self.summary.setText(IDLE)
 
     def show_profile(self, cid: str, report: ProfileReport) -> None:

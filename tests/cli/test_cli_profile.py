@@ -1,5 +1,6 @@
 """`studio profile` as a user runs it: the JSON a script reads, a sweep candidate profiled on the sample its latency
-was timed on, the table, and a missing file or a TFLite model in one line."""
+was timed on, the table, a TFLite model's LiteRT profile with the operator XNNPACK left out, and a missing file in one
+line."""
 import json
 
 import onnx
@@ -7,6 +8,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.core.look_models import convstack, write_dynamic_run
+from tests.core.tflite_models import ARGMAX, CONVS, convstack_tflite
 
 KEYS = {"model", "runtime", "providers", "optimized", "inputs", "synthetic", "runs", "warmup", "threads", "op_ms",
         "latency_ms", "latency_median_ms", "node_count", "op_types", "nodes", "fallback", "coverage", "device"}
@@ -55,10 +57,16 @@ def test_a_missing_model_is_one_line(tmp_path):
                                         " file, an optimize output folder or RUN/CANDIDATE_ID)"]
 
 
-def test_tflite_is_refused_in_one_line_without_a_number(shared_models):
-    model = shared_models / "tflite" / "hello_world_float.tflite"
-    done = run_cli("profile", str(model), "--json")
-    assert done.returncode == 1 and done.stdout == ""
-    [line] = done.stderr.splitlines()
-    assert line.startswith(f"studio profile: error: {model}: per-operator times for TFLite are not available from"
-                           " ai-edge-litert") and "benchmark_model --enable_op_profiling" in line
+def test_a_tflite_model_is_profiled_by_litert_and_names_what_ran_outside_xnnpack(tmp_path):
+    model = convstack_tflite(tmp_path / "m.tflite")
+    done = run_cli("profile", str(model), "--json", "--runs", "5")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert set(doc) == KEYS and doc["runtime"].startswith("ai-edge-litert ") and doc["node_count"] == len(CONVS) + 1
+    assert doc["fallback"][0]["name"] == ARGMAX and len(doc["fallback"]) == 1 and 0.7 <= doc["coverage"] <= 1.3
+    text = run_cli("profile", str(model), "--runs", "3")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"{model}: ai-edge-litert ") and " on XNNPACK, TFLite kernels, image [1, 48, 48, 3]" \
+        in lines[0]
+    assert lines[-1] == f"ran outside XNNPACK: {ARGMAX} (ARG_MAX, TFLite kernels)"

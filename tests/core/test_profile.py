@@ -1,6 +1,7 @@
-"""`profile` of small conv nets with onnxruntime's profiler: the operators and nodes it lists are those of the graph
-(the file's own, or the one onnxruntime writes after optimizing it), their times add up to the measured latency
-within 30%, dynamic inputs run at the asked or the data's shapes, and bad files and TFLite are one line."""
+"""`profile` of small conv nets with onnxruntime's profiler and, for TFLite, LiteRT's: the operators and nodes it lists
+are those of the graph (the file's own, the one onnxruntime writes after optimizing it, or the convolutions XNNPACK
+ran and the operator it left to LiteRT's kernels), their times add up to the measured latency within 30%, dynamic
+inputs run at the asked or the data's shapes, and bad files are one line."""
 from collections import Counter
 
 import numpy as np
@@ -13,6 +14,7 @@ from studio.core.look.ort_trace import ProfileError
 from studio.core.look.profile import ProfileOptions, profile_model
 from studio.core.tensors.shapes import ShapeRequest
 from tests.core.look_models import convstack
+from tests.core.tflite_models import ARGMAX, CONVS, convstack_tflite
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +89,63 @@ def test_bad_files_are_one_line_naming_the_file(tmp_path):
         assert line.startswith(f"{tmp_path / name}: ") and reason in line and "\n" not in line
 
 
-def test_tflite_says_that_its_runtime_has_no_op_profiler(shared_models):
-    model = shared_models / "tflite" / "hello_world_float.tflite"
+@pytest.fixture(scope="module")
+def tflite_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("profile-tflite")
+    return convstack_tflite(root / "static.tflite"), convstack_tflite(root / "dynamic.tflite", dynamic=True)
+
+
+def test_a_tflite_model_lists_the_convolutions_xnnpack_ran_and_the_operator_it_left(tflite_models):
+    p = profile_model(tflite_models[0], ProfileOptions(runs=10, top=10))
+    assert p.runtime.startswith("ai-edge-litert ") and p.providers == ("XNNPACK", "TFLite kernels")
+    assert p.inputs == (("image", (1, 48, 48, 3)),) and p.synthetic and p.node_count == len(CONVS) + 1
+    convs = [n for n in p.nodes if n.provider == "XNNPACK"]
+    assert len(convs) == len(CONVS) and all(n.op.startswith("Convolution") for n in convs)
+    assert [(n.name, n.op, n.provider) for n in p.fallback] == [(ARGMAX, "ARG_MAX", "TFLite kernels")]
+    assert p.nodes[0].name == "xnnpack#1"  # conv2, in graph order in XNNPACK's plan, does twice conv3's MACs
+    _adds_up(p)
+
+
+def test_a_dynamic_tflite_model_runs_at_the_asked_shape_and_at_the_datas(tflite_models, tmp_path):
+    asked = profile_model(tflite_models[1], ProfileOptions(runs=5, shapes=ShapeRequest.parse("1,32,40,3")))
+    assert asked.inputs == (("image", (1, 32, 40, 3)),)
+    _adds_up(asked)
+    np.savez(tmp_path / "data.npz", image=np.random.default_rng(0).standard_normal((2, 24, 56, 3)).astype(np.float32))
+    fed = profile_model(tflite_models[1], ProfileOptions(runs=5, data=str(tmp_path / "data.npz")))
+    assert fed.inputs == (("image", (1, 24, 56, 3)),) and not fed.synthetic
+
+
+@pytest.mark.parametrize("shape", [(1, 48, 48, 3), (1, 20, 36, 3)])
+def test_the_profiled_runs_compute_what_litert_s_interpreter_computes(tflite_models, shape):
+    """The C API's buffers are bound right: the profiled model's outputs are the interpreter's, byte for byte."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from studio.core.bundle.litert_profiler import profile
+
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    it = Interpreter(model_path=str(tflite_models[1]))
+    it.resize_tensor_input(0, list(shape))
+    it.allocate_tensors()
+    it.set_tensor(0, x)
+    it.invoke()
+    doc = profile(tflite_models[1], {"image": x}, runs=2, warmup=1, threads=1)
+    assert doc["outputs"] == {ARGMAX: it.get_tensor(it.get_output_details()[0]["index"]).tobytes()}
+    assert doc["inputs"] == [["image", list(shape)]] and len(doc["times_ms"]) == 2
+
+
+def test_a_tflite_model_litert_cannot_compile_is_one_line_with_litert_s_reason(shared_models):
+    model = shared_models / "tflite" / "trained_lstm.tflite"  # its LSTM state is a variable tensor
     with pytest.raises(ProfileError) as caught:
-        profile_model(model)
-    assert caught.value.one_line().startswith(f"{model}: per-operator times for TFLite are not available")
+        profile_model(model, ProfileOptions(runs=2))
+    line = caught.value.one_line()
+    assert line.startswith(f"{model}: LiteRT's profiler cannot run this model") and "Variable tensors" in line
+
+
+def test_onnx_only_options_are_refused_for_tflite(tflite_models):
+    for options, word in ((ProfileOptions(providers=("AzureExecutionProvider",)), "execution providers"),
+                          (ProfileOptions(optimized=False), "--no-graph-optimizations")):
+        with pytest.raises(ProfileError, match=word):
+            profile_model(tflite_models[0], options)
 
 
 def test_options_out_of_range_are_refused():

@@ -1,7 +1,8 @@
 """`studio profile --device` against real sshd devices: the release the device runs is profiled there on its bundle's
 check set (at the check set's shapes), its operators are those onnxruntime runs after optimizing the graph, their
-times add up to the measured latency within 30%; a stale profiler on the device is replaced; a TFLite release, a
-device that runs nothing and one that cannot be reached are one line and exit 1."""
+times add up to the measured latency within 30%; a TFLite release is profiled by the device's LiteRT, naming the
+operator XNNPACK left to LiteRT's kernels; a stale profiler on the device is replaced; a device that runs nothing and
+one that cannot be reached are one line and exit 1."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from studio.core.bundle.bundle import ExportSource, build_bundle, bundle_check_s
 from studio.core.deploy import fleet, inventory
 from tests.conftest import run_cli
 from tests.core.look_models import convstack
+from tests.core.tflite_models import ARGMAX, CONVS, convstack_tflite
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +68,24 @@ def test_the_running_release_is_profiled_on_the_device_at_its_check_sets_shapes(
     assert "by operator type:" in text.stdout and "Conv" in text.stdout
 
 
-def test_a_tflite_release_is_refused_in_one_line(make_device, shared_models, tmp_path):
+def test_a_tflite_release_is_profiled_by_the_devices_litert(make_device, tmp_path):
     dev = make_device(1)
-    bundle = tmp_path / "hello.bundle.zip"
-    build_bundle(ExportSource(shared_models / "tflite" / "hello_world_float.tflite"), bundle, name="hello",
-                 version="1.0")
+    model = convstack_tflite(tmp_path / "conv.tflite")
+    bundle = tmp_path / "conv.bundle.zip"
+    build_bundle(ExportSource(model), bundle, name="conv", version="1.0",
+                 checks=bundle_check_set(ExportSource(model), None, count=2))
     push(bundle, dev)
-    done = run_cli("profile", "--device", dev.name)
-    assert done.returncode == 1 and done.stdout == ""
-    [line] = done.stderr.splitlines()
-    assert f"{dev.name}:{dev.dir}/releases/" in line and "per-operator times for TFLite are not available" in line
-
+    (Path(dev.dir) / ".studio" / "litert_profiler.py").write_text("raise SystemExit('an older copy')\n")
+    done = run_cli("profile", "--device", dev.name, "--json", "--runs", "10")
+    assert done.returncode == 0, done.stderr
+    p = json.loads(done.stdout)
+    assert p["device"] == dev.name and p["model"].startswith(f"{dev.name}:{dev.dir}/releases/")
+    assert p["model"].endswith("/model.tflite") and p["runtime"].startswith("ai-edge-litert ")
+    assert p["inputs"] == [{"name": "image", "shape": [1, 48, 48, 3]}] and p["node_count"] == len(CONVS) + 1
+    assert [(n["name"], n["op"]) for n in p["fallback"]] == [(ARGMAX, "ARG_MAX")]
+    assert abs(p["op_ms"] - p["latency_ms"]) <= 0.3 * p["latency_ms"], p
+    as_written = run_cli("profile", "--device", dev.name, "--no-graph-optimizations")
+    assert as_written.returncode == 1 and "--no-graph-optimizations is onnxruntime's" in as_written.stderr
 
 def test_a_device_that_runs_nothing_or_cannot_be_reached_is_one_line(make_device):
     empty = make_device(2)

@@ -1,5 +1,6 @@
 """Preview's time per operator in the real window: profile the chosen candidate in the background and see one bar
-per operator type that onnxruntime ran; a TFLite candidate says why it has none; a failure shows in the page."""
+per operator type that onnxruntime ran; a TFLite candidate's LiteRT profile draws its bars too; a failure shows in the
+page."""
 from collections import Counter
 
 import onnx
@@ -7,9 +8,10 @@ import onnxruntime as ort
 from PySide6.QtCore import Qt
 
 from studio.core.app.project import ChosenCandidate
-from studio.core.recipe.recipe import Target
+from studio.core.look.profile import ProfileOptions, profile_model
 from studio.gui.profile_card import OperatorTimeCard
 from tests.core.look_models import write_dynamic_run
+from tests.core.tflite_models import ARGMAX, convstack_tflite
 from tests.gui.conftest import wait_idle
 
 FP32 = "onnx-fp32-p0.00"
@@ -42,11 +44,13 @@ def test_profiling_the_chosen_candidate_draws_a_bar_per_operator_type(make_windo
     assert card.report is report  # the last good profile stays
 
 
-def test_a_tflite_candidate_says_why_it_has_no_profile(app, qtbot):
+def test_a_tflite_candidate_is_profiled_and_names_what_ran_outside_xnnpack(app, qtbot, tmp_path):
     card = OperatorTimeCard(dark=False)
     qtbot.addWidget(card)
-    card.set_candidate("tflite-fp32-p0.00", Target.TFLITE)
-    assert not card.button.isEnabled()
-    assert card.summary.text().startswith("tflite-fp32-p0.00: per-operator times for TFLite are not available")
-    card.set_candidate("onnx-fp32-p0.00", Target.ONNX)
-    assert card.button.isEnabled() and "Choose an ONNX candidate" in card.summary.text()
+    card.set_candidate("tflite-fp32-p0.00")
+    assert card.button.isEnabled() and "Choose a candidate" in card.summary.text()
+    report = profile_model(convstack_tflite(tmp_path / "m.tflite"), ProfileOptions(runs=3))
+    card.show_profile("tflite-fp32-p0.00", report)
+    drawn = [r.op for r in card.chart.rows]
+    assert drawn == [o.op for o in report.op_types] and "ARG_MAX" in drawn
+    assert "1 node(s) ran outside XNNPACK" in card.summary.text() and report.fallback[0].name == ARGMAX

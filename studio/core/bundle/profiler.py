@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Studio's device-side profiler: run a bundle's ONNX model with the device's onnxruntime, its profiler on, on the
-bundle's check set, and print the timed runs' trace events and wall times as one JSON line; Studio aggregates them
-as it does a profile on the host. Uploaded beside the agent and the check runner (whose check set it reads).
+"""Studio's device-side profiler: run a bundle's model on the bundle's check set with the device's runtime and its
+profiler on (onnxruntime's for ONNX; LiteRT's, through litert_profiler.py, for TFLite), and print the timed runs' wall
+times and the profiler's record as one JSON line; Studio aggregates them as it does a profile on the host. Uploaded
+beside the agent, the check runner (whose check set it reads) and litert_profiler.py.
 
     python3 profiler.py --bundle DIR [--runs N] [--warmup N] [--threads N] [--as-written]
 """
@@ -18,9 +19,10 @@ if __name__ == "__main__":  # on the device
     sys.path.insert(0, HERE)
     sys.dont_write_bytecode = True
 try:
+    import litert_profiler  # type: ignore[import-not-found]
     import runner  # type: ignore[import-not-found]
 except ImportError:  # imported from Studio's own source tree, not from a device folder
-    from studio.core.bundle import runner
+    from studio.core.bundle import litert_profiler, runner
 
 
 def fail(message, **extra):
@@ -41,12 +43,27 @@ def compact(events, runs):
     return out
 
 
-def profile(np, ort, folder, args):
-    with open(os.path.join(folder, "manifest.json")) as fh:
-        manifest = json.load(fh)
-    if manifest.get("format") != "onnx":
-        fail("the release is a %s model: only ONNX models are profiled" % manifest.get("format"),
-             format=manifest.get("format"))
+def profile_tflite(np, folder, manifest, args):
+    """LiteRT's op profile of the release's TFLite model on the first run of its check set."""
+    feeds = runner.check_set(np, manifest, folder)[0][0]
+    path = os.path.join(folder, manifest["model"])
+    interpreter, label, version = runner.load_tflite_interpreter()
+    if label != "ai-edge-litert":
+        fail("LiteRT's op profiler comes with ai-edge-litert, and this device has %s %s: pip install ai-edge-litert"
+             % (label, version))
+    try:
+        doc = litert_profiler.profile(path, dict(zip([i["name"] for i in manifest["inputs"]], feeds)), args.runs,
+                                      args.warmup, args.threads)
+    except litert_profiler.LiteRtError as exc:
+        fail("LiteRT's profiler cannot run the model (%s)" % exc)
+    doc.pop("outputs")
+    doc.update(ok=True, bundle=manifest.get("id"), model=manifest["model"], format="tflite", runtime_version=version,
+               synthetic=(manifest.get("check_set") or {}).get("source") != "data",
+               names=litert_profiler.op_names(interpreter(model_path=path)))
+    return doc
+
+
+def profile(np, ort, folder, manifest, args):
     feeds = runner.check_set(np, manifest, folder)[0]
     tmp = tempfile.mkdtemp(prefix="studio-profile-")
     try:
@@ -77,8 +94,16 @@ def profile(np, ort, folder, args):
             "times_ms": times, "events": compact(events, args.runs)}
 
 
+def _onnxruntime():
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        fail("onnxruntime is not installed on this device")
+    return ort
+
+
 def main():
-    parser = argparse.ArgumentParser(description="Profile a bundle's ONNX model on its check set.")
+    parser = argparse.ArgumentParser(description="Profile a bundle's ONNX or TFLite model on its check set.")
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -89,12 +114,12 @@ def main():
         import numpy as np
     except ImportError:
         fail("numpy is not installed on this device")
+    folder = os.path.abspath(args.bundle)
+    with open(os.path.join(folder, "manifest.json")) as fh:
+        manifest = json.load(fh)
     try:
-        import onnxruntime as ort
-    except ImportError:
-        fail("onnxruntime is not installed on this device")
-    try:
-        doc = profile(np, ort, os.path.abspath(args.bundle), args)
+        doc = profile_tflite(np, folder, manifest, args) if manifest.get("format") == "tflite" else \
+            profile(np, _onnxruntime(), folder, manifest, args)
     except SystemExit:
         raise
     except Exception as exc:  # the model does not load or run here: say so, as JSON

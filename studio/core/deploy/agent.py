@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Studio device agent: the device-side half of a push. Standard library only (Python 3.6+), uploaded by Studio
-to DIR/.studio/agent.py, with bundle_rules.py, the monitor's check runner (runner.py) and the profiler (profiler.py)
-beside it, and run as `python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
+to DIR/.studio/agent.py, with bundle_rules.py, the monitor's check runner (runner.py) and the profilers
+(profiler.py, litert_profiler.py) beside it, and run as `python3 agent.py DIR COMMAND [ARGS]`; prints one JSON object.
 
 Layout on the device:
     DIR/current -> releases/<bundle id>     switched atomically (new symlink, then rename over the old one)
@@ -475,11 +475,11 @@ def sha256_of(path):
 
 
 def own_hash():
-    """The sha256 of this agent, its rules, the check runner and the profiler, as Studio computes it to tell whether
-    they need uploading (a missing or stale one makes it differ, so Studio uploads all four)."""
+    """The sha256 of this agent, its rules, the check runner and the profilers, as Studio computes it to tell whether
+    they need uploading (a missing or stale one makes it differ, so Studio uploads all five)."""
     h = hashlib.sha256()
     for name in (os.path.abspath(__file__), bundle_rules.__file__, os.path.join(HERE, "runner.py"),
-                 os.path.join(HERE, "profiler.py")):
+                 os.path.join(HERE, "profiler.py"), os.path.join(HERE, "litert_profiler.py")):
         try:
             with open(name, "rb") as fh:
                 h.update(hashlib.sha256(fh.read()).digest())

@@ -19,7 +19,8 @@ AGENT = Path(__file__).with_name("agent.py")
 RULES = Path(__file__).parents[1] / "bundle" / "bundle_rules.py"  # the agent imports it: uploaded beside it
 RUNNER = Path(__file__).parents[1] / "bundle" / "runner.py"  # the monitor's check runs this one on the release
 PROFILER = RUNNER.with_name("profiler.py")  # `studio profile --device` runs this one on the release
-AGENT_FILES = (AGENT, RULES, RUNNER, PROFILER)  # in the order the agent hashes them
+LITERT_PROFILER = RUNNER.with_name("litert_profiler.py")  # the profiler imports it for TFLite releases
+AGENT_FILES = (AGENT, RULES, RUNNER, PROFILER, LITERT_PROFILER)  # in the order the agent hashes them
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_S, KEEPALIVE_COUNT = 5, 3  # a frozen device is given up after about 15 s of silence
 COMMAND_TIMEOUT = 60.0
@@ -123,7 +124,7 @@ async def open_session(t: DeviceTransport, lock: bool = True) -> AgentSession:
         reason = (await proc.stderr()).strip().splitlines()
         await proc.close()
         if attempt == 0:
-            for f in (RULES, RUNNER, PROFILER, AGENT):  # the agent last: its hash only matches once all are there
+            for f in (*AGENT_FILES[1:], AGENT):  # the agent last: its hash only matches once all are there
                 await t.put(f, f"{t.device.dir}/.studio/{f.name}", 0, lambda n: None)
     raise DeviceError(f"the device could not run Studio's agent with '{t.device.python}'"
                       f" ({reason[-1] if reason else 'no output'}); is Python 3 installed there?")

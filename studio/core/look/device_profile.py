@@ -1,5 +1,6 @@
 """`studio profile --device NAME`: the per-operator profile of the release a device runs, taken there by the
-device's onnxruntime on the bundle's check set (through the agent) and read into the same report as on this machine."""
+device's runtime (onnxruntime, or LiteRT for TFLite) on the bundle's check set (through the agent) and read into the
+same report as on this machine."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 from studio.core.deploy import ops
 from studio.core.deploy.inventory import Device, DeviceError
 from studio.core.look.ort_trace import ProfileError, per_run_kernels
-from studio.core.look.profile import ProfileOptions, ProfileReport, Ran, build_report, tflite_unavailable
+from studio.core.look.profile import ProfileOptions, ProfileReport, Ran, build_report, tflite_report
 
 NO_RELEASE = "no release is installed on this device"  # the agent's words
 
@@ -26,10 +27,14 @@ def profile_on_device(device: Device, options: ProfileOptions | None = None) -> 
                            f" {device.name}`)") from None
     where = f"{device.name}:{device.dir}/releases/{doc['release']['id']}"
     result = doc["result"]
-    if result.get("format") == "tflite":
-        raise ProfileError(tflite_unavailable(), where)
     if not result.get("ok"):
         raise ProfileError(f"the profile failed on the device: {result.get('error')}", where)
+    if result.get("format") == "tflite":
+        if not options.optimized:
+            raise ProfileError("--no-graph-optimizations is onnxruntime's: LiteRT runs a TFLite graph as written",
+                               where)
+        return tflite_report(result, f"{where}/{result['model']}", result["names"], bool(result["synthetic"]),
+                             options, device.name)
     return build_report(_ran(device, where, result), _per_run(result, options.runs, where), options)
 
 

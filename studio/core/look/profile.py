@@ -1,5 +1,6 @@
-"""`studio profile MODEL`: where the time of one run goes, per operator type and per node, from onnxruntime's own
-profiler at the shapes the model is timed at; and which nodes ran outside the first execution provider."""
+"""`studio profile MODEL`: where the time of one run goes, per operator type and per node, from the runtime's own
+profiler at the shapes the model is timed at (onnxruntime's for ONNX, LiteRT's for TFLite); and which nodes ran
+outside the first execution provider (ONNX) or outside the XNNPACK delegate (TFLite)."""
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from studio.core.base.errors import ModelLoadError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
 from studio.core.bundle.bundle import ExportSource, bundle_sample, resolve_source
+from studio.core.look.litert_summary import BUILTIN, DELEGATE, kernel_runs
 from studio.core.look.ort_trace import KernelRun, ProfileError, read_trace
-from studio.core.measure.runtimes import OnnxRunner, ort_options, runtime_version, timing_feeds
+from studio.core.measure.runtimes import OnnxRunner, TfliteRunner, ort_options, runtime_version, timing_feeds
 from studio.core.sweep import eval_data
 from studio.core.sweep.run_folder import RunFolder
 from studio.core.tensors.shapes import ShapeRequest
@@ -113,20 +115,26 @@ def profile_model(path: str | os.PathLike, options: ProfileOptions | None = None
     src = resolve_source(path)
     model = str(src.model)
     candidate = RunFolder.of_candidate(path)
+    options = options or ProfileOptions()
     if model.lower().endswith(".tflite"):
-        raise ProfileError(tflite_unavailable(), model)
-    if not model.lower().endswith(".onnx"):
-        raise ModelLoadError("is neither .onnx nor .tflite: profile reads ONNX models (TFLite has no op profiler"
-                             " here)", model)
-    return run_job(profile_job, src, candidate[0] if candidate else None, options or ProfileOptions(),
-                   report=report, cancel=cancel, what=f"the profile of {model}")
+        _tflite_options(options, model)
+        job = profile_tflite_job
+    elif model.lower().endswith(".onnx"):
+        job = profile_job
+    else:
+        raise ModelLoadError("is neither .onnx nor .tflite: profile reads ONNX and TFLite models", model)
+    return run_job(job, src, candidate[0] if candidate else None, options, report=report, cancel=cancel,
+                   what=f"the profile of {model}")
 
 
-def tflite_unavailable() -> str:
-    """Why a TFLite model has no profile here, and what to use instead."""
-    return (f"per-operator times for TFLite are not available from ai-edge-litert {runtime_version('ai-edge-litert')}"
-            " (its Python interpreter has no op profiler): use TensorFlow Lite's benchmark_model"
-            " --enable_op_profiling=true, or profile the ONNX candidate")
+def _tflite_options(options: ProfileOptions, model: str) -> None:
+    """Refuse the ONNX-only options for a TFLite model rather than ignore them."""
+    if options.providers != ProfileOptions().providers:
+        raise ProfileError("execution providers are onnxruntime's: a TFLite model runs on LiteRT's CPU"
+                           " accelerator (XNNPACK)", model)
+    if not options.optimized:
+        raise ProfileError("--no-graph-optimizations is onnxruntime's: LiteRT runs a TFLite graph as written",
+                           model)
 
 
 def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOptions,
@@ -158,6 +166,32 @@ def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOption
     return build_report(ran, per_run, options)
 
 
+def profile_tflite_job(src: ExportSource, run: RunFolder | None, options: ProfileOptions,
+                       report: Report = ignore) -> ProfileReport:
+    """In a worker: LiteRT's op profiler on one run's inputs (see bundle/litert_profiler.py)."""
+    from studio.core.bundle.litert_profiler import LiteRtError, op_names, profile
+
+    runner = TfliteRunner(str(src.model), options.threads)
+    feeds, synthetic = _feeds(src, run, options, runner)
+    report(0.1, "profiling with LiteRT")
+    try:
+        doc = profile(src.model, {i.name: x for i, x in zip(runner.inputs, feeds, strict=True)}, options.runs,
+                      options.warmup, options.threads)
+    except LiteRtError as exc:
+        raise ProfileError(f"LiteRT's profiler cannot run this model ({exc})", src.model) from None
+    doc["runtime_version"] = runtime_version("ai-edge-litert")
+    return tflite_report(doc, str(src.model), op_names(runner.interpreter), synthetic, options)
+
+
+def tflite_report(doc: dict[str, Any], model: str, names: dict[str, str], synthetic: bool, options: ProfileOptions,
+                  device: str | None = None) -> ProfileReport:
+    """The report of LiteRT's profile (`doc` as litert_profiler.profile returns it, here or from a device)."""
+    ran = Ran(model, f"ai-edge-litert {doc['runtime_version']}", (DELEGATE, BUILTIN),
+              tuple((str(n), tuple(int(d) for d in shape)) for n, shape in doc["inputs"]), synthetic,
+              tuple(float(t) for t in doc["times_ms"]), device)
+    return build_report(ran, kernel_runs(doc["summary"], options.runs, names, model), options)
+
+
 def build_report(ran: Ran, per_run: list[list[KernelRun]], options: ProfileOptions) -> ProfileReport:
     """The report of a profiled session from its timed runs' kernel times."""
     op_types, nodes = _aggregate(per_run)
@@ -169,7 +203,7 @@ def build_report(ran: Ran, per_run: list[list[KernelRun]], options: ProfileOptio
 
 
 def _feeds(src: ExportSource, run: RunFolder | None, options: ProfileOptions,
-           runner: OnnxRunner) -> tuple[list[np.ndarray], bool]:
+           runner: OnnxRunner | TfliteRunner) -> tuple[list[np.ndarray], bool]:
     """One run's inputs and whether they are random: for a sweep candidate, the sample its latency was timed on;
     else the first sample of the data (or random inputs) at the resolved shapes."""
     if run is not None and options.data is None and not options.shapes and (run.work / "data.npz").is_file():

@@ -84,17 +84,21 @@ class Session:
         self.api = api = Api(library())
         self._keep = []
         self.env, self.model, self.options, self.compiled = P(), P(), P(), P()
-        api.LiteRtCreateEnvironment(C.c_int(0), None, C.byref(self.env))
-        api.LiteRtCreateModelFromFile(self.env, path.encode(), C.byref(self.model))
-        api.LiteRtCreateOptions(C.byref(self.options))
-        api.LiteRtSetOptionsHardwareAccelerators(self.options, C.c_int(HW_CPU))
-        self._add_options("runtime_options_string", "enable_profiling = true\n")
-        self._add_options("xnnpack", "num_threads = %d\n" % int(threads))
-        api.LiteRtCreateCompiledModel(self.env, self.model, self.options, C.byref(self.compiled))
-        self.signature = P()
-        api.LiteRtGetModelSignature(self.model, SIZE(0), C.byref(self.signature))
-        self.input_names = self._tensor_names("Input")
-        self.output_names = self._tensor_names("Output")
+        try:
+            api.LiteRtCreateEnvironment(C.c_int(0), None, C.byref(self.env))
+            api.LiteRtCreateModelFromFile(self.env, path.encode(), C.byref(self.model))
+            api.LiteRtCreateOptions(C.byref(self.options))
+            api.LiteRtSetOptionsHardwareAccelerators(self.options, C.c_int(HW_CPU))
+            self._add_options("runtime_options_string", "enable_profiling = true\n")
+            self._add_options("xnnpack", "num_threads = %d\n" % int(threads))
+            api.LiteRtCreateCompiledModel(self.env, self.model, self.options, C.byref(self.compiled))
+            self.signature = P()
+            api.LiteRtGetModelSignature(self.model, SIZE(0), C.byref(self.signature))
+            self.input_names = self._tensor_names("Input")
+            self.output_names = self._tensor_names("Output")
+        except LiteRtError:
+            self.close()  # what was made before the failing call
+            raise
 
     def _add_options(self, identifier, toml):
         buf, payload = _cstring(toml)

@@ -133,8 +133,11 @@ class Session:
         self.api.LiteRtGetCompiledModelOutputTensorLayouts(self.compiled, SIZE(0), SIZE(len(self.output_names)),
                                                            layouts, C.c_bool(True))  # outputs take the new shapes
         shapes = output_shapes or {}
-        self.inputs = [self._buffer("Input", k, feeds[n].shape) for k, n in enumerate(self.input_names)]
-        self.outputs = [self._buffer("Output", k, shapes.get(n)) for k, n in enumerate(self.output_names)]
+        self.inputs, self.outputs = [], []  # filled one by one, so that close() frees what was made
+        for k, n in enumerate(self.input_names):
+            self.inputs.append(self._buffer("Input", k, feeds[n].shape))
+        for k, n in enumerate(self.output_names):
+            self.outputs.append(self._buffer("Output", k, shapes.get(n)))
         for (buf, size), name in zip(self.inputs, self.input_names):
             data = feeds[name].tobytes()
             if len(data) != size:

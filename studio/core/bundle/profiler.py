@@ -115,8 +115,11 @@ def main():
     except ImportError:
         fail("numpy is not installed on this device")
     folder = os.path.abspath(args.bundle)
-    with open(os.path.join(folder, "manifest.json")) as fh:
-        manifest = json.load(fh)
+    try:
+        with open(os.path.join(folder, "manifest.json")) as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        fail("the release's manifest.json cannot be read (%s)" % type(exc).__name__)
     try:
         doc = profile_tflite(np, folder, manifest, args) if manifest.get("format") == "tflite" else \
             profile(np, _onnxruntime(), folder, manifest, args)

@@ -21,6 +21,10 @@ def kernel_runs(summary: str, runs: int, names: Mapping[str, str], where: str | 
     a builtin operator named by its first output tensor (`names`: graph index, as a string -> name), an XNNPACK
     operator by its place in the delegate's plan."""
     rows = _run_order(summary, where)
+    recorded = max(int(m["calls"]) for m in rows)
+    if recorded < runs:  # LiteRT drops events once its buffer is full: the times would be short, not wrong-looking
+        raise ProfileError(f"LiteRT's profiler recorded {recorded} of the {runs} timed runs: profile fewer runs",
+                           where)
     kernels = []
     for m in rows:
         op, name = m["op"], m["name"]

@@ -113,9 +113,8 @@ class Session:
         getattr(self.api, "LiteRtGetNumSignature%ss" % side)(self.signature, C.byref(count))
         names = []
         for k in range(count.value):
-            tensor, name = P(), C.c_char_p()
-            getattr(self.api, "LiteRtGetSignature%sTensorByIndex" % side)(self.signature, SIZE(k), C.byref(tensor))
-            self.api.LiteRtGetTensorName(tensor, C.byref(name))
+            name = C.c_char_p()
+            self.api.LiteRtGetTensorName(self._tensor(side, k), C.byref(name))
             names.append((name.value or b"").decode("utf-8", "replace"))
         return names
 
@@ -147,11 +146,16 @@ class Session:
         self._in = (P * len(self.inputs))(*[b for b, _ in self.inputs])
         self._out = (P * len(self.outputs))(*[b for b, _ in self.outputs])
 
-    def _buffer(self, side, k, shape):
-        tensor, reqs, size, buf = P(), P(), SIZE(), P()
+    def _tensor(self, side, k):
+        """The k-th input or output tensor of the model's signature."""
+        tensor = P()
         getattr(self.api, "LiteRtGetSignature%sTensorByIndex" % side)(self.signature, SIZE(k), C.byref(tensor))
+        return tensor
+
+    def _buffer(self, side, k, shape):
+        reqs, size, buf = P(), SIZE(), P()
         tensor_type = C.create_string_buffer(TENSOR_TYPE_BYTES)
-        self.api.LiteRtGetRankedTensorType(tensor, tensor_type)
+        self.api.LiteRtGetRankedTensorType(self._tensor(side, k), tensor_type)
         if shape is not None:
             _set_dims(tensor_type, shape)
         getattr(self.api, "LiteRtGetCompiledModel%sBufferRequirements" % side)(self.compiled, SIZE(0), SIZE(k),
@@ -222,13 +226,17 @@ class Session:
                 C.CDLL(None).free(text)  # the summary is the caller's, allocated with malloc
 
 
-def output_shapes(path, feeds):
-    """Each output's shape when fed `feeds`, from LiteRT's interpreter (a model's own type of a dynamic output holds
-    -1, or the shape it was saved with); None where the interpreter cannot load the model."""
+def interpreter_facts(path, feeds):
+    """What LiteRT's interpreter says of the model: each output's shape when fed `feeds` (a model's own type of a
+    dynamic output holds -1, or the shape it was saved with), None where it cannot run it; and op_names()."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
         interpreter = Interpreter(model_path=str(path))
+    except (ValueError, RuntimeError):
+        return None, {}
+    names = op_names(interpreter)
+    try:
         inputs = interpreter.get_input_details()
         for d in inputs:
             interpreter.resize_tensor_input(d["index"], list(feeds[d["name"]].shape))
@@ -237,8 +245,9 @@ def output_shapes(path, feeds):
             interpreter.set_tensor(d["index"], feeds[d["name"]])
         interpreter.invoke()  # an output's shape may depend on the values
     except (ValueError, RuntimeError, KeyError):
-        return None
-    return {d["name"]: tuple(interpreter.get_tensor(d["index"]).shape) for d in interpreter.get_output_details()}
+        return None, names
+    return {d["name"]: tuple(interpreter.get_tensor(d["index"]).shape)
+            for d in interpreter.get_output_details()}, names
 
 
 @contextlib.contextmanager
@@ -262,8 +271,8 @@ def native_errors():
 
 
 def profile(path, feeds, runs, warmup, threads):
-    """LiteRT's profile of `path` fed `feeds` (tensor name -> array): a dict of plain values (JSON-ready) and, under
-    "outputs", the last run's output bytes by tensor name."""
+    """LiteRT's profile of `path` fed `feeds` (tensor name -> array): a dict of plain values (JSON-ready; "names" as
+    op_names() gives them) and, under "outputs", the last run's output bytes by tensor name."""
     with native_errors():
         session = Session(str(path), threads)
     try:
@@ -271,10 +280,11 @@ def profile(path, feeds, runs, warmup, threads):
         if missing:
             raise LiteRtError("no input given for %s (the model takes %s)" % (", ".join(missing),
                                                                               ", ".join(session.input_names)))
+        shapes, names = interpreter_facts(path, feeds)
         with native_errors():
-            session.bind(feeds, output_shapes(path, feeds))
+            session.bind(feeds, shapes)
         times, summary = session.profiled(runs, warmup)
-        return {"times_ms": times, "summary": summary, "outputs": session.read_outputs(),
+        return {"times_ms": times, "summary": summary, "outputs": session.read_outputs(), "names": names,
                 "inputs": [[n, [int(d) for d in feeds[n].shape]] for n in session.input_names]}
     finally:
         session.close()

@@ -8,7 +8,14 @@ from typing import Any
 from studio.core.deploy import ops
 from studio.core.deploy.inventory import Device, DeviceError
 from studio.core.look.ort_trace import ProfileError, per_run_kernels
-from studio.core.look.profile import ProfileOptions, ProfileReport, Ran, build_report, tflite_report
+from studio.core.look.profile import (
+    ProfileOptions,
+    ProfileReport,
+    Ran,
+    build_report,
+    refuse_onnx_options,
+    tflite_report,
+)
 
 NO_RELEASE = "no release is installed on this device"  # the agent's words
 
@@ -30,11 +37,8 @@ def profile_on_device(device: Device, options: ProfileOptions | None = None) -> 
     if not result.get("ok"):
         raise ProfileError(f"the profile failed on the device: {result.get('error')}", where)
     if result.get("format") == "tflite":
-        if not options.optimized:
-            raise ProfileError("--no-graph-optimizations is onnxruntime's: LiteRT runs a TFLite graph as written",
-                               where)
-        return tflite_report(result, f"{where}/{result['model']}", result["names"], bool(result["synthetic"]),
-                             options, device.name)
+        refuse_onnx_options(options, where)
+        return tflite_report(result, f"{where}/{result['model']}", bool(result["synthetic"]), options, device.name)
     return build_report(_ran(device, where, result), _per_run(result, options.runs, where), options)
 
 

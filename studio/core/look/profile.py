@@ -117,7 +117,7 @@ def profile_model(path: str | os.PathLike, options: ProfileOptions | None = None
     candidate = RunFolder.of_candidate(path)
     options = options or ProfileOptions()
     if model.lower().endswith(".tflite"):
-        _tflite_options(options, model)
+        refuse_onnx_options(options, model)
         job = profile_tflite_job
     elif model.lower().endswith(".onnx"):
         job = profile_job
@@ -127,14 +127,14 @@ def profile_model(path: str | os.PathLike, options: ProfileOptions | None = None
                    what=f"the profile of {model}")
 
 
-def _tflite_options(options: ProfileOptions, model: str) -> None:
-    """Refuse the ONNX-only options for a TFLite model rather than ignore them."""
+def refuse_onnx_options(options: ProfileOptions, where: str) -> None:
+    """Refuse the ONNX-only options for a TFLite model (`where`, in the error) rather than ignore them."""
     if options.providers != ProfileOptions().providers:
         raise ProfileError("execution providers are onnxruntime's: a TFLite model runs on LiteRT's CPU"
-                           " accelerator (XNNPACK)", model)
+                           " accelerator (XNNPACK)", where)
     if not options.optimized:
         raise ProfileError("--no-graph-optimizations is onnxruntime's: LiteRT runs a TFLite graph as written",
-                           model)
+                           where)
 
 
 def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOptions,
@@ -169,7 +169,7 @@ def profile_job(src: ExportSource, run: RunFolder | None, options: ProfileOption
 def profile_tflite_job(src: ExportSource, run: RunFolder | None, options: ProfileOptions,
                        report: Report = ignore) -> ProfileReport:
     """In a worker: LiteRT's op profiler on one run's inputs (see bundle/litert_profiler.py)."""
-    from studio.core.bundle.litert_profiler import LiteRtError, op_names, profile
+    from studio.core.bundle.litert_profiler import LiteRtError, profile
 
     runner = TfliteRunner(str(src.model), options.threads)
     feeds, synthetic = _feeds(src, run, options, runner)
@@ -180,16 +180,16 @@ def profile_tflite_job(src: ExportSource, run: RunFolder | None, options: Profil
     except LiteRtError as exc:
         raise ProfileError(f"LiteRT's profiler cannot run this model ({exc})", src.model) from None
     doc["runtime_version"] = runtime_version("ai-edge-litert")
-    return tflite_report(doc, str(src.model), op_names(runner.interpreter), synthetic, options)
+    return tflite_report(doc, str(src.model), synthetic, options)
 
 
-def tflite_report(doc: dict[str, Any], model: str, names: dict[str, str], synthetic: bool, options: ProfileOptions,
+def tflite_report(doc: dict[str, Any], model: str, synthetic: bool, options: ProfileOptions,
                   device: str | None = None) -> ProfileReport:
     """The report of LiteRT's profile (`doc` as litert_profiler.profile returns it, here or from a device)."""
     ran = Ran(model, f"ai-edge-litert {doc['runtime_version']}", (DELEGATE, BUILTIN),
               tuple((str(n), tuple(int(d) for d in shape)) for n, shape in doc["inputs"]), synthetic,
               tuple(float(t) for t in doc["times_ms"]), device)
-    return build_report(ran, kernel_runs(doc["summary"], options.runs, names, model), options)
+    return build_report(ran, kernel_runs(doc["summary"], options.runs, doc["names"], model), options)
 
 
 def build_report(ran: Ran, per_run: list[list[KernelRun]], options: ProfileOptions) -> ProfileReport:

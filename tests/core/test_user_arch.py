@@ -2,6 +2,8 @@
 keyword arguments, built only with --trust-code; mismatches name the keys. TorchScript is known by its content."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -113,3 +115,16 @@ def test_torchscript_is_known_by_its_content_under_each_extension(tmp_path):
         assert detect(tmp_path / name) == Format.TORCHSCRIPT, name
     torch.save(_module(4).state_dict(), tmp_path / "weights.jit")
     assert detect(tmp_path / "weights.jit") == Format.TORCH_SAVE  # the content decides, not the extension
+
+
+def test_the_caller_never_imports_torch_to_read_the_answer(user_files):
+    """A PyTorch model is loaded in the worker; its inspection comes back as plain values, so the caller (the GUI, a
+    CLI command) does not spend seconds and memory importing torch to unpickle it."""
+    net, weights, _ = user_files
+    code = ("import sys; from studio.core.inspect.inspector import inspect_model\n"
+            "from studio.core.inspect.arch_spec import ArchSpec\n"
+            f"info = inspect_model({str(weights)!r}, arch=ArchSpec.of({str(net) + ':TwoHeads'!r}, '{{\"width\": 6}}',"
+            f" trust_code=True), input_shape={SHAPE!r})\n"
+            "print(len(info.outputs), sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.stdout.split() == ["2", "[]"], done.stderr[-2000:]

@@ -136,7 +136,7 @@ def _inspect_export(path: Path, shapes: ShapeRequest) -> ModelInfo:
     macs = _macs(ep.module(), zeros([TensorInfo(t.name, list(shapes.lookup(t.name) or _concrete(t.shape)), t.dtype)
                                      for t in inputs]))
     studio = json.loads(extra["studio.json"]) if extra.get("studio.json") else {}
-    details = {"torch_version": torch.__version__, "studio": studio}
+    details = {"torch_version": str(torch.__version__), "studio": studio}
     return ModelInfo(str(path), Format.TORCH_EXPORT.value, Framework.PYTORCH, inputs=inputs, outputs=outputs,
                      params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
                      ops=histogram(opname(n) for n in calls), macs=macs, details=details, layers=layers)
@@ -192,7 +192,7 @@ def _inspect_torchscript(path: Path, shapes: ShapeRequest) -> ModelInfo:
     return ModelInfo(str(path), Format.TORCHSCRIPT.value, Framework.PYTORCH, inputs=inputs, outputs=outputs,
                      params=params, size_bytes=_size(path), files=[str(path)], weight_dtypes=weights,
                      ops=histogram(ops), macs=macs, problems=problems,
-                     details={"torch_version": torch.__version__, "studio": studio}, layers=layers)
+                     details={"torch_version": str(torch.__version__), "studio": studio}, layers=layers)
 
 
 def find_state_dict(obj) -> dict | None:
@@ -237,7 +237,7 @@ def _inspect_saved(path: Path, options: InspectOptions) -> ModelInfo:
         problems = [Problem("warning", "pickled-module", "opened as a pickled module because --trust-pickle was"
                             " given; save a state_dict or a .pt2 archive to share it safely")]
         return module_info(obj.eval(), options.shapes, path, "torch_module", problems,
-                           {"torch_version": torch.__version__}, fallback=(1, 3, 224, 224))
+                           {"torch_version": str(torch.__version__)}, fallback=(1, 3, 224, 224))
     sd = find_state_dict(obj)
     if sd is None:
         raise ModelLoadError("holds no state_dict (no dictionary of tensors found)", path)
@@ -260,7 +260,7 @@ def _inspect_arch(path: Path, sd: dict, options: InspectOptions) -> ModelInfo:
         module = archs.build(spec, sd)
     except ModelLoadError as exc:
         raise ModelLoadError(exc.message, exc.path or path) from None
-    details = {"arch": spec.record(), "torch_version": torch.__version__}
+    details = {"arch": spec.record(), "torch_version": str(torch.__version__)}
     return module_info(module, options.shapes, path, "torch_state_dict", [], details,
                        fallback=archs.default_input_shape(spec))
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.core.base.errors import Cancelled, JobCrashed, StudioError, unexpected
+from studio.core.base.handoff import Handoff
 from studio.core.base.progress import CancelToken, Report, ignore
 
 if TYPE_CHECKING:
@@ -109,7 +110,10 @@ def spawn(serve_idle: float | None = None) -> Worker:
     return Worker(proc, read_fd, log_path)
 
 
-def job_payload(fn, args: tuple, kwargs: dict) -> bytes:
+def job_payload(fn, args: tuple, kwargs: dict, handoff: Handoff | None = None) -> bytes:
+    """The pickled job; with a handoff, its large arrays go in files the worker maps (see handoff)."""
+    if handoff is not None:
+        return handoff.dumps((fn, args, kwargs))
     return pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -214,14 +218,15 @@ def run_job(fn, *args, report: Report = ignore, cancel: CancelToken | None = Non
     fresh process when kind is None (timings, profiles) or STUDIO_WARM_WORKERS=0."""
     from studio.core.base.pool import POOL  # the pool is built on this module's parts
 
-    payload = job_payload(fn, args, kwargs)
-    if kind is not None and warm_enabled():
-        return POOL.run(kind, payload, report=report, cancel=cancel, timeout=timeout, what=what)
-    with POOL.quiet():  # a fresh process is for timings and profiles: no warm-up disturbs them
-        worker = spawn()
-        try:
-            send(worker, payload, last=True)
-            outcome = await_outcome(worker, report=report, cancel=cancel, timeout=timeout, what=what)
-        finally:
-            _finish_fresh(worker)
+    with Handoff() as handoff:
+        payload = job_payload(fn, args, kwargs, handoff)
+        if kind is not None and warm_enabled():
+            return POOL.run(kind, payload, report=report, cancel=cancel, timeout=timeout, what=what)
+        with POOL.quiet():  # a fresh process is for timings and profiles: no warm-up disturbs them
+            worker = spawn()
+            try:
+                send(worker, payload, last=True)
+                outcome = await_outcome(worker, report=report, cancel=cancel, timeout=timeout, what=what)
+            finally:
+                _finish_fresh(worker)
     return unwrap(outcome, worker, what)

@@ -161,12 +161,12 @@ def _is_float(t: TensorInfo) -> bool:
 
 def _cast(a: np.ndarray, t: TensorInfo) -> np.ndarray:
     """Float inputs (and quantized ones, which the runner quantizes) as float32; integer inputs in their own type."""
-    return a.astype(np.float32) if _is_float(t) else a.astype(np.dtype(t.dtype))
+    return a.astype(np.float32 if _is_float(t) else np.dtype(t.dtype), copy=False)  # no copy where it is already
 
 
 def _preprocess(a: np.ndarray, pre: Preprocess, source: str) -> np.ndarray:
     """The recipe's preprocessing: layout change, scale, then mean/std per channel."""
-    x = a.astype(np.float32)
+    x = a.astype(np.float32, copy=False)  # every step below makes a new array: the data itself is never changed
     if pre.layout == Layout.NCHW and x.ndim == 4:
         x = x.transpose(0, 3, 1, 2)
     elif pre.layout == Layout.NHWC and x.ndim == 4:

@@ -254,3 +254,22 @@ def test_a_result_that_does_not_run_is_refused_by_the_gate(tmp_path):
     with pytest.raises(ConversionError, match="the result does not run: ") as err:
         _gate(request, FloatStage("ONNX -> ONNX", str(src), None, False), str(bad), Scoring(), None, False)
     assert "NoSuchOp" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_finished_result_that_does_not_run_is_one_line(tmp_path):
+    """Finishing runs the result (its outputs feed the gate, which then runs nothing again): a result its runtime
+    refuses is the same one-line refusal the gate gives."""
+    from studio.core.measure.runtimes import OnnxRunner
+    from studio.core.quantize.backend import result_outputs
+    from studio.core.tensors.samples import synthetic
+    from studio.core.tensors.shapes import ShapeRequest, resolve
+
+    bad = _unknown_op_onnx(tmp_path / "bad.onnx")
+    src = conv_flatten_onnx(tmp_path / "src.onnx")
+    x = synthetic(resolve(inspect_model(src).inputs, ShapeRequest()), 2)
+    with pytest.raises(ConversionError, match=r"^the result does not run: ") as err:
+        result_outputs(OnnxRunner, str(bad), x)
+    assert "NoSuchOp" in str(err.value) and "\n" not in str(err.value)
+    got = result_outputs(OnnxRunner, str(src), x)
+    want = OnnxRunner(str(src)).session.run(None, {"x": x.arrays[0][:1]})[0]
+    np.testing.assert_allclose(got[0][:1], want, rtol=1e-6)

@@ -151,7 +151,8 @@ def optimize(model: str | os.PathLike, recipe: Recipe, out_dir: str | os.PathLik
         result_compressed = sizes.submit(compressed_size, str(work / final_name))
         out_info = inspect_model(work / final_name, probe=False, cancel=cancel)  # _gate runs it: that is the probe
         out_info.require_runnable(ConversionError, "the result does not run")
-        fidelity = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded)
+        fidelity = _gate(request, stage, str(work / final_name), scoring, cancel, allow_degraded,
+                         outputs=second.outputs)
         doc = _report(request, stage, second, out_info, inputs, calib=calib, final_name=final_name, started=started,
                       compressed=(source_compressed.result(), result_compressed.result()))
         doc["fidelity"] = fidelity
@@ -192,17 +193,18 @@ def _inputs(recipe: Recipe, info: ModelInfo, shapes: ShapeRequest, calib: str | 
 
 
 def _gate(request: StageRequest, stage: FloatStage, result: str, scoring: Scoring, cancel: CancelToken | None,
-          allow_degraded: bool) -> dict:
+          allow_degraded: bool, outputs: list | None = None) -> dict:
     """The result's fidelity to the source per output on the verification samples; ConversionError when the
     scoring output is below the quality gate (unless the user allows a degraded result), and when the result
-    does not run at all (the only run check the result gets)."""
+    does not run at all (the only run check the result gets). `outputs`: the result's, where finishing it ran it."""
     from studio.core.measure.scores import score_outputs
 
     source = stage.convert.ref_before or run_job(reference_outputs, request.model, request.verify_x, cancel=cancel,
                                                  what="the source model", kind=backend_for_file(request.model).kind)
     try:
-        got = run_job(reference_outputs, result, request.verify_x, cancel=cancel, what="the result",
-                      kind=backend_for_file(result).kind)
+        got = outputs if outputs is not None else run_job(
+            reference_outputs, result, request.verify_x, cancel=cancel, what="the result",
+            kind=backend_for_file(result).kind)
     except Cancelled:
         raise
     except StudioError as exc:  # refused by its runtime, or crashed it: the worker's one line says which

@@ -160,4 +160,9 @@ def finish(stage: FloatStage, request: StageRequest, out: str, *, report: Report
     backend = BACKENDS[request.recipe.target]
     job = stage.finish_request(request.recipe, request.verify_x, request.calib_x, out,
                                source_framework=request.info.framework)
-    return run_job(backend.finish, job, report=report, cancel=cancel, what=backend.runtime, kind=backend.kind)
+    try:
+        return run_job(backend.finish, job, report=report, cancel=cancel, what=backend.runtime, kind=backend.kind)
+    except StudioError as exc:
+        if exc.path is not None:
+            raise
+        raise type(exc)(exc.message, request.model) from None  # the one line names the model being optimized

@@ -38,6 +38,21 @@ class FinishResult:
     conversion_check: dict[str, Any] | None = None
     pruning_effect: dict[str, Any] | None = None
     quantization_effect: dict[str, Any] | None = None
+    outputs: list[np.ndarray] | None = None  # the finished file's outputs on verify_x: the run that shows it runs
+
+
+def result_outputs(open_runner, path: str, x: Samples) -> list[np.ndarray]:
+    """The finished model's outputs on the verification samples; ConversionError "the result does not run: ..."
+    when its runtime refuses or fails it."""
+    from studio.core.base.errors import ConversionError, StudioError, short
+    from studio.core.measure.runtimes import predict
+
+    try:
+        return predict(open_runner(path), x)
+    except StudioError as exc:
+        raise ConversionError(f"the result does not run: {exc.message}") from None
+    except Exception as exc:  # noqa: BLE001 - runtimes raise private types while running
+        raise ConversionError(f"the result does not run: {short(exc)}") from None
 
 
 class TargetBackend(Protocol):

@@ -16,7 +16,7 @@ from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.convert.onnx_graph import constants_to_initializers
 from studio.core.prune.weights import PruneStats, prune_arrays
-from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.quantize.backend import FinishRequest, FinishResult, result_outputs
 from studio.core.tensors.samples import Samples
 
 QUANT_MIN_OPSET = 13  # per-channel QuantizeLinear needs opset 13
@@ -193,15 +193,17 @@ def finish_onnx(request: FinishRequest, report: Report = ignore) -> FinishResult
         check = {"passed": True, "note": "pruned weights: compared in pruning_effect"}
     else:
         check = check_float(ref, got, r.check_what, r.float_path)
+    outputs = got  # a float result is the checked file itself
     if q.mode == QuantMode.NONE:
         shutil.copy(normalized, r.out)
     else:
         report(0.5, f"quantizing ({q.mode}) with onnxruntime")
         steps.append(_quantize_step(normalized, r.out, q, r.calib_x, notes))
-        quantization_effect = compare(got, predict(OnnxRunner(r.out), r.verify_x))
+        outputs = result_outputs(OnnxRunner, r.out, r.verify_x)
+        quantization_effect = compare(got, outputs)
     report(1.0, "done")
     return FinishResult(float_path=normalized, steps=steps, notes=notes, conversion_check=check,
-                        pruning_effect=pruning_effect, quantization_effect=quantization_effect)
+                        pruning_effect=pruning_effect, quantization_effect=quantization_effect, outputs=outputs)
 
 
 def _quantize_step(normalized: str, out: str, q, calib_x: Samples, notes: list[str]) -> dict[str, Any]:

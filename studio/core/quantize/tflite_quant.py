@@ -14,7 +14,7 @@ import numpy as np
 from studio.core.base.errors import ConversionError, short
 from studio.core.base.progress import Report, ignore
 from studio.core.prune.weights import PruneStats, prune_arrays
-from studio.core.quantize.backend import FinishRequest, FinishResult
+from studio.core.quantize.backend import FinishRequest, FinishResult, result_outputs
 from studio.core.tensors.samples import Samples
 
 WEIGHT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1, "TRANSPOSE_CONV": 1, "BATCH_MATMUL": 1}
@@ -170,11 +170,13 @@ def finish_tflite(request: FinishRequest, report: Report = ignore) -> FinishResu
     if q.mode == QuantMode.FP16:
         report(0.8, "checking fp16 against the float model")
         notes += _checked_fp16(checked, got, r)
+    outputs = got  # a float result is the checked file itself
     if q.mode != QuantMode.NONE:
-        quantization_effect = compare(got, predict(TfliteRunner(r.out), r.verify_x))
+        outputs = result_outputs(TfliteRunner, r.out, r.verify_x)
+        quantization_effect = compare(got, outputs)
     report(1.0, "done")
     return FinishResult(float_path=checked, steps=steps, notes=notes, conversion_check=check,
-                        pruning_effect=pruning_effect, quantization_effect=quantization_effect)
+                        pruning_effect=pruning_effect, quantization_effect=quantization_effect, outputs=outputs)
 
 
 def _checked_fp16(float_path: str, float_outputs: list[np.ndarray], r: FinishRequest) -> list[str]:

@@ -9,10 +9,6 @@ import sys
 import time
 from dataclasses import fields
 
-from studio.core.monitor.records import CheckResult
-
-KEYS = tuple(f.name for f in fields(CheckResult))  # the columns of `studio history --csv`
-
 
 def _targets(p) -> None:
     g = p.add_mutually_exclusive_group(required=True)
@@ -108,13 +104,14 @@ def run_monitor(args) -> int:
 
 def run_history(args) -> int:
     from studio.core.monitor.history import History
+    from studio.core.monitor.records import CheckResult
 
     with History() as history:
         rows = [r.to_json() for r in history.rows(args.device)]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=KEYS)
+        writer = csv.DictWriter(sys.stdout, fieldnames=[f.name for f in fields(CheckResult)])
         writer.writeheader()
         for row in rows:
             writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()})

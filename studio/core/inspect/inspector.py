@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from studio.core.base.errors import JobCrashed, ModelLoadError
 from studio.core.base.jobs import run_job
 from studio.core.base.progress import CancelToken, Report, ignore
+from studio.core.inspect import cache
 from studio.core.inspect.arch_spec import ArchSpec
 from studio.core.inspect.formats import INSPECTORS, Format, InspectOptions, detect
 from studio.core.inspect.modelinfo import ModelInfo, Problem
@@ -30,11 +31,16 @@ def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trus
     With isolate=True (the default) the parsing and the runtime check each run in a worker process, so a file
     that crashes a framework's C++ code is reported as a problem instead of killing the caller. `shapes` (or the
     one `input_shape`) gives a PyTorch module the shapes and dtypes of its inputs. probe=False skips the runtime
-    check: for a file the caller runs anyway (optimize runs its result to score it)."""
+    check: for a file the caller runs anyway (optimize runs its result to score it). A full inspection of an ONNX or
+    TFLite file is kept (see cache) and read back while the file and the code are unchanged."""
     path = os.fspath(path)
     fmt = detect(path)
     inspector, options = INSPECTORS[fmt], InspectOptions(arch, trust_pickle,
                                                               shapes or ShapeRequest.of(input_shape))
+    kept = cache.lookup(path, fmt, options) if isolate and probe else None
+    if kept is not None:
+        report(1.0, "inspected (unchanged since the last time)")
+        return kept
 
     def call(fn, *args, what, rep=ignore):
         if not isolate:
@@ -61,5 +67,7 @@ def inspect_model(path: str | os.PathLike, *, arch: ArchSpec | None = None, trus
             except ModelLoadError as exc:  # the runtime crashed or hung on this file
                 info.problems.append(Problem("error", "runtime-crashed", exc.message))
     inspector.settle(info)
+    if isolate and probe:
+        cache.store(path, fmt, options, info)
     report(1.0, "inspected")
     return info
